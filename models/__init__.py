@@ -1,0 +1,12 @@
+"""PyTorch models: sparse-MoE gates, permutation local search, MoE layers, compute accounting.
+
+This package imports nothing else of gatesearch.
+"""
+
+from models.experts import ExpertBank
+from models.gates import *  # noqa: F401,F403 - registers the built-in gates
+from models.gates import __all__ as _gates_all
+from models.moe import MoELayer, MoEOutput
+from models.network import MoENetwork, MoENetworkConfig, NetworkOutput
+
+__all__ = ["ExpertBank", "MoELayer", "MoEOutput", "MoENetwork", "MoENetworkConfig", "NetworkOutput", *_gates_all]

@@ -1,0 +1,135 @@
+"""The gate contract: what every router returns, and the registry of gates.
+
+A gate maps input features ``x`` of shape ``(B, d)`` to a :class:`Routing`, whose
+``weights`` are a ``(B, n)`` matrix on the probability simplex (every row sums to
+one, entries >= 0). An exact zero means "expert not dispatched": the MoE layer runs
+expert ``i`` only on the rows where ``weights[:, i] > 0``.
+
+Extension: subclass :class:`Gate`, give it a frozen config dataclass, and register
+both with :func:`register_gate`. The registry rejects duplicate names.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import torch
+from torch import Tensor, nn
+
+#: Threshold below which a combine weight counts as "sparse" (COMET's avg_sparsity).
+SPARSITY_EPS = 1e-5
+
+
+@dataclass(frozen=True)
+class RouteContext:
+    """Inputs of a routing call that are not features.
+
+    Attributes:
+        step: global optimisation step (schedules read it; gates never count steps).
+        token_ids: ``(B,)`` int64 ids of the hashed feature (user/token id); only
+            the hash gate needs them.
+    """
+
+    step: int = 0
+    token_ids: Tensor | None = None
+
+
+@dataclass(frozen=True)
+class Routing:
+    """A gate's decision for one batch.
+
+    Attributes:
+        weights: ``(B, n)`` combine weights on the simplex; 0 = not dispatched.
+        aux_losses: named scalar regularisers already multiplied by their weight;
+            the trainer adds their sum to the task loss.
+        gate_macs: multiply-accumulates the gate itself spent per sample.
+    """
+
+    weights: Tensor
+    aux_losses: Mapping[str, Tensor] = field(default_factory=dict)
+    gate_macs: float = 0.0
+
+    @property
+    def mask(self) -> Tensor:
+        """``(B, n)`` bool: which experts run for which row."""
+        return self.weights > 0
+
+    @property
+    def indices(self) -> Tensor:
+        """``(B, k_max)`` int64 selected experts per row, by decreasing weight.
+
+        ``k_max`` is the largest number of dispatched experts in the batch; rows with
+        fewer selections are padded with ``-1``.
+        """
+        k_max = int(self.mask.sum(dim=1).max().item()) if self.weights.numel() else 0
+        if k_max == 0:
+            return torch.empty(self.weights.shape[0], 0, dtype=torch.long, device=self.weights.device)
+        vals, idx = self.weights.topk(k_max, dim=1)
+        return torch.where(vals > 0, idx, torch.full_like(idx, -1))
+
+    def aux_loss(self) -> Tensor:
+        """Sum of the auxiliary losses (a 0-dim tensor, 0 when there are none)."""
+        if not self.aux_losses:
+            return self.weights.new_zeros(())
+        return torch.stack([v.reshape(()) for v in self.aux_losses.values()]).sum()
+
+    def stats(self) -> dict[str, float]:
+        """Sparsity statistics of this batch (floats, for logging)."""
+        w = self.weights.detach()
+        return {
+            "active_experts": float(self.mask.sum(dim=1).float().mean().item()),
+            "weight_sparsity": float((w < SPARSITY_EPS).float().mean().item()),
+        }
+
+
+class Gate(nn.Module, ABC):
+    """A router from features to a :class:`Routing`. ``forward`` must be pure."""
+
+    n_experts: int
+
+    @abstractmethod
+    def forward(self, x: Tensor, ctx: RouteContext) -> Routing:  # pragma: no cover - contract
+        """Route ``x`` of shape ``(B, d)``."""
+
+    @abstractmethod
+    def macs_per_sample(self) -> float:  # pragma: no cover - contract
+        """Analytic matmul MACs of one routing call per sample, in the current mode."""
+
+
+GateFactory = Callable[..., Gate]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    config_type: type
+    gate_type: type
+
+
+GATES: dict[str, _Entry] = {}
+
+
+def register_gate(name: str, config_type: type) -> Callable[[type], type]:
+    """Class decorator registering ``gate_type`` under ``name`` with its config type."""
+
+    def deco(gate_type: type) -> type:
+        if name in GATES:
+            raise ValueError(f"gate {name!r} is already registered by {GATES[name].gate_type.__name__}")
+        GATES[name] = _Entry(config_type=config_type, gate_type=gate_type)
+        return gate_type
+
+    return deco
+
+
+def gate_names() -> list[str]:
+    """Registered gate names, sorted."""
+    return sorted(GATES)
+
+
+def build_gate(config, *, d_in: int, n_experts: int, num_ids: int | None = None) -> Gate:
+    """Instantiate the gate registered for ``config``'s type."""
+    for name, entry in GATES.items():
+        if type(config) is entry.config_type:
+            return entry.gate_type(config, d_in=d_in, n_experts=n_experts, num_ids=num_ids)
+    raise TypeError(f"no gate registered for config type {type(config).__name__}; known: {gate_names()}")

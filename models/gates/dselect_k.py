@@ -1,0 +1,119 @@
+"""DSelect-k (Hazimeh et al., NeurIPS 2021): differentiable k-sparse selection.
+
+With m = ceil(log2 n) and binary codes b(i) (MSB first), one selector z ∈ R^m gives
+    r(z)_i = Π_j [ S(z_j) if b(i)_j = 1 else 1 - S(z_j) ]                (Eq. 5)
+and k selectors mixed by α give  g(x) = Σ_s softmax(α)_s r(z^(s))        (Eq. 6)
+so ||g||_0 <= k once every S(z_j) is exactly 0 or 1.
+
+Regularisers: λ Σ_s mean_batch H(r(z^(s))) (entropy, pushes S to {0, 1}); when n is
+not a power of two, ζ Σ_s mean_batch 1 / Σ_{i<n} r(z^(s))_i keeps the mass on the
+codes 0..n-1 (the paper's extra term; we clamp the mass at 0.01 so a selector that
+saturated elsewhere costs at most 100ζ instead of overflowing).
+
+Deviation, documented: in the official code mass on codes >= n is simply lost, so g
+leaves the simplex and a selector saturated on such a code routes nowhere (zero
+gradient, stuck). We fold code c >= n onto expert c - n (2^m < 2n, so that is a
+valid expert): g stays exactly on the simplex and a hard selector always picks one
+expert; the ζ term still prefers the primary codes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from models.gates.base import Gate, RouteContext, Routing, register_gate
+from models.gates.smooth_step import smooth_step
+
+
+@dataclass(frozen=True)
+class DSelectKGateConfig:
+    """DSelect-k settings.
+
+    Attributes:
+        k: number of selectors (max nonzeros).
+        gamma: smooth-step width γ.
+        entropy_weight: λ of the entropy regulariser (batch mean).
+        zeta: weight of the reachable-mass term (used only when n is not a power of 2).
+        per_example: selectors computed from x (True) or free task-level parameters (False).
+    """
+
+    k: int = 2
+    gamma: float = 1.0
+    entropy_weight: float = 0.1
+    zeta: float = 1.0
+    per_example: bool = True
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"dselect_k: k must be >= 1, got {self.k}")
+        if self.gamma <= 0:
+            raise ValueError(f"dselect_k: gamma must be > 0, got {self.gamma}")
+        if self.entropy_weight < 0 or self.zeta < 0:
+            raise ValueError("dselect_k: entropy_weight and zeta must be >= 0")
+
+
+def binary_codes(n: int, m: int) -> Tensor:
+    """``(n, m)`` float tensor: row i is the m-bit binary code of i, MSB first."""
+    return torch.tensor([[int(c) for c in format(i, f"0{m}b")] for i in range(n)], dtype=torch.float32)
+
+
+def entropy(p: Tensor, dim: int = -1) -> Tensor:
+    """H(p) = -Σ p log(p + 1e-6) along ``dim`` (the official codes' ε)."""
+    return -(p * torch.log(p + 1e-6)).sum(dim=dim)
+
+
+@register_gate("dselect_k", DSelectKGateConfig)
+class DSelectKGate(Gate):
+    def __init__(self, config: DSelectKGateConfig, *, d_in: int, n_experts: int, num_ids: int | None = None):
+        super().__init__()
+        if n_experts < 2:
+            raise ValueError("dselect_k needs n_experts >= 2")
+        self.config, self.n_experts, self.d_in, self.k = config, n_experts, d_in, config.k
+        self.m = max(1, math.ceil(math.log2(n_experts)))
+        self.register_buffer("codes", binary_codes(2**self.m, self.m))  # (2^m, m)
+        g, k, m = config.gamma, config.k, self.m
+        if config.per_example:
+            self.z_proj = nn.Linear(d_in, k * m)
+            self.alpha_proj = nn.Linear(d_in, k)
+            # Init (DSelect-k code): z-weights U(-γ/100, γ/100) keep S in its smooth region;
+            # α weights U(-0.05, 0.05) (Keras RandomUniform default); biases 0.
+            nn.init.uniform_(self.z_proj.weight, -g / 100, g / 100)
+            nn.init.zeros_(self.z_proj.bias)
+            nn.init.uniform_(self.alpha_proj.weight, -0.05, 0.05)
+            nn.init.zeros_(self.alpha_proj.bias)
+        else:
+            self.z = nn.Parameter(torch.empty(k, m).uniform_(-g / 100, g / 100))
+            self.alpha = nn.Parameter(torch.empty(k).uniform_(-0.05, 0.05))
+
+    def forward(self, x: Tensor, ctx: RouteContext) -> Routing:
+        B, k, m = x.shape[0], self.k, self.m
+        if self.config.per_example:
+            z = self.z_proj(x).view(B, k, m)
+            alpha = self.alpha_proj(x)  # (B, k)
+        else:
+            z = self.z.expand(B, k, m)
+            alpha = self.alpha.expand(B, k)
+        n = self.n_experts
+        s = smooth_step(z, self.config.gamma)[:, :, None, :]  # (B, k, 1, m)
+        codes = self.codes[None, None]  # (1, 1, 2^m, m)
+        r_codes = (codes * s + (1 - codes) * (1 - s)).prod(dim=-1)  # (B, k, 2^m), Eq. 5; sums to 1
+        r = r_codes[..., :n]
+        extra = r_codes.shape[-1] - n
+        if extra:  # fold codes n..2^m-1 onto experts 0..2^m-n-1
+            r = torch.cat([r[..., :extra] + r_codes[..., n:], r[..., extra:]], dim=-1)
+        mass = r_codes[..., :n].sum(dim=-1)  # (B, k): mass on primary codes
+        weights = (alpha.softmax(dim=-1)[:, :, None] * r).sum(dim=1)  # (B, n), Eq. 6
+        aux = {}
+        if self.config.entropy_weight > 0:
+            aux["entropy"] = self.config.entropy_weight * entropy(r_codes).sum(dim=1).mean()
+        if self.n_experts & (self.n_experts - 1) and self.config.zeta > 0:
+            aux["reachable"] = self.config.zeta * (1.0 / mass.clamp_min(1e-2)).sum(dim=1).mean()
+        return Routing(weights=weights, aux_losses=aux, gate_macs=self.macs_per_sample())
+
+    def macs_per_sample(self) -> float:
+        # Dense maps d -> k·m and d -> k; the selector products are element-wise.
+        return float(self.d_in * self.k * (self.m + 1)) if self.config.per_example else 0.0

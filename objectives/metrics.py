@@ -1,0 +1,31 @@
+"""Metric names and optimisation directions: the only place they are defined."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named quantity a trial reports, with the direction that is better."""
+
+    name: str
+    mode: str  # "max" or "min"
+    description: str
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("max", "min"):
+            raise ValueError(f"metric {self.name}: mode must be 'max' or 'min', got {self.mode!r}")
+
+
+ACCURACY = Metric("accuracy", "max", "validation accuracy (mean over tasks)")
+MACS = Metric("macs_per_sample", "min", "mean multiply-accumulates per sample at inference, as dispatched")
+TEST_ACCURACY = Metric("test_accuracy", "max", "held-out test accuracy (mean over tasks); never used for selection")
+VAL_LOSS = Metric("val_loss", "min", "validation cross-entropy")
+TRAIN_LOSS = Metric("train_loss", "min", "mean training loss of the epoch (task + auxiliary)")
+ACTIVE_EXPERTS = Metric("active_experts", "min", "mean experts run per sample at inference")
+WEIGHT_SPARSITY = Metric("weight_sparsity", "max", "fraction of gate weights < 1e-5 at inference")
+EPOCH = Metric("epoch", "max", "epochs completed (1-based)")
+
+METRICS: dict[str, Metric] = {m.name: m for m in (ACCURACY, MACS, TEST_ACCURACY, VAL_LOSS, TRAIN_LOSS,
+                                                  ACTIVE_EXPERTS, WEIGHT_SPARSITY, EPOCH)}

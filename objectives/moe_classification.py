@@ -1,0 +1,136 @@
+"""Sparse-MoE classification objectives: gate type and hyper-parameters -> accuracy vs MACs.
+
+Flat configuration keys (all optional, defaults below) map onto
+:class:`models.MoENetworkConfig`, the gate configs and :class:`TrainConfig`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping
+
+import torch
+
+from models import (CometGateConfig, DSelectKGateConfig, HashGateConfig, LocalSearchConfig, MoENetwork,
+                    MoENetworkConfig, SoftmaxGateConfig, TopKGateConfig, gate_names, tree_depth)
+from models.gates.hash import HASH_KINDS
+from objectives.base import Objective, Report, register_objective
+from objectives.data import Dataset, load_digits
+from objectives.metrics import ACCURACY, MACS
+from objectives.schema import ParamRule, ParamSchema
+from objectives.trainer import TrainConfig, train
+
+R = ParamRule
+MOE_SCHEMA = ParamSchema(
+    rules={
+        "gate": R("str", "gate type", choices=tuple(gate_names())),
+        "n_experts": R("int", "number of shared experts", low=2, high=256),
+        "k": R("int", "experts per sample (trees for comet, selectors for dselect_k; hash forces 1)", low=1, high=256),
+        "gamma": R("float", "smooth-step width (dselect_k, comet)", low=1e-6, high=1e3),
+        "entropy_weight": R("float", "entropy regulariser λ (dselect_k, comet)", low=0.0, high=1e3),
+        "zeta": R("float", "reachable-mass weight, n not a power of 2 (dselect_k)", low=0.0, high=1e3),
+        "per_example": R("bool", "dselect_k: per-example (True) or static task-level selectors"),
+        "node_bias": R("bool", "comet: hyperplanes have a bias"),
+        "noisy": R("bool", "topk: learned Gaussian noise (Shazeer et al.)"),
+        "w_importance": R("float", "topk: importance loss weight", low=0.0, high=100.0),
+        "w_load": R("float", "topk: load loss weight (needs noisy)", low=0.0, high=100.0),
+        "hash_kind": R("str", "hash: table kind", choices=HASH_KINDS),
+        "local_search": R("bool", "attach permutation local search (COMET+) to the gate"),
+        "ls_budget_epochs": R("float", "local search: epochs before the permutation is hardened", low=1e-3, high=1e4),
+        "ls_tau_start": R("float", "local search: initial Sinkhorn temperature", low=1e-12, high=1e3),
+        "ls_tau_end": R("float", "local search: final Sinkhorn temperature", low=1e-12, high=1e3),
+        "ls_zeta": R("float", "local search: permutation entropy weight", low=0.0, high=1e3),
+        "expert_hidden": R("int", "expert hidden width", low=1, high=65536),
+        "expert_out": R("int", "expert output width", low=1, high=65536),
+        "tower_hidden": R("int", "task tower hidden width (0 = linear)", low=0, high=65536),
+        "dropout": R("float", "expert dropout", low=0.0, high=0.95),
+        "lr": R("float", "Adam learning rate", low=1e-7, high=10.0),
+        "batch_size": R("int", "training batch size", low=1, high=1 << 20),
+        "epochs": R("int", "training epochs", low=1, high=100000),
+        "weight_decay": R("float", "Adam weight decay", low=0.0, high=10.0),
+        "seed": R("int", "seed of init, shuffling and noise", low=0, high=2**31 - 1),
+        "data_seed": R("int", "seed of the train/val/test split (same for every trial)", low=0, high=2**31 - 1),
+    },
+    le_constraints=(("k", "n_experts"),),
+)
+
+MOE_DEFAULTS: dict[str, Any] = {
+    "gate": "topk", "n_experts": 8, "k": 2, "gamma": 1.0, "entropy_weight": 0.1, "zeta": 1.0,
+    "per_example": True, "node_bias": True, "noisy": True, "w_importance": 0.0, "w_load": 0.0,
+    "hash_kind": "random", "local_search": False, "ls_budget_epochs": 1.0, "ls_tau_start": 1e-3,
+    "ls_tau_end": 1e-7, "ls_zeta": 1e-4, "expert_hidden": 64, "expert_out": 32, "tower_hidden": 0,
+    "dropout": 0.0, "lr": 5e-3, "batch_size": 64, "epochs": 10, "weight_decay": 0.0, "seed": 0, "data_seed": 0,
+}
+
+
+def gate_config(config: Mapping[str, Any]):
+    """The gate config object for a resolved flat configuration."""
+    gate = config["gate"]
+    if gate == "softmax":
+        return SoftmaxGateConfig()
+    if gate == "topk":
+        return TopKGateConfig(k=config["k"], noisy=config["noisy"], w_importance=config["w_importance"],
+                              w_load=config["w_load"] if config["noisy"] else 0.0)
+    if gate == "hash":
+        return HashGateConfig(kind=config["hash_kind"], seed=config["seed"])
+    if gate == "dselect_k":
+        return DSelectKGateConfig(k=config["k"], gamma=config["gamma"], entropy_weight=config["entropy_weight"],
+                                  zeta=config["zeta"], per_example=config["per_example"])
+    if gate == "comet":
+        return CometGateConfig(k=config["k"], gamma=config["gamma"], entropy_weight=config["entropy_weight"],
+                               node_bias=config["node_bias"])
+    raise ValueError(f"gate: no flat-config mapping for {gate!r}")
+
+
+class MoEClassification(Objective):
+    """Train a multi-gate MoE classifier on a data set; maximise accuracy, minimise MACs."""
+
+    objectives = (ACCURACY, MACS)
+    schema = MOE_SCHEMA
+    defaults = MOE_DEFAULTS
+
+    def __init__(self, name: str, load: Callable[[int], Dataset]):
+        self.name, self._load = name, load
+        self._cache: dict[int, Dataset] = {}
+
+    def check(self, config: Mapping[str, Any]) -> None:
+        if config["ls_tau_end"] > config["ls_tau_start"]:
+            raise ValueError(f"ls_tau_end: {config['ls_tau_end']} must be <= ls_tau_start={config['ls_tau_start']}")
+
+    def derived(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        gate = config["gate"]
+        k_eff = {"softmax": config["n_experts"], "hash": 1}.get(gate, config["k"])
+        out: dict[str, Any] = {"k_effective": k_eff}
+        if gate == "comet":
+            out["tree_depth"] = tree_depth(config["n_experts"])
+        return out
+
+    def data(self, seed: int) -> Dataset:
+        if seed not in self._cache:
+            self._cache[seed] = self._load(seed)
+        return self._cache[seed]
+
+    def build(self, config: Mapping[str, Any], data: Dataset) -> tuple[MoENetwork, TrainConfig]:
+        """The network and training settings for a resolved configuration."""
+        tc = TrainConfig(epochs=config["epochs"], lr=config["lr"], batch_size=config["batch_size"],
+                         weight_decay=config["weight_decay"], seed=config["seed"])
+        ls = None
+        if config["local_search"]:
+            steps = max(1, math.ceil(config["ls_budget_epochs"] * tc.steps_per_epoch(len(data.train))))
+            ls = LocalSearchConfig(budget_steps=steps, tau_start=config["ls_tau_start"],
+                                   tau_end=config["ls_tau_end"], zeta=config["ls_zeta"])
+        net_cfg = MoENetworkConfig(gate=gate_config(config), n_experts=config["n_experts"],
+                                   expert_hidden=config["expert_hidden"], expert_out=config["expert_out"],
+                                   dropout=config["dropout"], tower_hidden=config["tower_hidden"], local_search=ls)
+        torch.manual_seed(config["seed"])
+        net = MoENetwork(net_cfg, d_in=data.d_in, n_outputs=data.n_classes, num_ids=data.num_ids)
+        return net, tc
+
+    def run(self, config: Mapping[str, Any], *, report: Report | None = None, device: str = "cpu") -> dict[str, float]:
+        full = self.resolve(config)
+        data = self.data(full["data_seed"])
+        net, tc = self.build(full, data)
+        return train(net, data, tc, report=report, device=device)
+
+
+register_objective(MoEClassification("moe_digits", lambda seed: load_digits(seed=seed)))

@@ -1,0 +1,64 @@
+"""What configuration keys an objective accepts: types, allowed values, bounds and
+cross-field constraints. Search spaces are checked against it before any trial runs."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class ParamRule:
+    """One accepted configuration key.
+
+    Attributes:
+        kind: ``int``, ``float``, ``bool`` or ``str``.
+        choices: allowed values for ``str`` keys (None = any).
+        low, high: inclusive numeric bounds (None = unbounded).
+        doc: one line shown in errors and ``gatesearch space validate``.
+    """
+
+    kind: str
+    doc: str
+    choices: tuple[Any, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+
+    def check(self, name: str, value: Any) -> None:
+        """Raise ``ValueError`` naming ``name`` if ``value`` is not acceptable."""
+        py = {"int": int, "float": (int, float), "bool": bool, "str": str}[self.kind]
+        if isinstance(value, bool) and self.kind in ("int", "float"):
+            raise ValueError(f"{name}: expected {self.kind}, got bool {value!r}")
+        if not isinstance(value, py):
+            raise ValueError(f"{name}: expected {self.kind}, got {type(value).__name__} {value!r}")
+        if self.choices is not None and value not in self.choices:
+            hint = difflib.get_close_matches(str(value), [str(c) for c in self.choices], n=1)
+            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ValueError(f"{name}: unknown value {value!r}{extra}; allowed: {list(self.choices)}")
+        if self.low is not None and value < self.low:
+            raise ValueError(f"{name}: {value!r} is below the minimum {self.low}")
+        if self.high is not None and value > self.high:
+            raise ValueError(f"{name}: {value!r} is above the maximum {self.high}")
+
+
+@dataclass(frozen=True)
+class ParamSchema:
+    """All keys of an objective plus ``a <= b`` constraints between numeric keys."""
+
+    rules: Mapping[str, ParamRule]
+    le_constraints: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    def suggest(self, name: str) -> str:
+        hint = difflib.get_close_matches(name, list(self.rules), n=1)
+        return f" (did you mean {hint[0]!r}?)" if hint else ""
+
+    def validate(self, config: Mapping[str, Any]) -> None:
+        """Check a complete configuration; raise ``ValueError`` naming the first bad key."""
+        for name, value in config.items():
+            if name not in self.rules:
+                raise ValueError(f"{name}: unknown parameter{self.suggest(name)}; known: {sorted(self.rules)}")
+            self.rules[name].check(name, value)
+        for a, b in self.le_constraints:
+            if a in config and b in config and config[a] > config[b]:
+                raise ValueError(f"{a}: {a}={config[a]} must be <= {b}={config[b]}")

@@ -1,0 +1,104 @@
+"""The ``gatesearch`` command line (typer)."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from spaces import SpaceError, load_space_file
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Multi-objective search over sparse-MoE gates and early-exit networks (accuracy vs compute).")
+space_app = typer.Typer(no_args_is_help=True, help="Inspect search-space files.")
+app.add_typer(space_app, name="space")
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    space_file: Path = typer.Argument(..., help="YAML search-space file, e.g. spaces/examples/digits_moe.yaml"),
+    num_samples: Optional[int] = typer.Option(None, "--num-samples", "-n", help="number of trials"),
+    max_concurrent: Optional[int] = typer.Option(None, help="trials running at once"),
+    searcher: Optional[str] = typer.Option(None, help="tpe | nsga2 | random | gp"),
+    seed: Optional[int] = typer.Option(None, help="searcher seed"),
+    output_dir: Path = typer.Option(Path("gatesearch-runs"), help="where the MLflow db and Ray results go"),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: sqlite in output-dir)"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (default: a private local instance)"),
+) -> None:
+    """Run a search and print the Pareto front."""
+    from search.console import front_table
+    from search.runner import run_search
+
+    try:
+        sf = load_space_file(space_file)
+        result = run_search(sf, overrides={"num_samples": num_samples, "max_concurrent": max_concurrent,
+                                           "searcher": searcher, "seed": seed},
+                            output_dir=output_dir, tracking_uri=tracking_uri, address=address)
+    except (SpaceError, ValueError) as e:
+        _fail(str(e))
+        return
+    finally:
+        from search.tuner import shutdown_ray
+
+        shutdown_ray()
+    console.print(front_table(result.front, result.objectives,
+                              title=f"Pareto front of {result.experiment} "
+                                    f"({len(result.trials)} finished trials, {result.failed} failed)"))
+    console.print(f"hypervolume {result.hypervolume:,.2f} (reference point {list(result.reference_point)}), "
+                  f"search took {result.wall_seconds:.0f} s")
+    console.print("Inspect it in MLflow:\n  "
+                  f"mlflow ui --backend-store-uri {result.tracking_uri}", soft_wrap=True, highlight=False)
+
+
+@space_app.command("validate")
+def space_validate(space_file: Path) -> None:
+    """Check a space file against its objective; print its parameters."""
+    from search.validate import validate_space_file
+
+    try:
+        sf = load_space_file(space_file)
+        objective, settings = validate_space_file(sf)
+    except SpaceError as e:
+        _fail(str(e))
+        return
+    console.print(f"[green]ok[/] {sf.path}: objective {objective.name}, {len(sf.space.params)} parameters, "
+                  f"searcher {settings.searcher}, {settings.num_samples} trials")
+    for name, p in sf.space.params.items():
+        console.print(f"  {name}: {p}", highlight=False)
+
+
+@space_app.command("sample")
+def space_sample(space_file: Path, n: int = typer.Option(3, "-n", help="how many"),
+                 seed: int = typer.Option(0, help="sampling seed")) -> None:
+    """Print n random configurations (JSON lines) drawn from the space."""
+    from search.validate import validate_space_file
+
+    try:
+        sf = load_space_file(space_file)
+        validate_space_file(sf)
+    except SpaceError as e:
+        _fail(str(e))
+        return
+    rng = random.Random(seed)
+    for _ in range(n):
+        console.print_json(json.dumps({**sf.fixed, **sf.space.sample(rng)}))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Pareto ranks and hypervolume of trial results (moocore), with NaN handling.
+
+A row with a NaN or infinite objective is treated as dominated by everything
+(botorch's rule) and gets the worst rank.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import moocore
+import numpy as np
+
+
+def _maximise(modes: Sequence[str]) -> list[bool]:
+    bad = [m for m in modes if m not in ("max", "min")]
+    if bad:
+        raise ValueError(f"modes must be 'max' or 'min', got {bad}")
+    return [m == "max" for m in modes]
+
+
+def pareto_ranks(values: np.ndarray, modes: Sequence[str]) -> np.ndarray:
+    """Non-dominated sorting: 0 for the Pareto front, 1 for the next layer, ...
+
+    Args:
+        values: ``(N, M)`` objective values, one row per trial.
+        modes: ``M`` directions, ``"max"`` or ``"min"``.
+    Returns:
+        ``(N,)`` int ranks; non-finite rows get ``max_rank + 1``.
+    """
+    values = np.asarray(values, dtype=float).reshape(len(values), len(modes))
+    ranks = np.zeros(len(values), dtype=int)
+    finite = np.isfinite(values).all(axis=1)
+    if finite.any():
+        ranks[finite] = moocore.pareto_rank(values[finite], maximise=_maximise(modes))
+    ranks[~finite] = (ranks[finite].max() + 1) if finite.any() else 0
+    return ranks
+
+
+def front_mask(values: np.ndarray, modes: Sequence[str]) -> np.ndarray:
+    """``(N,)`` bool: rows on the Pareto front (rank 0, finite)."""
+    values = np.asarray(values, dtype=float).reshape(len(values), len(modes))
+    return (pareto_ranks(values, modes) == 0) & np.isfinite(values).all(axis=1)
+
+
+def reference_point(values: np.ndarray, modes: Sequence[str]) -> np.ndarray:
+    """Default hypervolume reference: 0 for maximised objectives (accuracy-like, >= 0),
+    and 1.1 × the worst finite value for minimised ones (costs, >= 0)."""
+    values = np.asarray(values, dtype=float).reshape(len(values), len(modes))
+    ref = []
+    for j, m in enumerate(modes):
+        col = values[np.isfinite(values[:, j]), j]
+        ref.append(0.0 if m == "max" else (1.1 * col.max() if col.size else 1.0))
+    return np.array(ref)
+
+
+def hypervolume(values: np.ndarray, modes: Sequence[str], ref: Sequence[float]) -> float:
+    """Hypervolume dominated by the finite rows w.r.t. ``ref`` (moocore)."""
+    values = np.asarray(values, dtype=float).reshape(len(values), len(modes))
+    values = values[np.isfinite(values).all(axis=1)]
+    if not len(values):
+        return 0.0
+    return float(moocore.hypervolume(values, ref=np.asarray(ref, dtype=float), maximise=_maximise(modes)))

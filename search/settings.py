@@ -1,0 +1,63 @@
+"""Search settings: the ``search:`` section of a space file, overridable from the CLI."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, fields, replace
+from typing import Any, Mapping
+
+SEARCHERS = ("tpe", "nsga2", "random", "gp")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How to run a search.
+
+    Attributes:
+        searcher: Optuna sampler behind Ray Tune's OptunaSearch (multi-objective).
+        num_samples: number of trials.
+        max_concurrent: trials running at once.
+        seed: seeds the sampler (proposals are reproducible for a given seed).
+        cpus_per_trial: Ray CPUs (and torch threads) per trial.
+        gpus_per_trial: Ray GPUs per trial (fractions allowed); models use CUDA when > 0.
+    """
+
+    searcher: str = "tpe"
+    num_samples: int = 12
+    max_concurrent: int = 2
+    seed: int = 0
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.searcher not in SEARCHERS:
+            hint = difflib.get_close_matches(self.searcher, SEARCHERS, n=1)
+            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ValueError(f"searcher: unknown {self.searcher!r}{extra}; choose one of {list(SEARCHERS)}")
+        if self.num_samples < 1:
+            raise ValueError(f"num_samples: must be >= 1, got {self.num_samples}")
+        if self.max_concurrent < 1:
+            raise ValueError(f"max_concurrent: must be >= 1, got {self.max_concurrent}")
+        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
+            raise ValueError("cpus_per_trial must be > 0 and gpus_per_trial >= 0")
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> "SearchSettings":
+        """Build from a ``search:`` section; unknown keys and wrong types raise ``ValueError`` naming the key."""
+        known = {f.name: f for f in fields(cls)}
+        kwargs = {}
+        for key, value in raw.items():
+            if key not in known:
+                hint = difflib.get_close_matches(key, list(known), n=1)
+                extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise ValueError(f"{key}: unknown search setting{extra}; known: {list(known)}")
+            want = type(getattr(cls(), key))
+            ok = isinstance(value, want) or (want is float and isinstance(value, int))
+            if isinstance(value, bool) or not ok:
+                raise ValueError(f"{key}: expected {want.__name__}, got {type(value).__name__} {value!r}")
+            kwargs[key] = want(value)
+        return cls(**kwargs)
+
+    def override(self, **changes: Any) -> "SearchSettings":
+        """A copy with the non-None ``changes`` applied."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})

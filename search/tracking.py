@@ -1,0 +1,139 @@
+"""MLflow logging: the only module that imports mlflow.
+
+One parent run per search, one nested child run per trial (``mlflow.parentRunId``),
+found again by tags so re-logging never creates duplicates. All calls go through an
+explicit ``MlflowClient`` with explicit run ids (no global active-run state), from the
+driver process only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from mlflow.entities import Metric as MlflowMetric
+from mlflow.entities import Param, RunStatus, RunTag
+from mlflow.tracking import MlflowClient
+
+logging.getLogger("mlflow").setLevel(logging.WARNING)  # no INFO lines about schema migrations
+
+TAG_ROLE = "gatesearch.role"
+TAG_SEARCH = "gatesearch.search_id"
+TAG_TRIAL = "gatesearch.trial_id"
+TAG_PARENT = "mlflow.parentRunId"
+TAG_RANK = "pareto_rank"
+TAG_ERROR = "gatesearch.error"
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """A child run as read back from MLflow."""
+
+    run_id: str
+    trial_id: str
+    status: str
+    params: Mapping[str, str]
+    metrics: Mapping[str, float]
+    tags: Mapping[str, str]
+
+
+def _param_value(v: Any) -> str:
+    s = json.dumps(v) if isinstance(v, (dict, list, tuple)) else str(v)
+    return s[:6000]
+
+
+class Tracker:
+    """An MLflow experiment seen through a client bound to ``tracking_uri``."""
+
+    def __init__(self, tracking_uri: str, experiment: str, artifact_location: str | None = None):
+        """``artifact_location`` (absolute) is used only when the experiment is created;
+        without it a SQLite store would put artifacts under the current directory."""
+        self.uri = tracking_uri
+        self.client = MlflowClient(tracking_uri)
+        exp = self.client.get_experiment_by_name(experiment)
+        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(
+            experiment, artifact_location=artifact_location)
+        self.experiment = experiment
+
+    def _find(self, filter_string: str) -> list:
+        out, token = [], None
+        while True:
+            page = self.client.search_runs([self.experiment_id], filter_string=filter_string, max_results=1000,
+                                           page_token=token)
+            out.extend(page)
+            token = page.token
+            if not token:
+                return out
+
+    def start_search(self, search_id: str, run_name: str, params: Mapping[str, Any],
+                     tags: Mapping[str, str] | None = None) -> str:
+        """The parent run of ``search_id`` (created once, reused afterwards)."""
+        found = self._find(f"tags.`{TAG_SEARCH}` = '{search_id}' and tags.`{TAG_ROLE}` = 'search'")
+        if found:
+            run_id = found[0].info.run_id
+            self.client.update_run(run_id, status="RUNNING")
+            return run_id
+        run = self.client.create_run(self.experiment_id, run_name=run_name,
+                                     tags={TAG_SEARCH: search_id, TAG_ROLE: "search", **(tags or {})})
+        self.log_params(run.info.run_id, params)
+        return run.info.run_id
+
+    def trial_run(self, parent_id: str, search_id: str, trial_id: str, run_name: str,
+                  params: Mapping[str, Any]) -> str:
+        """The child run of ``trial_id`` under ``parent_id`` (created once)."""
+        found = self._find(f"tags.`{TAG_PARENT}` = '{parent_id}' and tags.`{TAG_TRIAL}` = '{trial_id}'")
+        if found:
+            return found[0].info.run_id
+        run = self.client.create_run(self.experiment_id, run_name=run_name,
+                                     tags={TAG_PARENT: parent_id, TAG_SEARCH: search_id, TAG_TRIAL: trial_id,
+                                           TAG_ROLE: "trial"})
+        self.log_params(run.info.run_id, params)
+        return run.info.run_id
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        items = [Param(k, _param_value(v)) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[i : i + 100])
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, Any], step: int) -> None:
+        """Log the finite numeric entries of ``metrics`` at ``step``."""
+        ts = int(time.time() * 1000)
+        items = [MlflowMetric(k, float(v), ts, step) for k, v in metrics.items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))]
+        for i in range(0, len(items), 500):
+            self.client.log_batch(run_id, metrics=items[i : i + 500])
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        """Mark a run FINISHED, FAILED or KILLED."""
+        RunStatus.from_string(status)  # validates
+        self.client.set_terminated(run_id, status=status)
+
+    def children(self, parent_id: str) -> list[TrialRecord]:
+        """Child runs of ``parent_id``, oldest first."""
+        runs = self._find(f"tags.`{TAG_PARENT}` = '{parent_id}'")
+        runs.sort(key=lambda r: r.info.start_time or 0)
+        return [TrialRecord(run_id=r.info.run_id, trial_id=r.data.tags.get(TAG_TRIAL, ""), status=r.info.status,
+                            params=dict(r.data.params), metrics=dict(r.data.metrics), tags=dict(r.data.tags))
+                for r in runs]
+
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        return [(m.step, m.value) for m in self.client.get_metric_history(run_id, key)]
+
+    def log_dict(self, run_id: str, obj: Any, artifact_file: str) -> None:
+        self.client.log_dict(run_id, obj, artifact_file)
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        self.client.log_text(run_id, text, artifact_file)
+
+    def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
+        self.client.log_figure(run_id, figure, artifact_file)
+
+    def list_artifacts(self, run_id: str) -> list[str]:
+        return [a.path for a in self.client.list_artifacts(run_id)]

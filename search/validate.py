@@ -1,0 +1,99 @@
+"""Check a space file against its objective's schema before anything runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from objectives import Objective, get_objective
+from spaces import Categorical, Fixed, Float, Int, SpaceFile
+from search.settings import SearchSettings
+
+
+def _bounds(p) -> tuple[Any, Any]:
+    return p.bounds()
+
+
+def validate_space_file(sf: SpaceFile) -> tuple[Objective, SearchSettings]:
+    """Resolve the objective and settings and check every parameter.
+
+    Raises:
+        SpaceError: naming file, line, field and the fix, for: an unknown objective,
+            unknown parameter names (with a did-you-mean), values outside what the
+            objective accepts (e.g. an unknown gate), wrong types, ``a <= b``
+            constraints that some configuration of the space would violate (e.g.
+            k > n_experts), and bad search settings.
+    """
+    try:
+        objective = get_objective(sf.objective)
+    except ValueError as e:
+        raise sf.error(("objective",), str(e), "use a registered objective name") from None
+    try:
+        settings = SearchSettings.from_mapping(sf.search)
+    except ValueError as e:
+        key = str(e).split(":", 1)[0]
+        raise sf.error(("search", key), str(e).split(":", 1)[1].strip(), "see `search:` in the README") from None
+    rules = objective.schema.rules
+    for name, value in sf.fixed.items():
+        if name not in rules:
+            raise sf.error(("fixed", name), f"unknown parameter{objective.schema.suggest(name)}",
+                           f"known parameters of {objective.name}: {sorted(rules)}")
+        try:
+            rules[name].check(name, value)
+        except ValueError as e:
+            raise sf.error(("fixed", name), str(e).split(": ", 1)[1], rules[name].doc) from None
+    for name, p in sf.space.params.items():
+        path = ("params", name)
+        if name not in rules:
+            raise sf.error(path, f"unknown parameter{objective.schema.suggest(name)}",
+                           f"known parameters of {objective.name}: {sorted(rules)}")
+        rule = rules[name]
+        if isinstance(p, Categorical):
+            for i, choice in enumerate(p.choices):
+                try:
+                    rule.check(name, choice)
+                except ValueError as e:
+                    raise sf.error(path + ("choices", i), str(e).split(": ", 1)[1],
+                                   f"{name} is: {rule.doc}") from None
+        elif isinstance(p, Fixed):
+            try:
+                rule.check(name, p.value)
+            except ValueError as e:
+                raise sf.error(path, str(e).split(": ", 1)[1], f"{name} is: {rule.doc}") from None
+        else:
+            if rule.kind not in ("int", "float"):
+                raise sf.error(path + ("type",), f"{name} takes {rule.kind} values, not a numeric range",
+                               "use type: categorical with choices" if rule.kind == "str" else "use type: bool")
+            if rule.kind == "int" and isinstance(p, Float):
+                raise sf.error(path + ("type",), f"{name} is an integer parameter", "use type: int")
+            for key, v in (("low", p.low), ("high", p.high)):
+                try:
+                    rule.check(name, int(v) if rule.kind == "int" else float(v))
+                except ValueError as e:
+                    raise sf.error(path + (key,), str(e).split(": ", 1)[1], f"{name} is: {rule.doc}") from None
+    _check_constraints(sf, objective)
+    return objective, settings
+
+
+def _check_constraints(sf: SpaceFile, objective: Objective) -> None:
+    """Every ``a <= b`` must hold for every configuration the space can produce."""
+
+    def extent(name: str) -> tuple[Any, Any, tuple]:
+        if name in sf.space.params:
+            lo, hi = _bounds(sf.space.params[name])
+            return lo, hi, ("params", name)
+        if name in sf.fixed:
+            return sf.fixed[name], sf.fixed[name], ("fixed", name)
+        v = objective.defaults.get(name)
+        return v, v, ("params", name)
+
+    for a, b in objective.schema.le_constraints:
+        _, a_hi, a_path = extent(a)
+        b_lo, _, b_path = extent(b)
+        if a_hi is None or b_lo is None:
+            continue
+        if a_hi > b_lo:
+            where = "the default" if a_path[-1] not in sf.space.params and a_path[-1] not in sf.fixed else "up to"
+            raise sf.error(a_path + (("high",) if isinstance(sf.space.params.get(a), (Int, Float)) else ()),
+                           f"{a} can be {a_hi} ({where}) but {b} can be as low as {b_lo}: "
+                           f"{a} <= {b} must hold for every configuration",
+                           f"set the largest {a} to at most {b_lo}, or raise the smallest {b} to at least {a_hi}")

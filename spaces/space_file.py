@@ -1,0 +1,237 @@
+"""Search-space YAML files: parsing with line numbers and errors that say how to fix.
+
+Format::
+
+    name: digits-moe            # optional, defaults to the file stem
+    objective: moe_digits       # a registered objective
+    search: {searcher: nsga2, num_samples: 16, max_concurrent: 2, seed: 0}  # checked by search/
+    fixed: {epochs: 8}          # constants passed to every trial
+    params:
+      gate: {type: categorical, choices: [topk, hash, dselect_k, comet]}
+      k: {type: int, low: 1, high: 4}
+      gamma: {type: float, low: 0.01, high: 10, log: true, when: {gate: [dselect_k, comet]}}
+
+Only ``yaml.safe_load`` semantics are used (``yaml.compose`` with the SafeLoader).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from spaces.params import Categorical, Condition, Fixed, Float, Int, Param
+from spaces.space import Space
+
+TOP_KEYS = ("name", "objective", "search", "fixed", "params")
+PARAM_KEYS = {
+    "float": ("type", "low", "high", "log", "when"),
+    "int": ("type", "low", "high", "log", "when"),
+    "categorical": ("type", "choices", "when"),
+    "bool": ("type", "when"),
+    "fixed": ("type", "value", "when"),
+}
+
+
+class SpaceError(ValueError):
+    """A bad search-space file: names the file, line, field and the fix."""
+
+    def __init__(self, file: str, line: int | None, field_path: str, message: str, fix: str = ""):
+        self.file, self.line, self.field, self.message, self.fix = file, line, field_path, message, fix
+        where = f"{file}:{line}" if line else file
+        text = f"{where}: {field_path}: {message}" if field_path else f"{where}: {message}"
+        super().__init__(text + (f"\n  fix: {fix}" if fix else ""))
+
+
+def _did_you_mean(word: str, options) -> str:
+    hint = difflib.get_close_matches(str(word), [str(o) for o in options], n=1)
+    return f" (did you mean {hint[0]!r}?)" if hint else ""
+
+
+def _index_lines(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
+    """Map every key path (tuple of keys/indices) to its 1-based line."""
+    out = {} if out is None else out
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            key = path + (k.value,)
+            out[key] = k.start_mark.line + 1
+            _index_lines(v, key, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            out[path + (i,)] = v.start_mark.line + 1
+            _index_lines(v, path + (i,), out)
+    return out
+
+
+@dataclass(frozen=True)
+class SpaceFile:
+    """A parsed space file.
+
+    Attributes:
+        path: the file (absolute).
+        name: search name.
+        objective: objective name (validated by ``search``, which knows the registry).
+        space: the parameters searched.
+        fixed: constants for every trial.
+        search: the raw ``search:`` section (validated by ``search``).
+        lines: key path -> line, for errors raised after parsing.
+    """
+
+    path: str
+    name: str
+    objective: str
+    space: Space
+    fixed: Mapping[str, Any]
+    search: Mapping[str, Any]
+    lines: Mapping[tuple, int] = field(default_factory=dict, repr=False)
+
+    def error(self, path: tuple, message: str, fix: str = "") -> SpaceError:
+        """A :class:`SpaceError` located at key ``path`` (line of its deepest known prefix)."""
+        line = None
+        for i in range(len(path), -1, -1):
+            if path[:i] in self.lines:
+                line = self.lines[path[:i]]
+                break
+        return SpaceError(self.path, line, ".".join(map(str, path)), message, fix)
+
+
+class _Parser:
+    def __init__(self, file: str, lines: dict[tuple, int]):
+        self.file, self.lines = file, lines
+
+    def err(self, path: tuple, message: str, fix: str = "") -> SpaceError:
+        line = next((self.lines[path[:i]] for i in range(len(path), -1, -1) if path[:i] in self.lines), None)
+        return SpaceError(self.file, line, ".".join(map(str, path)), message, fix)
+
+    def number(self, path: tuple, v: Any, kind: str) -> Any:
+        if isinstance(v, str):  # YAML 1.1 reads 1e-3 (no dot) as a string; accept it
+            try:
+                v = float(v)
+            except ValueError:
+                pass
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise self.err(path, f"expected a number, got {type(v).__name__} {v!r}",
+                           "write a plain number, e.g. 0.001 or 1e-3")
+        if kind == "int" and not (isinstance(v, int) or float(v).is_integer()):
+            raise self.err(path, f"expected an integer, got {v!r}", "use a whole number or type: float")
+        return int(v) if kind == "int" else float(v)
+
+    def conditions(self, path: tuple, raw: Any) -> tuple[Condition, ...]:
+        if not isinstance(raw, dict) or not raw:
+            raise self.err(path, f"expected a mapping parent -> [values], got {raw!r}",
+                           "write e.g. when: {gate: [comet, dselect_k]}")
+        out = []
+        for parent, values in raw.items():
+            vals = values if isinstance(values, list) else [values]
+            if not vals:
+                raise self.err(path + (parent,), "empty list of values", "list the parent values that activate it")
+            out.append(Condition(str(parent), tuple(vals)))
+        return tuple(out)
+
+    def param(self, name: str, raw: Any) -> Param:
+        path = ("params", name)
+        if not isinstance(raw, dict):
+            return Fixed(raw)  # shorthand: `epochs: 8`
+        if "type" not in raw:
+            raise self.err(path, "missing field 'type'", f"add type: one of {sorted(PARAM_KEYS)}")
+        kind = raw["type"]
+        if kind not in PARAM_KEYS:
+            raise self.err(path + ("type",), f"unknown type {kind!r}{_did_you_mean(kind, PARAM_KEYS)}",
+                           f"use one of {sorted(PARAM_KEYS)}")
+        for key in raw:
+            if key not in PARAM_KEYS[kind]:
+                raise self.err(path + (key,), f"unknown key {key!r} for a {kind} parameter{_did_you_mean(key, PARAM_KEYS[kind])}",
+                               f"allowed keys: {list(PARAM_KEYS[kind])}")
+        when = self.conditions(path + ("when",), raw["when"]) if "when" in raw else ()
+        try:
+            if kind in ("float", "int"):
+                for req in ("low", "high"):
+                    if req not in raw:
+                        raise self.err(path, f"missing field {req!r}", f"add {req}: <number> (bounds are inclusive)")
+                low = self.number(path + ("low",), raw["low"], kind)
+                high = self.number(path + ("high",), raw["high"], kind)
+                log = raw.get("log", False)
+                if not isinstance(log, bool):
+                    raise self.err(path + ("log",), f"expected true/false, got {log!r}", "write log: true or log: false")
+                if low > high:
+                    raise self.err(path + ("low",), f"low={low} > high={high}", "swap them or fix the typo")
+                if log and (low <= 0 if kind == "float" else low < 1):
+                    raise self.err(path + ("low",), f"log scale needs low > 0 (>= 1 for int), got {low}",
+                                   "raise low or drop log: true")
+                return (Float if kind == "float" else Int)(low, high, log, when)
+            if kind == "categorical":
+                if "choices" not in raw:
+                    raise self.err(path, "missing field 'choices'", "add choices: [a, b, ...]")
+                choices = raw["choices"]
+                if not isinstance(choices, list) or not choices:
+                    raise self.err(path + ("choices",), f"choices must be a non-empty list, got {choices!r}",
+                                   "write choices: [a, b] (or use a fixed value)")
+                return Categorical(tuple(choices), when)
+            if kind == "bool":
+                return Categorical((False, True), when)
+            if "value" not in raw:
+                raise self.err(path, "missing field 'value'", "add value: <constant>")
+            return Fixed(raw["value"], when)
+        except SpaceError:
+            raise
+        except ValueError as e:
+            raise self.err(path, str(e), "see the parameter types in the README") from None
+
+
+def parse_space_file(text: str, file: str = "<string>") -> SpaceFile:
+    """Parse YAML ``text``; raise :class:`SpaceError` on any problem."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or str(e)
+        raise SpaceError(file, mark.line + 1 if mark else None, "", f"YAML syntax error: {problem}",
+                         "check indentation, colons and brackets on that line") from None
+    lines = _index_lines(node) if node is not None else {}
+    p = _Parser(file, lines)
+    if not isinstance(data, dict):
+        raise p.err((), "the file must be a YAML mapping with keys objective and params", f"top-level keys: {list(TOP_KEYS)}")
+    for key in data:
+        if key not in TOP_KEYS:
+            raise p.err((key,), f"unknown top-level key{_did_you_mean(key, TOP_KEYS)}", f"allowed: {list(TOP_KEYS)}")
+    for req in ("objective", "params"):
+        if req not in data:
+            raise p.err((), f"missing field {req!r}", "add objective: <name> and params: {...}")
+    if not isinstance(data["objective"], str):
+        raise p.err(("objective",), f"expected a name, got {data['objective']!r}", "e.g. objective: moe_digits")
+    raw_params = data["params"]
+    if not isinstance(raw_params, dict) or not raw_params:
+        raise p.err(("params",), "params must be a non-empty mapping name -> parameter", "see spaces/examples/")
+    params = {str(n): p.param(str(n), raw) for n, raw in raw_params.items()}
+    fixed = data.get("fixed") or {}
+    if not isinstance(fixed, dict):
+        raise p.err(("fixed",), f"expected a mapping, got {fixed!r}", "write fixed: {epochs: 8}")
+    for n in fixed:
+        if n in params:
+            raise p.err(("fixed", n), f"{n!r} is both fixed and searched", "keep only one of the two")
+    search = data.get("search") or {}
+    if not isinstance(search, dict):
+        raise p.err(("search",), f"expected a mapping, got {search!r}", "write search: {searcher: tpe, num_samples: 16}")
+    try:
+        space = Space(params, name=str(data.get("name", "")))
+    except ValueError as e:
+        msg = str(e)
+        pname = msg.split(":", 1)[0]
+        raise p.err(("params", pname, "when"), msg.split(":", 1)[1].strip(),
+                    "conditions must name an existing categorical parameter and its choices, without cycles") from None
+    name = str(data.get("name") or Path(file).stem)
+    return SpaceFile(path=file, name=name, objective=data["objective"], space=space, fixed=dict(fixed),
+                     search=dict(search), lines=lines)
+
+
+def load_space_file(path: str | Path) -> SpaceFile:
+    """Read and parse a space file (errors name the absolute path)."""
+    path = Path(path).expanduser().resolve()
+    if not path.is_file():
+        raise SpaceError(str(path), None, "", "file not found", "pass the path of a YAML space file")
+    return parse_space_file(path.read_text(encoding="utf-8"), str(path))

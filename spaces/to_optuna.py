@@ -1,0 +1,34 @@
+"""Compile a :class:`Space` to Optuna's define-by-run API (conditionals included)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spaces.params import Categorical, Fixed, Float, Int
+from spaces.space import Space
+
+
+def suggest(trial, space: Space) -> dict[str, Any]:
+    """Ask ``trial`` (an ``optuna.Trial``) for every active parameter of ``space``.
+
+    Bounds are inclusive for both ``Int`` and ``Float``. Inactive parameters are not
+    suggested at all, so samplers see a genuinely conditional space. Returns the
+    fixed values (Optuna records only suggested ones).
+    """
+    values: dict[str, Any] = {}
+    fixed: dict[str, Any] = {}
+    for name in space.order:
+        if not space.is_active(name, values):
+            continue
+        p = space.params[name]
+        if isinstance(p, Float):
+            values[name] = trial.suggest_float(name, p.low, p.high, log=p.log)
+        elif isinstance(p, Int):
+            values[name] = trial.suggest_int(name, p.low, p.high, log=p.log)
+        elif isinstance(p, Categorical):
+            values[name] = trial.suggest_categorical(name, list(p.choices))
+        elif isinstance(p, Fixed):
+            values[name] = fixed[name] = p.value
+        else:  # pragma: no cover - exhaustive over Param
+            raise TypeError(f"{name}: unsupported parameter type {type(p).__name__}")
+    return fixed
