@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from spaces import SpaceError, load_space_file
 
@@ -22,7 +23,7 @@ err_console = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -57,9 +58,9 @@ def run(
                               title=f"Pareto front of {result.experiment} "
                                     f"({len(result.trials)} finished trials, {result.failed} failed)"))
     console.print(f"hypervolume {result.hypervolume:,.2f} (reference point {list(result.reference_point)}), "
-                  f"search took {result.wall_seconds:.0f} s")
+                  f"search took {result.wall_seconds:.0f} s", markup=False)
     console.print("Inspect it in MLflow:\n  "
-                  f"mlflow ui --backend-store-uri {result.tracking_uri}", soft_wrap=True, highlight=False)
+                  f"mlflow ui --backend-store-uri {result.tracking_uri}", soft_wrap=True, highlight=False, markup=False)
 
 
 @space_app.command("validate")
@@ -73,10 +74,10 @@ def space_validate(space_file: Path) -> None:
     except SpaceError as e:
         _fail(str(e))
         return
-    console.print(f"[green]ok[/] {sf.path}: objective {objective.name}, {len(sf.space.params)} parameters, "
+    console.print(f"[green]ok[/] {escape(sf.path)}: objective {objective.name}, {len(sf.space.params)} parameters, "
                   f"searcher {settings.searcher}, {settings.num_samples} trials")
     for name, p in sf.space.params.items():
-        console.print(f"  {name}: {p}", highlight=False)
+        console.print(f"  {name}: {p}", highlight=False, markup=False)
 
 
 @space_app.command("sample")

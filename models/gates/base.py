@@ -53,8 +53,11 @@ class Routing:
 
     @property
     def mask(self) -> Tensor:
-        """``(B, n)`` bool: which experts run for which row."""
-        return self.weights > 0
+        """``(B, n)`` bool: which experts run for which row.
+
+        ``!= 0`` rather than ``> 0`` so a NaN weight dispatches (and propagates NaN to the
+        output) instead of silently dropping the row."""
+        return self.weights != 0
 
     @property
     def indices(self) -> Tensor:

@@ -1,0 +1,33 @@
+# gatesearch: two commands for a new user.
+#   make demo  - create .venv, install, run the default search, print the Pareto front
+#   make test  - create/install if needed, run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+export RAY_USAGE_STATS_ENABLED = 0
+export RAY_AUTH_MODE = disabled
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER = 0
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip>=23"
+	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -c "import torch; assert '+cpu' in torch.__version__ or torch.cuda.is_available(), torch.__version__"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/gatesearch run spaces/examples/digits_moe.yaml
+
+test: $(STAMP)
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest -q; rc=$$?; if [ $$rc = 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+
+bench: $(STAMP)
+	$(PY) bench/moe_layer.py
+
+clean:
+	rm -rf $(VENV) gatesearch-runs

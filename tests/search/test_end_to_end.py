@@ -1,0 +1,121 @@
+"""A real 4-trial search: Ray Tune + Optuna (multi-objective) + MLflow SQLite store."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from search.cli import app
+from search.runner import log_front, run_search
+from search.tracking import Tracker
+from spaces import parse_space_file
+
+SPACE = """\
+name: e2e
+objective: moe_digits
+search: {searcher: nsga2, num_samples: 4, max_concurrent: 2, seed: 1}
+fixed: {epochs: 3, expert_hidden: 32, expert_out: 16}
+params:
+  gate: {type: categorical, choices: [topk, hash, dselect_k, comet]}
+  n_experts: {type: int, low: 4, high: 8}
+  k: {type: int, low: 1, high: 2}
+  gamma: {type: float, low: 0.1, high: 2.0, log: true, when: {gate: [dselect_k, comet]}}
+  lr: {type: float, low: 3.0e-3, high: 3.0e-2, log: true}
+"""
+METRICS = {"accuracy", "macs_per_sample", "val_loss", "train_loss", "active_experts", "weight_sparsity", "epoch",
+           "test_accuracy"}
+
+
+def dominated(a, b):
+    """b dominates a (accuracy max, macs min)."""
+    return b[0] >= a[0] and b[1] <= a[1] and (b[0] > a[0] or b[1] < a[1])
+
+
+@pytest.fixture(scope="module")
+def finished(ray_session, tmp_path_factory):
+    out = tmp_path_factory.mktemp("e2e")
+    path = out / "space.yaml"
+    path.write_text(SPACE)
+    from spaces import load_space_file
+
+    result = run_search(load_space_file(path), output_dir=out / "runs")
+    return result
+
+
+def test_mlflow_holds_one_parent_and_four_children(finished):
+    client = MlflowClient(finished.tracking_uri)
+    assert finished.tracking_uri.startswith("sqlite:////")
+    exp = client.get_experiment_by_name("e2e")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("gatesearch.role") == "search"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == finished.parent_run_id]
+    assert len(parents) == 1 and len(children) == 4 and len(runs) == 5
+    assert parents[0].info.status == "FINISHED"
+    assert parents[0].data.params["searcher"] == "nsga2"
+    for c in children:
+        assert c.info.status == "FINISHED"
+        assert METRICS <= set(c.data.metrics)
+        assert c.data.params["gate"] in {"topk", "hash", "dselect_k", "comet"}
+        assert c.data.params["epochs"] == "3"
+        hist = client.get_metric_history(c.info.run_id, "accuracy")
+        assert sorted(m.step for m in hist) == [1, 2, 3]
+        assert 0.0 < c.data.metrics["accuracy"] <= 1.0 and c.data.metrics["macs_per_sample"] > 0
+        if c.data.params["gate"] == "comet":
+            assert c.data.params["tree_depth"] in {"2", "3"}
+
+
+def test_tagged_front_equals_the_recomputed_non_dominated_set(finished):
+    client = MlflowClient(finished.tracking_uri)
+    exp = client.get_experiment_by_name("e2e")
+    children = [r for r in client.search_runs([exp.experiment_id])
+                if r.data.tags.get("mlflow.parentRunId") == finished.parent_run_id]
+    pts = {r.info.run_id: (r.data.metrics["accuracy"], r.data.metrics["macs_per_sample"]) for r in children}
+    expected = {i for i, p in pts.items() if not any(dominated(p, q) for j, q in pts.items() if j != i)}
+    tagged = {r.info.run_id for r in children if r.data.tags.get("pareto_rank") == "0"}
+    assert tagged == expected and expected
+    assert {row["run_id"] for row in finished.front} == expected
+    arts = {a.path for a in client.list_artifacts(finished.parent_run_id)}
+    assert {"pareto_front.json", "pareto_front.csv", "pareto_front.png", "space.yaml", "trials.json"} <= arts
+    local = client.download_artifacts(finished.parent_run_id, "pareto_front.json")
+    saved = json.loads(Path(local).read_text())
+    assert {r["run_id"] for r in saved["front"]} == expected
+    assert saved["hypervolume"] == pytest.approx(finished.hypervolume) and finished.hypervolume > 0
+
+
+def test_relogging_the_front_is_idempotent(finished):
+    tracker = Tracker(finished.tracking_uri, "e2e")
+    before = len(tracker.children(finished.parent_run_id))
+    _, front, hv, _ = log_front(tracker, finished.parent_run_id, finished.objectives, finished.modes)
+    assert len(tracker.children(finished.parent_run_id)) == before == 4
+    assert {r["run_id"] for r in front} == {r["run_id"] for r in finished.front}
+    assert hv == pytest.approx(finished.hypervolume)
+    assert len(tracker.client.search_runs([tracker.experiment_id])) == 5
+
+
+def test_cli_rejects_a_malformed_space_naming_the_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SPACE.replace("[topk, hash, dselect_k, comet]", "[topk, hashh, dselect_k, comet]"))
+    res = CliRunner().invoke(app, ["run", str(bad), "--output-dir", str(tmp_path / "runs")])
+    assert res.exit_code == 2
+    text = " ".join(res.output.split())
+    assert "bad.yaml:6" in text and "params.gate.choices.1" in text and "did you mean 'hash'" in text
+    assert not (tmp_path / "runs").exists()  # nothing half-written
+    cond = tmp_path / "cond.yaml"
+    cond.write_text(SPACE.replace("when: {gate: [dselect_k, comet]}", "when: {gate: [dselect, comet]}"))
+    res = CliRunner().invoke(app, ["space", "validate", str(cond)])
+    assert res.exit_code == 2 and "['dselect']" in res.output  # brackets survive the terminal markup
+
+
+def test_cli_space_validate_and_sample(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text(SPACE)
+    res = CliRunner().invoke(app, ["space", "validate", str(f)])
+    assert res.exit_code == 0 and "objective moe_digits" in res.output
+    res = CliRunner().invoke(app, ["space", "sample", str(f), "-n", "2", "--seed", "3"])
+    assert res.exit_code == 0 and res.output.count('"gate"') == 2
