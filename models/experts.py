@@ -33,11 +33,17 @@ class ExpertBank(nn.Module):
         """MACs of one expert on one row."""
         return self.d_in * self.hidden + self.hidden * self.d_out
 
-    def run_one(self, e: int, x: Tensor) -> Tensor:
-        """Expert ``e`` on rows ``x`` ``(r, d_in)`` -> ``(r, d_out)``."""
-        h = F.relu(torch.addmm(self.b1[e], x, self.w1[e]))
+    def run_one(self, e: int, x: Tensor, weights: tuple[tuple[Tensor, ...], ...] | None = None) -> Tensor:
+        """Expert ``e`` on rows ``x`` ``(r, d_in)`` -> ``(r, d_out)``.
+
+        ``weights`` is ``(w1, b1, w2, b2)`` already unbound per expert; unbinding once per
+        call (instead of indexing ``w1[e]`` per expert) makes backward write each
+        parameter's gradient once rather than once per expert.
+        """
+        w1, b1, w2, b2 = weights if weights is not None else (self.w1, self.b1, self.w2, self.b2)
+        h = F.relu(torch.addmm(b1[e], x, w1[e]))
         h = F.dropout(h, self.dropout, self.training)
-        return torch.addmm(self.b2[e], h, self.w2[e])
+        return torch.addmm(b2[e], h, w2[e])
 
     def forward_sparse(self, x: Tensor, rows: Tensor, experts: Tensor) -> Tensor:
         """Run each expert only on its dispatched rows.
@@ -49,11 +55,9 @@ class ExpertBank(nn.Module):
             ``(P, d_out)``: f_{experts[p]}(x[rows[p]]).
         """
         counts = torch.bincount(experts, minlength=self.n_experts).tolist()
-        outs, start = [], 0
-        for e, c in enumerate(counts):
-            if c:
-                outs.append(self.run_one(e, x.index_select(0, rows[start : start + c])))
-                start += c
+        weights = tuple(p.unbind(0) for p in (self.w1, self.b1, self.w2, self.b2))
+        xs = x.index_select(0, rows).split(counts)  # one gather, then contiguous per-expert slices
+        outs = [self.run_one(e, xe, weights) for e, (xe, c) in enumerate(zip(xs, counts)) if c]
         if not outs:
             return x.new_zeros(0, self.d_out)
         return torch.cat(outs, dim=0)
