@@ -63,6 +63,47 @@ def run(
                   f"mlflow ui --backend-store-uri {result.tracking_uri}", soft_wrap=True, highlight=False, markup=False)
 
 
+@app.command()
+def pareto(
+    experiment: Optional[str] = typer.Option(None, help="MLflow experiment (default: the newest one)"),
+    output_dir: Path = typer.Option(Path("gatesearch-runs"), help="output dir of `run` (for its sqlite store)"),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (overrides --output-dir)"),
+    plot: Optional[Path] = typer.Option(None, help="also save the front figure to this PNG"),
+) -> None:
+    """Print the Pareto front of the latest search of an experiment, read from MLflow."""
+    from search.console import front_table
+    from search.runner import default_tracking_uri, latest_search, read_front
+    from search.tracking import Tracker
+
+    uri = tracking_uri or default_tracking_uri(output_dir)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        _fail(f"no tracking store at {uri}; run a search first or pass --tracking-uri")
+        return
+    try:
+        names = Tracker.experiments(uri)
+        name = experiment or (names[0] if names else None)
+        if name is None or name not in names:
+            _fail(f"experiment {experiment!r} not found in {uri}; known: {names}")
+            return
+        tracker = Tracker(uri, name)
+        parent, objectives, modes = latest_search(tracker)
+        _, values, ranks, rows, front = read_front(tracker, parent, objectives, modes)
+    except ValueError as e:
+        _fail(str(e))
+        return
+    console.print(front_table(front, objectives, title=f"Pareto front of {name} ({len(rows)} finished trials)"))
+    if plot is not None:
+        import matplotlib.pyplot as plt
+
+        from search.figure import pareto_figure
+
+        fig = pareto_figure(values, ranks == 0, objectives, modes, labels=[r.get("gate", "") for r in rows],
+                            title=name)
+        fig.savefig(plot)
+        plt.close(fig)
+        console.print(f"figure written to {plot.resolve()}", markup=False)
+
+
 @space_app.command("validate")
 def space_validate(space_file: Path) -> None:
     """Check a space file against its objective; print its parameters."""

@@ -93,18 +93,12 @@ def _objective_matrix(records: list[TrialRecord], names: tuple[str, ...]) -> np.
         len(records), len(names))
 
 
-def log_front(tracker: Tracker, parent_id: str, names: tuple[str, ...], modes: tuple[str, ...],
-              title: str = "") -> tuple[list[dict], list[dict], float, np.ndarray]:
-    """Recompute the front from the FINISHED child runs; tag ranks, log table + figure + HV.
-
-    Idempotent: tags are overwritten and artifacts replaced, nothing is duplicated.
-    Returns (all trial rows, front rows, hypervolume, reference point).
-    """
+def read_front(tracker: Tracker, parent_id: str, names: tuple[str, ...], modes: tuple[str, ...]):
+    """Read-only: the FINISHED children of ``parent_id``, their objective matrix, Pareto
+    ranks, one summary row each, and the front rows (sorted by the second objective)."""
     records = [r for r in tracker.children(parent_id) if r.status == "FINISHED"]
     values = _objective_matrix(records, names)
     ranks = pareto_ranks(values, modes) if len(records) else np.zeros(0, int)
-    for rec, rank in zip(records, ranks):
-        tracker.set_tags(rec.run_id, {TAG_RANK: int(rank)})
     rows = []
     for rec, rank in zip(records, ranks):
         row = {"run_id": rec.run_id, "trial": rec.tags.get("mlflow.runName", rec.trial_id), "pareto_rank": int(rank)}
@@ -112,6 +106,19 @@ def log_front(tracker: Tracker, parent_id: str, names: tuple[str, ...], modes: t
         row.update({k: rec.metrics.get(k) for k in (*names, "test_accuracy", "active_experts")})
         rows.append(row)
     front = sorted([r for r in rows if r["pareto_rank"] == 0], key=lambda r: r[names[1]])
+    return records, values, ranks, rows, front
+
+
+def log_front(tracker: Tracker, parent_id: str, names: tuple[str, ...], modes: tuple[str, ...],
+              title: str = "") -> tuple[list[dict], list[dict], float, np.ndarray]:
+    """Recompute the front from the FINISHED child runs; tag ranks, log table + figure + HV.
+
+    Idempotent: tags are overwritten and artifacts replaced, nothing is duplicated.
+    Returns (all trial rows, front rows, hypervolume, reference point).
+    """
+    records, values, ranks, rows, front = read_front(tracker, parent_id, names, modes)
+    for rec, rank in zip(records, ranks):
+        tracker.set_tags(rec.run_id, {TAG_RANK: int(rank)})
     ref = reference_point(values, modes) if len(records) else np.zeros(len(names))
     hv = hypervolume(values, modes, ref) if len(records) else 0.0
     tracker.log_dict(parent_id, {"objectives": list(names), "modes": list(modes), "reference_point": ref.tolist(),
@@ -132,6 +139,18 @@ def log_front(tracker: Tracker, parent_id: str, names: tuple[str, ...], modes: t
     tracker.log_metrics(parent_id, {"hypervolume": hv, "front_size": len(front), "finished_trials": len(records)},
                         step=len(records))
     return rows, front, hv, ref
+
+
+def latest_search(tracker: Tracker) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """The most recent parent run of the tracker's experiment and its objectives/modes."""
+    parents = tracker.searches()
+    if not parents:
+        raise ValueError(f"experiment {tracker.experiment!r} has no gatesearch search runs")
+    run_id, params = parents[0]
+    pairs = [p.split(":") for p in params.get("objectives", "").split(",") if ":" in p]
+    if not pairs:
+        raise ValueError(f"search run {run_id} does not record its objectives")
+    return run_id, tuple(n for n, _ in pairs), tuple(m for _, m in pairs)
 
 
 def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, output_dir: str | Path = DEFAULT_OUTPUT,

@@ -115,6 +115,19 @@ class Tracker:
         RunStatus.from_string(status)  # validates
         self.client.set_terminated(run_id, status=status)
 
+    def searches(self) -> list[tuple[str, dict[str, str]]]:
+        """(run id, params) of the experiment's search (parent) runs, newest first."""
+        runs = self._find(f"tags.`{TAG_ROLE}` = 'search'")
+        runs.sort(key=lambda r: r.info.start_time or 0, reverse=True)
+        return [(r.info.run_id, dict(r.data.params)) for r in runs]
+
+    @staticmethod
+    def experiments(tracking_uri: str) -> list[str]:
+        """Names of the experiments in a tracking store, newest first."""
+        exps = MlflowClient(tracking_uri).search_experiments()
+        exps.sort(key=lambda e: e.creation_time or 0, reverse=True)
+        return [e.name for e in exps if e.name != "Default"]
+
     def children(self, parent_id: str) -> list[TrialRecord]:
         """Child runs of ``parent_id``, oldest first."""
         runs = self._find(f"tags.`{TAG_PARENT}` = '{parent_id}'")

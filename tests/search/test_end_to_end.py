@@ -119,3 +119,17 @@ def test_cli_space_validate_and_sample(tmp_path):
     assert res.exit_code == 0 and "objective moe_digits" in res.output
     res = CliRunner().invoke(app, ["space", "sample", str(f), "-n", "2", "--seed", "3"])
     assert res.exit_code == 0 and res.output.count('"gate"') == 2
+
+
+def test_cli_pareto_reads_the_same_front_back(finished, tmp_path):
+    png = tmp_path / "front.png"
+    res = CliRunner().invoke(app, ["pareto", "--tracking-uri", finished.tracking_uri, "--experiment", "e2e",
+                                   "--plot", str(png)])
+    assert res.exit_code == 0, res.output
+    for row in finished.front:
+        assert row["trial"] in res.output
+    non_front = {r["trial"] for r in finished.trials} - {r["trial"] for r in finished.front}
+    assert not any(t in res.output for t in non_front)
+    assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+    res = CliRunner().invoke(app, ["pareto", "--tracking-uri", finished.tracking_uri, "--experiment", "nope"])
+    assert res.exit_code == 2 and "not found" in res.output
