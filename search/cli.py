@@ -32,7 +32,7 @@ def run(
     space_file: Path = typer.Argument(..., help="YAML search-space file, e.g. spaces/examples/digits_moe.yaml"),
     num_samples: Optional[int] = typer.Option(None, "--num-samples", "-n", help="number of trials"),
     max_concurrent: Optional[int] = typer.Option(None, help="trials running at once"),
-    searcher: Optional[str] = typer.Option(None, help="tpe | nsga2 | random | gp"),
+    searcher: Optional[str] = typer.Option(None, help="tpe | nsga2 | random | gp | nevergrad"),
     seed: Optional[int] = typer.Option(None, help="searcher seed"),
     output_dir: Path = typer.Option(Path("gatesearch-runs"), help="where the MLflow db and Ray results go"),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: sqlite in output-dir)"),

@@ -6,7 +6,7 @@ import difflib
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
-SEARCHERS = ("tpe", "nsga2", "random", "gp")
+SEARCHERS = ("tpe", "nsga2", "random", "gp", "nevergrad")
 
 
 @dataclass(frozen=True)
@@ -14,7 +14,9 @@ class SearchSettings:
     """How to run a search.
 
     Attributes:
-        searcher: Optuna sampler behind Ray Tune's OptunaSearch (multi-objective).
+        searcher: ``tpe``, ``nsga2``, ``random``, ``gp`` (Optuna samplers behind Ray Tune's
+            multi-objective OptunaSearch) or ``nevergrad`` (our multi-objective Nevergrad searcher).
+        nevergrad_optimizer: Nevergrad registry name used when searcher is ``nevergrad``.
         num_samples: number of trials.
         max_concurrent: trials running at once.
         seed: seeds the sampler (proposals are reproducible for a given seed).
@@ -28,6 +30,7 @@ class SearchSettings:
     seed: int = 0
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
+    nevergrad_optimizer: str = "NGOpt"
 
     def __post_init__(self) -> None:
         if self.searcher not in SEARCHERS:

@@ -14,10 +14,12 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import ray
 from ray import tune
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 import spaces
 from objectives import get_objective
+from search.nevergrad_mo import NevergradMO
 from search.searchers import make_sampler
 from search.settings import SearchSettings
 
@@ -88,6 +90,36 @@ class DefineByRun:
         return spaces.suggest(trial, self.space)
 
 
+class NevergradMOSearch(Searcher):
+    """Ray Tune adapter over :class:`search.nevergrad_mo.NevergradMO` (multi-objective)."""
+
+    def __init__(self, core: NevergradMO):
+        super().__init__(metric=None, mode=None)
+        self.core = core
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return True  # metrics and modes are the core's; Tune's single metric/mode is not used
+
+    def suggest(self, trial_id: str):
+        config = self.core.ask(trial_id)
+        return Searcher.FINISHED if config is None else config
+
+    def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
+        self.core.tell(trial_id, None if error else result)
+
+    def save(self, checkpoint_path: str) -> None:
+        import pickle
+
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump({"core": self.core}, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        import pickle
+
+        with open(checkpoint_path, "rb") as f:  # our own checkpoint, written by save()
+            self.core = pickle.load(f)["core"]
+
+
 def _trainable(config: dict, objective_name: str, fixed: dict, threads: int, use_gpu: bool) -> None:
     import torch
 
@@ -111,10 +143,14 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
               modes: Sequence[str], settings: SearchSettings, storage_path: str, name: str,
               sink: TrialSink | None = None) -> list[TrialOutcome]:
     """Run the search to completion and return every trial's outcome."""
-    searcher = OptunaSearch(space=DefineByRun(space), metric=list(metrics),
-                            mode=list(modes),
-                            sampler=make_sampler(settings.searcher, seed=settings.seed,
-                                                 num_samples=settings.num_samples))
+    if settings.searcher == "nevergrad":
+        searcher = NevergradMOSearch(NevergradMO(space, metrics, modes, optimizer=settings.nevergrad_optimizer,
+                                                 budget=settings.num_samples, num_workers=settings.max_concurrent,
+                                                 seed=settings.seed))
+    else:
+        searcher = OptunaSearch(space=DefineByRun(space), metric=list(metrics), mode=list(modes),
+                                sampler=make_sampler(settings.searcher, seed=settings.seed,
+                                                     num_samples=settings.num_samples))
     trainable = tune.with_parameters(_trainable, objective_name=objective_name, fixed=dict(fixed),
                                      threads=int(max(1, settings.cpus_per_trial)),
                                      use_gpu=settings.gpus_per_trial > 0)

@@ -133,3 +133,17 @@ def test_cli_pareto_reads_the_same_front_back(finished, tmp_path):
     assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
     res = CliRunner().invoke(app, ["pareto", "--tracking-uri", finished.tracking_uri, "--experiment", "nope"])
     assert res.exit_code == 2 and "not found" in res.output
+
+
+def test_nevergrad_multi_objective_search_on_ray(ray_session, tmp_path):
+    text = SPACE.replace("name: e2e", "name: e2e-ng").replace("searcher: nsga2", "searcher: nevergrad")
+    sf = parse_space_file(text, str(tmp_path / "ng.yaml"))
+    result = run_search(sf, output_dir=tmp_path / "runs")
+    assert len(result.trials) == 4 and result.failed == 0
+    client = MlflowClient(result.tracking_uri)
+    exp = client.get_experiment_by_name("e2e-ng")
+    children = [r for r in client.search_runs([exp.experiment_id])
+                if r.data.tags.get("mlflow.parentRunId") == result.parent_run_id]
+    assert len(children) == 4 and all(r.info.status == "FINISHED" for r in children)
+    for r in children:  # conditional parameter only where its condition holds
+        assert (r.data.params["gate"] in ("dselect_k", "comet")) or r.data.params["gamma"] == "1.0"
