@@ -51,7 +51,7 @@ MOE_SCHEMA = ParamSchema(
         "seed": R("int", "seed of init, shuffling and noise", low=0, high=2**31 - 1),
         "data_seed": R("int", "seed of the train/val/test split (same for every trial)", low=0, high=2**31 - 1),
     },
-    le_constraints=(("k", "n_experts"),),
+    le_constraints=(("k", "n_experts"), ("ls_tau_end", "ls_tau_start")),
 )
 
 MOE_DEFAULTS: dict[str, Any] = {
@@ -92,10 +92,6 @@ class MoEClassification(Objective):
     def __init__(self, name: str, load: Callable[[int], Dataset]):
         self.name, self._load = name, load
         self._cache: dict[int, Dataset] = {}
-
-    def check(self, config: Mapping[str, Any]) -> None:
-        if config["ls_tau_end"] > config["ls_tau_start"]:
-            raise ValueError(f"ls_tau_end: {config['ls_tau_end']} must be <= ls_tau_start={config['ls_tau_start']}")
 
     def derived(self, config: Mapping[str, Any]) -> dict[str, Any]:
         gate = config["gate"]

@@ -88,6 +88,8 @@ def test_good_file_parses_into_typed_params():
                   "gate: {type: categorical, choices: [topk, comet], when: {hash_kind: [random]}}").replace(
         "lr: 0.01", "hash_kind: {type: categorical, choices: [random], when: {gate: [topk]}}"),
      "params", None, "cyclic conditions"),
+    (GOOD.replace("lr: 0.01", "ls_tau_end: {type: float, low: 1e-7, high: 1e-2, log: true}"),
+     "params.ls_tau_end.high", 9, "ls_tau_end <= ls_tau_start must hold"),
     # fixed section
     (GOOD.replace("fixed: {epochs: 2}", "fixed: {epochs: 0}"), "fixed.epochs", 3, "below the minimum 1"),
     (GOOD.replace("fixed: {epochs: 2}", "fixed: {lr: 2}"), "fixed.lr", 3, "both fixed and searched"),
