@@ -22,6 +22,7 @@ from search.validate import validate_space_file
 from spaces import SpaceFile
 
 DEFAULT_OUTPUT = "gatesearch-runs"
+PLACEMENT_KEYS = ("device", "gpu_ids", "node_ip")
 
 
 def default_tracking_uri(output_dir: str | Path) -> str:
@@ -57,6 +58,7 @@ class MlflowTrialSink:
         self.tracker, self.parent_id, self.search_id = tracker, parent_id, search_id
         self.objective, self.fixed = objective, dict(fixed)
         self.runs: dict[str, str] = {}
+        self.placed: set[str] = set()
 
     def _run(self, trial_id: str, config: Mapping[str, Any] | None = None) -> str:
         if trial_id not in self.runs:
@@ -74,9 +76,12 @@ class MlflowTrialSink:
         self._run(trial_id, config)
 
     def on_result(self, trial_id: str, result: Mapping[str, Any]) -> None:
+        run = self._run(trial_id, result.get("config"))
         metrics = {k: v for k, v in result.items() if k in METRICS}
-        self.tracker.log_metrics(self._run(trial_id, result.get("config")), metrics,
-                                 step=int(result.get("epoch", result.get("training_iteration", 0))))
+        self.tracker.log_metrics(run, metrics, step=int(result.get("epoch", result.get("training_iteration", 0))))
+        if trial_id not in self.placed:  # where the trial ran: device, Ray GPU ids, node
+            self.placed.add(trial_id)
+            self.tracker.set_tags(run, {f"gatesearch.{k}": result[k] for k in PLACEMENT_KEYS if k in result})
 
     def on_complete(self, trial_id: str, result: Mapping[str, Any]) -> None:
         self.tracker.end_run(self._run(trial_id, result.get("config")), "FINISHED")

@@ -125,8 +125,10 @@ def _trainable(config: dict, objective_name: str, fixed: dict, threads: int, use
 
     torch.set_num_threads(max(1, threads))
     device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
+    placement = {"device": device, "gpu_ids": ",".join(str(g) for g in ray.get_gpu_ids()),
+                 "node_ip": ray.util.get_node_ip_address()}
     objective = get_objective(objective_name)
-    objective.run({**fixed, **config}, report=lambda m: tune.report(dict(m)), device=device)
+    objective.run({**fixed, **config}, report=lambda m: tune.report({**m, **placement}), device=device)
 
 
 @dataclass(frozen=True)
