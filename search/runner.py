@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -54,9 +55,14 @@ class MlflowTrialSink:
     """Turns Ray trial events into nested MLflow child runs (driver side)."""
 
     def __init__(self, tracker: Tracker, parent_id: str, search_id: str, objective: Objective,
-                 fixed: Mapping[str, Any]):
+                 fixed: Mapping[str, Any], front_every: int = 0, title: str = ""):
         self.tracker, self.parent_id, self.search_id = tracker, parent_id, search_id
         self.objective, self.fixed = objective, dict(fixed)
+        self.names = tuple(m.name for m in objective.objectives)
+        self.modes = tuple(m.mode for m in objective.objectives)
+        self.front_every, self.title = front_every, title
+        self.finished = 0
+        self.reference: np.ndarray | None = None
         self.runs: dict[str, str] = {}
         self.placed: set[str] = set()
 
@@ -85,6 +91,19 @@ class MlflowTrialSink:
 
     def on_complete(self, trial_id: str, result: Mapping[str, Any]) -> None:
         self.tracker.end_run(self._run(trial_id, result.get("config")), "FINISHED")
+        self.finished += 1
+        if self.front_every and self.finished % self.front_every == 0:
+            self.log_front()
+
+    def log_front(self) -> tuple[list[dict], list[dict], float, np.ndarray]:
+        """Log the front now. The hypervolume reference point is fixed the first time
+        (and recorded as the parent's ``reference_point`` param) so the history is comparable."""
+        rows, front, hv, ref = log_front(self.tracker, self.parent_id, self.names, self.modes, title=self.title,
+                                         ref=self.reference)
+        if self.reference is None and rows:
+            self.reference = ref
+            self.tracker.log_params(self.parent_id, {"reference_point": json.dumps(ref.tolist())})
+        return rows, front, hv, ref
 
     def on_error(self, trial_id: str, error: str) -> None:
         run = self._run(trial_id)
@@ -115,16 +134,18 @@ def read_front(tracker: Tracker, parent_id: str, names: tuple[str, ...], modes: 
 
 
 def log_front(tracker: Tracker, parent_id: str, names: tuple[str, ...], modes: tuple[str, ...],
-              title: str = "") -> tuple[list[dict], list[dict], float, np.ndarray]:
+              title: str = "", ref: np.ndarray | None = None) -> tuple[list[dict], list[dict], float, np.ndarray]:
     """Recompute the front from the FINISHED child runs; tag ranks, log table + figure + HV.
 
     Idempotent: tags are overwritten and artifacts replaced, nothing is duplicated.
+    ``ref`` is the hypervolume reference point (default: :func:`reference_point` of the data).
     Returns (all trial rows, front rows, hypervolume, reference point).
     """
     records, values, ranks, rows, front = read_front(tracker, parent_id, names, modes)
     for rec, rank in zip(records, ranks):
         tracker.set_tags(rec.run_id, {TAG_RANK: int(rank)})
-    ref = reference_point(values, modes) if len(records) else np.zeros(len(names))
+    if ref is None:
+        ref = reference_point(values, modes) if len(records) else np.zeros(len(names))
     hv = hypervolume(values, modes, ref) if len(records) else 0.0
     tracker.log_dict(parent_id, {"objectives": list(names), "modes": list(modes), "reference_point": ref.tolist(),
                                  "hypervolume": hv, "front": front}, "pareto_front.json")
@@ -180,7 +201,8 @@ def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, out
         tracker.log_text(parent, Path(sf.path).read_text(encoding="utf-8"), "space.yaml")
     except OSError:
         pass
-    sink = MlflowTrialSink(tracker, parent, search_id, objective, sf.fixed)
+    sink = MlflowTrialSink(tracker, parent, search_id, objective, sf.fixed, front_every=settings.front_every,
+                           title=sf.name)
     t0 = time.time()
     status = "FAILED"
     try:
@@ -188,7 +210,7 @@ def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, out
         outcomes = ray_tuner.run_tuner(space=sf.space, objective_name=objective.name, fixed=sf.fixed,
                                        metrics=names, modes=modes, settings=settings,
                                        storage_path=str(out / "ray"), name=f"{sf.name}-{search_id}", sink=sink)
-        rows, front, hv, ref = log_front(tracker, parent, names, modes, title=sf.name)
+        rows, front, hv, ref = sink.log_front()
         status = "FINISHED"
     finally:
         wall = time.time() - t0

@@ -17,6 +17,7 @@ class SearchSettings:
         searcher: ``tpe``, ``nsga2``, ``random``, ``gp`` (Optuna samplers behind Ray Tune's
             multi-objective OptunaSearch) or ``nevergrad`` (our multi-objective Nevergrad searcher).
         nevergrad_optimizer: Nevergrad registry name used when searcher is ``nevergrad``.
+        front_every: re-log the Pareto front and hypervolume every this many finished trials.
         num_samples: number of trials.
         max_concurrent: trials running at once.
         seed: seeds the sampler (proposals are reproducible for a given seed).
@@ -31,6 +32,7 @@ class SearchSettings:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     nevergrad_optimizer: str = "NGOpt"
+    front_every: int = 4
 
     def __post_init__(self) -> None:
         if self.searcher not in SEARCHERS:
@@ -41,6 +43,8 @@ class SearchSettings:
             raise ValueError(f"num_samples: must be >= 1, got {self.num_samples}")
         if self.max_concurrent < 1:
             raise ValueError(f"max_concurrent: must be >= 1, got {self.max_concurrent}")
+        if self.front_every < 1:
+            raise ValueError(f"front_every: must be >= 1, got {self.front_every}")
         if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
             raise ValueError("cpus_per_trial must be > 0 and gpus_per_trial >= 0")
 

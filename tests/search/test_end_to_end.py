@@ -19,7 +19,7 @@ from spaces import parse_space_file
 SPACE = """\
 name: e2e
 objective: moe_digits
-search: {searcher: nsga2, num_samples: 4, max_concurrent: 2, seed: 1}
+search: {searcher: nsga2, num_samples: 4, max_concurrent: 2, seed: 1, front_every: 2}
 fixed: {epochs: 3, expert_hidden: 32, expert_out: 16}
 params:
   gate: {type: categorical, choices: [topk, hash, dselect_k, comet]}
@@ -88,10 +88,22 @@ def test_tagged_front_equals_the_recomputed_non_dominated_set(finished):
     assert saved["hypervolume"] == pytest.approx(finished.hypervolume) and finished.hypervolume > 0
 
 
+def test_front_and_hypervolume_are_logged_during_the_search(finished):
+    client = MlflowClient(finished.tracking_uri)
+    hist = sorted((m.step, m.value) for m in client.get_metric_history(finished.parent_run_id, "hypervolume"))
+    steps = [s for s, _ in hist]
+    assert steps[:2] == [2, 4] and set(steps) == {2, 4}  # every 2 finished trials, then the final log (step 4)
+    values = [v for _, v in hist]
+    assert all(b >= a - 1e-9 for a, b in zip(values, values[1:]))  # fixed reference point: HV never drops
+    ref = json.loads(client.get_run(finished.parent_run_id).data.params["reference_point"])
+    assert ref == pytest.approx(list(finished.reference_point))
+
+
 def test_relogging_the_front_is_idempotent(finished):
     tracker = Tracker(finished.tracking_uri, "e2e")
     before = len(tracker.children(finished.parent_run_id))
-    _, front, hv, _ = log_front(tracker, finished.parent_run_id, finished.objectives, finished.modes)
+    _, front, hv, _ = log_front(tracker, finished.parent_run_id, finished.objectives, finished.modes,
+                                ref=np.array(finished.reference_point))
     assert len(tracker.children(finished.parent_run_id)) == before == 4
     assert {r["run_id"] for r in front} == {r["run_id"] for r in finished.front}
     assert hv == pytest.approx(finished.hypervolume)
