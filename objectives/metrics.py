@@ -26,6 +26,7 @@ TRAIN_LOSS = Metric("train_loss", "min", "mean training loss of the epoch (task 
 ACTIVE_EXPERTS = Metric("active_experts", "min", "mean experts run per sample at inference")
 WEIGHT_SPARSITY = Metric("weight_sparsity", "max", "fraction of gate weights < 1e-5 at inference")
 EPOCH = Metric("epoch", "max", "epochs completed (1-based)")
+EPOCHS_TOTAL = Metric("epochs_total", "max", "the trial's full budget in epochs (epoch < epochs_total = stopped early)")
 
 METRICS: dict[str, Metric] = {m.name: m for m in (ACCURACY, MACS, TEST_ACCURACY, VAL_LOSS, TRAIN_LOSS,
-                                                  ACTIVE_EXPERTS, WEIGHT_SPARSITY, EPOCH)}
+                                                  ACTIVE_EXPERTS, WEIGHT_SPARSITY, EPOCH, EPOCHS_TOTAL)}

@@ -61,3 +61,24 @@ def hypervolume(values: np.ndarray, modes: Sequence[str], ref: Sequence[float]) 
     if not len(values):
         return 0.0
     return float(moocore.hypervolume(values, ref=np.asarray(ref, dtype=float), maximise=_maximise(modes)))
+
+
+def crowding_distance(values: np.ndarray) -> np.ndarray:
+    """NSGA-II crowding distance of the rows of one front (boundary rows get inf).
+
+    For each objective, rows are sorted and each inner row gets the normalised gap
+    between its two neighbours; the distances are summed over objectives.
+    """
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    if n <= 2:
+        return np.full(n, np.inf)
+    dist = np.zeros(n)
+    for j in range(values.shape[1]):
+        order = np.argsort(values[:, j], kind="stable")
+        col = values[order, j]
+        span = col[-1] - col[0]
+        dist[order[0]] = dist[order[-1]] = np.inf
+        if span > 0:
+            dist[order[1:-1]] += (col[2:] - col[:-2]) / span
+    return dist

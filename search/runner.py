@@ -24,6 +24,7 @@ from spaces import SpaceFile
 
 DEFAULT_OUTPUT = "gatesearch-runs"
 PLACEMENT_KEYS = ("device", "gpu_ids", "node_ip")
+TAG_STOPPED = "gatesearch.early_stopped_at_epoch"
 
 
 def default_tracking_uri(output_dir: str | Path) -> str:
@@ -90,7 +91,12 @@ class MlflowTrialSink:
             self.tracker.set_tags(run, {f"gatesearch.{k}": result[k] for k in PLACEMENT_KEYS if k in result})
 
     def on_complete(self, trial_id: str, result: Mapping[str, Any]) -> None:
-        self.tracker.end_run(self._run(trial_id, result.get("config")), "FINISHED")
+        run = self._run(trial_id, result.get("config"))
+        if ray_tuner.is_partial(result):  # stopped early by the scheduler: lower fidelity, not on the front
+            self.tracker.set_tags(run, {TAG_STOPPED: int(result.get("epoch", 0))})
+            self.tracker.end_run(run, "KILLED")
+        else:
+            self.tracker.end_run(run, "FINISHED")
         self.finished += 1
         if self.front_every and self.finished % self.front_every == 0:
             self.log_front()
@@ -179,6 +185,18 @@ def latest_search(tracker: Tracker) -> tuple[str, tuple[str, ...], tuple[str, ..
     return run_id, tuple(n for n, _ in pairs), tuple(m for _, m in pairs)
 
 
+def max_epochs(sf: SpaceFile, objective: Objective) -> int:
+    """The full per-trial budget in epochs: fixed, the searched maximum, or the default."""
+    if "epochs" in sf.fixed:
+        return int(sf.fixed["epochs"])
+    p = sf.space.params.get("epochs")
+    if p is not None:
+        lo, hi = p.bounds()
+        if hi is not None:
+            return int(hi)
+    return int(objective.defaults.get("epochs", 1))
+
+
 def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, output_dir: str | Path = DEFAULT_OUTPUT,
                tracking_uri: str | None = None, address: str | None = None) -> SearchResult:
     """Validate ``sf``, run the search, log everything, return the front."""
@@ -207,9 +225,12 @@ def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, out
     status = "FAILED"
     try:
         ray_tuner.ensure_ray(address=address)
-        outcomes = ray_tuner.run_tuner(space=sf.space, objective_name=objective.name, fixed=sf.fixed,
-                                       metrics=names, modes=modes, settings=settings,
-                                       storage_path=str(out / "ray"), name=f"{sf.name}-{search_id}", sink=sink)
+        outcomes, counts = ray_tuner.run_tuner(space=sf.space, objective_name=objective.name, fixed=sf.fixed,
+                                               metrics=names, modes=modes, settings=settings,
+                                               storage_path=str(out / "ray"), name=f"{sf.name}-{search_id}",
+                                               sink=sink, max_epochs=max_epochs(sf, objective))
+        tracker.log_metrics(parent, {**counts, "epochs_trained": sum(int(o.metrics.get("epoch", 0))
+                                                                      for o in outcomes)}, step=len(outcomes))
         rows, front, hv, ref = sink.log_front()
         status = "FINISHED"
     finally:
@@ -219,4 +240,6 @@ def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, out
     return SearchResult(search_id=search_id, parent_run_id=parent, tracking_uri=uri, experiment=sf.name,
                         objectives=names, modes=modes, trials=rows, front=front, hypervolume=hv,
                         reference_point=tuple(ref.tolist()), wall_seconds=wall, output_dir=str(out),
-                        failed=sum(1 for o in outcomes if o.error))
+                        failed=sum(1 for o in outcomes if o.error),
+                        extra={**counts, "early_stopped": sum(1 for o in outcomes if o.early_stopped),
+                               "epochs_trained": sum(int(o.metrics.get("epoch", 0)) for o in outcomes)})

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
 SEARCHERS = ("tpe", "nsga2", "random", "gp", "nevergrad")
+SCHEDULERS = ("fifo", "moasha")
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,8 @@ class SearchSettings:
             multi-objective OptunaSearch) or ``nevergrad`` (our multi-objective Nevergrad searcher).
         nevergrad_optimizer: Nevergrad registry name used when searcher is ``nevergrad``.
         front_every: re-log the Pareto front and hypervolume every this many finished trials.
+        scheduler: ``fifo`` (run every trial to the end) or ``moasha`` (multi-objective early stopping).
+        moasha_grace, moasha_eta: first rung (epochs) and reduction factor of MO-ASHA.
         num_samples: number of trials.
         max_concurrent: trials running at once.
         seed: seeds the sampler (proposals are reproducible for a given seed).
@@ -33,6 +36,9 @@ class SearchSettings:
     gpus_per_trial: float = 0.0
     nevergrad_optimizer: str = "NGOpt"
     front_every: int = 4
+    scheduler: str = "fifo"
+    moasha_grace: int = 1
+    moasha_eta: float = 3.0
 
     def __post_init__(self) -> None:
         if self.searcher not in SEARCHERS:
@@ -43,6 +49,10 @@ class SearchSettings:
             raise ValueError(f"num_samples: must be >= 1, got {self.num_samples}")
         if self.max_concurrent < 1:
             raise ValueError(f"max_concurrent: must be >= 1, got {self.max_concurrent}")
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler: unknown {self.scheduler!r}; choose one of {list(SCHEDULERS)}")
+        if self.moasha_grace < 1 or self.moasha_eta <= 1:
+            raise ValueError("moasha_grace must be >= 1 and moasha_eta > 1")
         if self.front_every < 1:
             raise ValueError(f"front_every: must be >= 1, got {self.front_every}")
         if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:

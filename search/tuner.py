@@ -14,11 +14,13 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import ray
 from ray import tune
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 import spaces
 from objectives import get_objective
+from search.moasha import MOASHA
 from search.nevergrad_mo import NevergradMO
 from search.searchers import make_sampler
 from search.settings import SearchSettings
@@ -120,6 +122,70 @@ class NevergradMOSearch(Searcher):
             self.core = pickle.load(f)["core"]
 
 
+class MOASHAScheduler(FIFOScheduler):
+    """Ray adapter over :class:`search.moasha.MOASHA`: stops trials at rungs."""
+
+    def __init__(self, core: MOASHA, metrics: Sequence[str]):
+        super().__init__()
+        self.core, self.metrics = core, list(metrics)
+        self.stopped: list[str] = []
+
+    def set_search_properties(self, metric, mode, **spec) -> bool:
+        return True
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        if not all(m in result for m in self.metrics) or "epoch" not in result:
+            return TrialScheduler.CONTINUE
+        if self.core.decide(trial.trial_id, int(result["epoch"]), [float(result[m]) for m in self.metrics]):
+            return TrialScheduler.CONTINUE
+        self.stopped.append(trial.trial_id)
+        return TrialScheduler.STOP
+
+
+def is_partial(result: Mapping[str, Any] | None) -> bool:
+    """A result from a trial stopped before its full budget (lower fidelity)."""
+    return bool(result) and int(result.get("epoch", 0)) < int(result.get("epochs_total", 0))
+
+
+class FullFidelityOnly(Searcher):
+    """Wraps a searcher so early-stopped trials never reach it as final results:
+    their lower-fidelity result is withheld and the trial is reported as errored
+    (Optuna records it as FAIL, so TPE/NSGA-II/GP do not model it)."""
+
+    def __init__(self, inner: Searcher):
+        super().__init__(metric=inner.metric, mode=inner.mode)
+        self.inner = inner
+        self.final: list[str] = []
+        self.withheld: list[str] = []
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return self.inner.set_search_properties(metric, mode, config, **spec)
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        return self.inner.set_max_concurrency(max_concurrent)
+
+    def suggest(self, trial_id: str):
+        return self.inner.suggest(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self.inner.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
+        if not error and is_partial(result):
+            self.withheld.append(trial_id)
+            self.inner.on_trial_complete(trial_id, None, error=True)
+        else:
+            if not error:
+                self.final.append(trial_id)
+            self.inner.on_trial_complete(trial_id, result, error=error)
+
+    def save(self, checkpoint_path: str) -> None:
+        self.inner.save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.inner.restore(checkpoint_path)
+
+
 def _trainable(config: dict, objective_name: str, fixed: dict, threads: int, use_gpu: bool) -> None:
     import torch
 
@@ -128,7 +194,9 @@ def _trainable(config: dict, objective_name: str, fixed: dict, threads: int, use
     placement = {"device": device, "gpu_ids": ",".join(str(g) for g in ray.get_gpu_ids()),
                  "node_ip": ray.util.get_node_ip_address()}
     objective = get_objective(objective_name)
-    objective.run({**fixed, **config}, report=lambda m: tune.report({**m, **placement}), device=device)
+    full = objective.resolve({**fixed, **config})
+    placement["epochs_total"] = int(full.get("epochs", 0))
+    objective.run(full, report=lambda m: tune.report({**m, **placement}), device=device)
 
 
 @dataclass(frozen=True)
@@ -139,12 +207,13 @@ class TrialOutcome:
     config: Mapping[str, Any]
     metrics: Mapping[str, Any]
     error: str | None
+    early_stopped: bool = False
 
 
 def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, Any], metrics: Sequence[str],
               modes: Sequence[str], settings: SearchSettings, storage_path: str, name: str,
-              sink: TrialSink | None = None) -> list[TrialOutcome]:
-    """Run the search to completion and return every trial's outcome."""
+              sink: TrialSink | None = None, max_epochs: int = 1) -> tuple[list[TrialOutcome], dict[str, int]]:
+    """Run the search to completion; return every trial's outcome and searcher/scheduler counts."""
     if settings.searcher == "nevergrad":
         searcher = NevergradMOSearch(NevergradMO(space, metrics, modes, optimizer=settings.nevergrad_optimizer,
                                                  budget=settings.num_samples, num_workers=settings.max_concurrent,
@@ -153,13 +222,18 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
         searcher = OptunaSearch(space=DefineByRun(space), metric=list(metrics), mode=list(modes),
                                 sampler=make_sampler(settings.searcher, seed=settings.seed,
                                                      num_samples=settings.num_samples))
+    searcher = FullFidelityOnly(searcher)
+    scheduler = None
+    if settings.scheduler == "moasha":
+        scheduler = MOASHAScheduler(MOASHA(modes=list(modes), max_t=max_epochs, grace=settings.moasha_grace,
+                                           eta=settings.moasha_eta), metrics)
     trainable = tune.with_parameters(_trainable, objective_name=objective_name, fixed=dict(fixed),
                                      threads=int(max(1, settings.cpus_per_trial)),
                                      use_gpu=settings.gpus_per_trial > 0)
     trainable = tune.with_resources(trainable, {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
     tuner = tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=settings.num_samples,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=settings.num_samples,
                                     max_concurrent_trials=settings.max_concurrent, reuse_actors=True),
         run_config=tune.RunConfig(name=name, storage_path=os.path.abspath(storage_path), verbose=0,
                                   callbacks=[_SinkCallback(sink)] if sink else None,
@@ -171,5 +245,8 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
         tid = r.path.rstrip("/").rsplit("/", 1)[-1] if r.path else ""
         outcomes.append(TrialOutcome(trial_id=str(r.metrics.get("trial_id", tid)) if r.metrics else tid,
                                      config=dict(r.config or {}), metrics=dict(r.metrics or {}),
-                                     error=str(r.error) if r.error else None))
-    return outcomes
+                                     error=str(r.error) if r.error else None,
+                                     early_stopped=is_partial(r.metrics)))
+    counts = {"searcher_final": len(searcher.final), "searcher_withheld": len(searcher.withheld),
+              "scheduler_stopped": len(scheduler.stopped) if scheduler else 0}
+    return outcomes, counts

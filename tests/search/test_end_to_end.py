@@ -159,3 +159,26 @@ def test_nevergrad_multi_objective_search_on_ray(ray_session, tmp_path):
     assert len(children) == 4 and all(r.info.status == "FINISHED" for r in children)
     for r in children:  # conditional parameter only where its condition holds
         assert (r.data.params["gate"] in ("dselect_k", "comet")) or r.data.params["gamma"] == "1.0"
+
+
+def test_moasha_stops_dominated_trials_early_and_keeps_them_off_the_front(ray_session, tmp_path):
+    text = (SPACE.replace("name: e2e", "name: e2e-asha")
+            .replace("num_samples: 4, max_concurrent: 2, seed: 1",
+                     "num_samples: 8, max_concurrent: 2, seed: 1, scheduler: moasha, moasha_eta: 2")
+            .replace("epochs: 3", "epochs: 4"))
+    result = run_search(parse_space_file(text, str(tmp_path / "asha.yaml")), output_dir=tmp_path / "runs")
+    stopped = result.extra["early_stopped"]
+    assert stopped >= 1 and result.extra["scheduler_stopped"] == stopped
+    assert result.extra["searcher_withheld"] == stopped  # partial results were not told as final
+    assert result.extra["searcher_final"] == 8 - stopped
+    assert result.extra["epochs_trained"] < 8 * 4
+    client = MlflowClient(result.tracking_uri)
+    exp = client.get_experiment_by_name("e2e-asha")
+    children = [r for r in client.search_runs([exp.experiment_id])
+                if r.data.tags.get("mlflow.parentRunId") == result.parent_run_id]
+    killed = [r for r in children if r.info.status == "KILLED"]
+    assert len(children) == 8 and len(killed) == stopped
+    for r in killed:
+        at = int(r.data.tags["gatesearch.early_stopped_at_epoch"])
+        assert at in (1, 2) and r.data.metrics["epoch"] == at and "pareto_rank" not in r.data.tags
+    assert {row["run_id"] for row in result.front} <= {r.info.run_id for r in children if r.info.status == "FINISHED"}

@@ -1,0 +1,66 @@
+"""MO-ASHA rung decisions, crowding distance, and the full-fidelity guard on searchers."""
+
+import numpy as np
+import pytest
+from ray.tune.search import Searcher
+
+from search.moasha import MOASHA
+from search.pareto import crowding_distance
+from search.tuner import FullFidelityOnly, is_partial
+
+
+def test_rungs_are_geometric_below_the_budget():
+    assert MOASHA(["max", "min"], max_t=9).milestones == [1, 3]
+    assert MOASHA(["max", "min"], max_t=30, grace=2, eta=2).milestones == [2, 4, 8, 16]
+    with pytest.raises(ValueError):
+        MOASHA(["max"], max_t=5, eta=1.0)
+
+
+def test_dominated_trials_are_stopped_and_front_trials_continue():
+    s = MOASHA(["max", "min"], max_t=9, eta=3)
+    assert s.decide("a", 1, [0.9, 10.0])  # alone: continues
+    assert not s.decide("b", 1, [0.5, 20.0])  # dominated by a, keep ceil(2/3)=1
+    assert not s.decide("c", 1, [0.6, 30.0])
+    assert s.decide("d", 1, [0.95, 5.0])  # dominates everything
+    assert s.decide("a", 2, [0.0, 1e9])  # not a rung: continue, nothing recorded
+    assert s.decide("d", 1, [0.0, 1e9])  # already recorded at this rung: continue
+    assert set(s.rungs[1]) == {"a", "b", "c", "d"}
+
+
+def test_ordering_breaks_ties_on_the_front_by_crowding():
+    s = MOASHA(["max", "min"], max_t=9)
+    front = np.array([[0.5, 1.0], [0.6, 2.0], [0.61, 2.05], [0.9, 9.0], [0.2, 9.5]])
+    order = s.order(front)
+    assert order[-1] == 4  # the only dominated point is last
+    assert set(order[:2]) == {0, 3}  # boundary points of the front (infinite crowding) first
+    assert list(order).index(1) > 1 and list(order).index(2) > 1
+
+
+def test_crowding_distance():
+    d = crowding_distance(np.array([[0.0, 4.0], [1.0, 3.0], [2.0, 1.0], [4.0, 0.0]]))
+    assert np.isinf(d[0]) and np.isinf(d[3])
+    assert d[1] == pytest.approx(2 / 4 + 3 / 4) and d[2] == pytest.approx(3 / 4 + 3 / 4)
+
+
+class Recorder(Searcher):
+    def __init__(self):
+        super().__init__(metric=["accuracy", "macs_per_sample"], mode=["max", "min"])
+        self.completed = []
+
+    def suggest(self, trial_id):
+        return {"x": 1}
+
+    def on_trial_complete(self, trial_id, result=None, error=False):
+        self.completed.append((trial_id, result, error))
+
+
+def test_partial_results_never_reach_the_searcher_as_final():
+    inner = Recorder()
+    guard = FullFidelityOnly(inner)
+    guard.on_trial_complete("stopped", {"accuracy": 0.9, "macs_per_sample": 5.0, "epoch": 3, "epochs_total": 9})
+    full = {"accuracy": 0.8, "macs_per_sample": 7.0, "epoch": 9, "epochs_total": 9}
+    guard.on_trial_complete("full", full)
+    guard.on_trial_complete("crashed", None, error=True)
+    assert inner.completed == [("stopped", None, True), ("full", full, False), ("crashed", None, True)]
+    assert guard.withheld == ["stopped"] and guard.final == ["full"]
+    assert is_partial({"epoch": 2, "epochs_total": 5}) and not is_partial({"epoch": 5, "epochs_total": 5})
