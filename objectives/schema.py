@@ -25,21 +25,28 @@ class ParamRule:
     low: float | None = None
     high: float | None = None
 
-    def check(self, name: str, value: Any) -> None:
-        """Raise ``ValueError`` naming ``name`` if ``value`` is not acceptable."""
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with ``value`` (without the key's name), or None if it is acceptable."""
         py = {"int": int, "float": (int, float), "bool": bool, "str": str}[self.kind]
         if isinstance(value, bool) and self.kind in ("int", "float"):
-            raise ValueError(f"{name}: expected {self.kind}, got bool {value!r}")
+            return f"expected {self.kind}, got bool {value!r}"
         if not isinstance(value, py):
-            raise ValueError(f"{name}: expected {self.kind}, got {type(value).__name__} {value!r}")
+            return f"expected {self.kind}, got {type(value).__name__} {value!r}"
         if self.choices is not None and value not in self.choices:
             hint = difflib.get_close_matches(str(value), [str(c) for c in self.choices], n=1)
             extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ValueError(f"{name}: unknown value {value!r}{extra}; allowed: {list(self.choices)}")
+            return f"unknown value {value!r}{extra}; allowed: {list(self.choices)}"
         if self.low is not None and value < self.low:
-            raise ValueError(f"{name}: {value!r} is below the minimum {self.low}")
+            return f"{value!r} is below the minimum {self.low}"
         if self.high is not None and value > self.high:
-            raise ValueError(f"{name}: {value!r} is above the maximum {self.high}")
+            return f"{value!r} is above the maximum {self.high}"
+        return None
+
+    def check(self, name: str, value: Any) -> None:
+        """Raise ``ValueError`` naming ``name`` if ``value`` is not acceptable."""
+        problem = self.problem(value)
+        if problem is not None:
+            raise ValueError(f"{name}: {problem}")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,11 @@ def _maximise(modes: Sequence[str]) -> list[bool]:
     return [m == "max" for m in modes]
 
 
+def _matrix(values: np.ndarray, modes: Sequence[str]) -> np.ndarray:
+    """``values`` as a float ``(N, M)`` array, M = len(modes)."""
+    return np.asarray(values, dtype=float).reshape(len(values), len(modes))
+
+
 def pareto_ranks(values: np.ndarray, modes: Sequence[str]) -> np.ndarray:
     """Non-dominated sorting: 0 for the Pareto front, 1 for the next layer, ...
 
@@ -28,7 +33,7 @@ def pareto_ranks(values: np.ndarray, modes: Sequence[str]) -> np.ndarray:
     Returns:
         ``(N,)`` int ranks; non-finite rows get ``max_rank + 1``.
     """
-    values = np.asarray(values, dtype=float).reshape(len(values), len(modes))
+    values = _matrix(values, modes)
     ranks = np.zeros(len(values), dtype=int)
     finite = np.isfinite(values).all(axis=1)
     if finite.any():
@@ -39,14 +44,14 @@ def pareto_ranks(values: np.ndarray, modes: Sequence[str]) -> np.ndarray:
 
 def front_mask(values: np.ndarray, modes: Sequence[str]) -> np.ndarray:
     """``(N,)`` bool: rows on the Pareto front (rank 0, finite)."""
-    values = np.asarray(values, dtype=float).reshape(len(values), len(modes))
+    values = _matrix(values, modes)
     return (pareto_ranks(values, modes) == 0) & np.isfinite(values).all(axis=1)
 
 
 def reference_point(values: np.ndarray, modes: Sequence[str]) -> np.ndarray:
     """Default hypervolume reference: 0 for maximised objectives (accuracy-like, >= 0),
     and 1.1 × the worst finite value for minimised ones (costs, >= 0)."""
-    values = np.asarray(values, dtype=float).reshape(len(values), len(modes))
+    values = _matrix(values, modes)
     ref = []
     for j, m in enumerate(modes):
         col = values[np.isfinite(values[:, j]), j]
@@ -56,7 +61,7 @@ def reference_point(values: np.ndarray, modes: Sequence[str]) -> np.ndarray:
 
 def hypervolume(values: np.ndarray, modes: Sequence[str], ref: Sequence[float]) -> float:
     """Hypervolume dominated by the finite rows w.r.t. ``ref`` (moocore)."""
-    values = np.asarray(values, dtype=float).reshape(len(values), len(modes))
+    values = _matrix(values, modes)
     values = values[np.isfinite(values).all(axis=1)]
     if not len(values):
         return 0.0

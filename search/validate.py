@@ -9,10 +9,6 @@ from spaces import Categorical, Fixed, Float, Int, SpaceFile
 from search.settings import SearchSettings
 
 
-def _bounds(p) -> tuple[Any, Any]:
-    return p.bounds()
-
-
 def validate_space_file(sf: SpaceFile) -> tuple[Objective, SearchSettings]:
     """Resolve the objective and settings and check every parameter.
 
@@ -33,32 +29,29 @@ def validate_space_file(sf: SpaceFile) -> tuple[Objective, SearchSettings]:
         key = str(e).split(":", 1)[0]
         raise sf.error(("search", key), str(e).split(":", 1)[1].strip(), "see `search:` in the README") from None
     rules = objective.schema.rules
-    for name, value in sf.fixed.items():
-        if name not in rules:
-            raise sf.error(("fixed", name), f"unknown parameter{objective.schema.suggest(name)}",
-                           f"known parameters of {objective.name}: {sorted(rules)}")
-        try:
-            rules[name].check(name, value)
-        except ValueError as e:
-            raise sf.error(("fixed", name), str(e).split(": ", 1)[1], rules[name].doc) from None
-    for name, p in sf.space.params.items():
-        path = ("params", name)
+
+    def rule_for(path: tuple, name: str):
         if name not in rules:
             raise sf.error(path, f"unknown parameter{objective.schema.suggest(name)}",
                            f"known parameters of {objective.name}: {sorted(rules)}")
-        rule = rules[name]
+        return rules[name]
+
+    def check(path: tuple, name: str, value: Any) -> None:
+        problem = rules[name].problem(value)
+        if problem is not None:
+            raise sf.error(path, problem, f"{name} is: {rules[name].doc}")
+
+    for name, value in sf.fixed.items():
+        rule_for(("fixed", name), name)
+        check(("fixed", name), name, value)
+    for name, p in sf.space.params.items():
+        path = ("params", name)
+        rule = rule_for(path, name)
         if isinstance(p, Categorical):
             for i, choice in enumerate(p.choices):
-                try:
-                    rule.check(name, choice)
-                except ValueError as e:
-                    raise sf.error(path + ("choices", i), str(e).split(": ", 1)[1],
-                                   f"{name} is: {rule.doc}") from None
+                check(path + ("choices", i), name, choice)
         elif isinstance(p, Fixed):
-            try:
-                rule.check(name, p.value)
-            except ValueError as e:
-                raise sf.error(path, str(e).split(": ", 1)[1], f"{name} is: {rule.doc}") from None
+            check(path, name, p.value)
         else:
             if rule.kind not in ("int", "float"):
                 raise sf.error(path + ("type",), f"{name} takes {rule.kind} values, not a numeric range",
@@ -66,10 +59,7 @@ def validate_space_file(sf: SpaceFile) -> tuple[Objective, SearchSettings]:
             if rule.kind == "int" and isinstance(p, Float):
                 raise sf.error(path + ("type",), f"{name} is an integer parameter", "use type: int")
             for key, v in (("low", p.low), ("high", p.high)):
-                try:
-                    rule.check(name, int(v) if rule.kind == "int" else float(v))
-                except ValueError as e:
-                    raise sf.error(path + (key,), str(e).split(": ", 1)[1], f"{name} is: {rule.doc}") from None
+                check(path + (key,), name, int(v) if rule.kind == "int" else float(v))
     _check_constraints(sf, objective)
     return objective, settings
 
@@ -79,7 +69,7 @@ def _check_constraints(sf: SpaceFile, objective: Objective) -> None:
 
     def extent(name: str) -> tuple[Any, Any, tuple]:
         if name in sf.space.params:
-            lo, hi = _bounds(sf.space.params[name])
+            lo, hi = sf.space.params[name].bounds()
             return lo, hi, ("params", name)
         if name in sf.fixed:
             return sf.fixed[name], sf.fixed[name], ("fixed", name)
