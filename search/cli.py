@@ -39,7 +39,6 @@ def run(
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: a private local instance)"),
 ) -> None:
     """Run a search and print the Pareto front."""
-    from search.console import front_table
     from search.runner import run_search
 
     try:
@@ -54,13 +53,45 @@ def run(
         from search.tuner import shutdown_ray
 
         shutdown_ray()
+    _print_result(result)
+
+
+@app.command()
+def resume(
+    search_dir: Path = typer.Argument(..., help="the search directory printed by `run` (or its --output-dir)"),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: the one recorded)"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (default: the one recorded)"),
+) -> None:
+    """Finish an interrupted search: same trials, searcher state and MLflow parent run."""
+    from search.runner import resume_search
+    from search.tuner import shutdown_ray
+
+    try:
+        result = resume_search(search_dir, address=address, tracking_uri=tracking_uri)
+    except (SpaceError, ValueError) as e:
+        _fail(str(e))
+        return
+    finally:
+        shutdown_ray()
+    _print_result(result)
+
+
+def _print_result(result) -> None:
+    from search.console import front_table
+
     console.print(front_table(result.front, result.objectives,
                               title=f"Pareto front of {result.experiment} "
                                     f"({len(result.trials)} finished trials, {result.failed} failed)"))
     console.print(f"hypervolume {result.hypervolume:,.2f} (reference point {list(result.reference_point)}), "
                   f"search took {result.wall_seconds:.0f} s", markup=False)
-    console.print("Inspect it in MLflow:\n  "
-                  f"mlflow ui --backend-store-uri {result.tracking_uri}", soft_wrap=True, highlight=False, markup=False)
+    console.print(f"search dir (for `gatesearch resume`): {result.search_dir}", soft_wrap=True, markup=False,
+                  highlight=False)
+    if result.tracking_uri.startswith("sqlite:"):
+        console.print("Inspect it in MLflow:\n  "
+                      f"mlflow ui --backend-store-uri {result.tracking_uri}", soft_wrap=True, highlight=False,
+                      markup=False)
+    else:
+        console.print(f"Inspect it in MLflow: {result.tracking_uri}", soft_wrap=True, highlight=False, markup=False)
 
 
 @app.command()

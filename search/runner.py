@@ -7,7 +7,7 @@ import io
 import json
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -16,11 +16,12 @@ import numpy as np
 from objectives import METRICS, Objective
 from search import tuner as ray_tuner
 from search.figure import pareto_figure
+from search.outbox import BufferedSink, Outbox
 from search.pareto import hypervolume, pareto_ranks, reference_point
 from search.settings import SearchSettings
 from search.tracking import TAG_ERROR, TAG_RANK, Tracker, TrialRecord
 from search.validate import validate_space_file
-from spaces import SpaceFile
+from spaces import SpaceFile, parse_space_file
 
 DEFAULT_OUTPUT = "gatesearch-runs"
 PLACEMENT_KEYS = ("device", "gpu_ids", "node_ip")
@@ -48,6 +49,7 @@ class SearchResult:
     reference_point: tuple[float, ...]
     wall_seconds: float
     output_dir: str = ""
+    search_dir: str = ""
     failed: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -199,9 +201,138 @@ def max_epochs(sf: SpaceFile, objective: Objective) -> int:
     return int(objective.defaults.get("epochs", 1))
 
 
+MANIFEST = "gatesearch.json"
+SPACE_COPY = "space.yaml"
+TAG_ORPHANED = "gatesearch.orphaned"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What ``gatesearch resume`` needs to finish a search, written into its search dir
+    (Ray's experiment dir) before the first trial starts, next to a copy of the space file."""
+
+    search_id: str
+    parent_run_id: str
+    tracking_uri: str
+    experiment: str
+    objective: str
+    space_file: str
+    settings: Mapping[str, Any]
+    output_dir: str
+    address: str | None = None
+    status: str = "running"
+
+    def write(self, search_dir: Path) -> None:
+        tmp = search_dir / f".{MANIFEST}.tmp"
+        tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
+        tmp.replace(search_dir / MANIFEST)  # atomic: a reader never sees half a manifest
+
+    @classmethod
+    def read(cls, search_dir: Path) -> "Manifest":
+        path = search_dir / MANIFEST
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            return cls(**raw)
+        except (OSError, json.JSONDecodeError, TypeError) as e:
+            raise ValueError(f"{path}: not a readable gatesearch manifest ({e}); "
+                             f"pass the search directory printed by `gatesearch run`") from e
+
+
+def find_search_dir(path: str | Path) -> Path:
+    """``path`` itself if it holds a manifest; else the one unfinished search under
+    ``path/ray`` (an output dir). Errors list the candidates."""
+    p = Path(path).expanduser().resolve()
+    if (p / MANIFEST).exists():
+        return p
+    if not p.exists():
+        raise ValueError(f"{p}: no such directory; pass the search directory printed by `gatesearch run`")
+    found = sorted((d for d in [*p.glob(f"*/{MANIFEST}"), *p.glob(f"ray/*/{MANIFEST}")]),
+                   key=lambda m: m.stat().st_mtime)
+    open_ = [m.parent for m in found if Manifest.read(m.parent).status != "finished"]
+    if len(open_) == 1:
+        return open_[0]
+    if not open_:
+        raise ValueError(f"{p}: no unfinished gatesearch search here ({len(found)} finished); "
+                         f"pass a search directory (it contains {MANIFEST})")
+    raise ValueError(f"{p}: {len(open_)} unfinished searches; pass one of: " + ", ".join(str(d) for d in open_))
+
+
+def _open_tracker(uri: str, experiment: str, out: Path) -> Tracker:
+    # A local SQLite store keeps artifacts next to it; a tracking server decides for itself.
+    location = (out / "artifacts").as_uri() if uri.startswith("sqlite:") else None
+    return Tracker(uri, experiment, artifact_location=location)
+
+
+def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, objective: Objective,
+           settings: SearchSettings, search_dir: Path, resume: bool) -> SearchResult:
+    """Run (or resume) the Tuner with a buffered MLflow sink; log the front; close the parent."""
+    names = tuple(m.name for m in objective.objectives)
+    modes = tuple(m.mode for m in objective.objectives)
+    sink = MlflowTrialSink(tracker, parent, manifest.search_id, objective, sf.fixed,
+                           front_every=settings.front_every, title=sf.name)
+    if resume:
+        ref = tracker.params(parent).get("reference_point")
+        sink.reference = np.array(json.loads(ref), dtype=float) if ref else None
+        sink.finished = sum(1 for c in tracker.children(parent) if c.status in ("FINISHED", "KILLED"))
+    outbox = Outbox(sink, Tracker.is_transient, settings.tracking_timeout_s, describe=f"MLflow at {tracker.uri}")
+    t0 = time.time()
+    status = "FAILED"
+    try:
+        ray_tuner.ensure_ray(address=manifest.address)
+        common = dict(objective_name=objective.name, fixed=sf.fixed, settings=settings, sink=BufferedSink(outbox))
+        if resume and ray_tuner.can_resume(str(search_dir)):
+            outcomes, counts = ray_tuner.resume_tuner(experiment_dir=str(search_dir), **common)
+        else:
+            outcomes, counts = ray_tuner.run_tuner(space=sf.space, metrics=names, modes=modes,
+                                                   storage_path=str(search_dir.parent), name=search_dir.name,
+                                                   max_epochs=max_epochs(sf, objective), **common)
+        outbox.flush()
+        orphans = _retire_orphans(tracker, parent, {o.trial_id for o in outcomes}) if resume else 0
+        tracker.log_metrics(parent, {**counts, "orphaned_trials": orphans, "tracking_retries": outbox.retries,
+                                     "tracking_outage_seconds": outbox.outage_seconds,
+                                     "epochs_trained": sum(int(o.metrics.get("epoch", 0)) for o in outcomes)},
+                            step=len(outcomes))
+        rows, front, hv, ref = sink.log_front()
+        status = "FINISHED"
+    finally:
+        wall = time.time() - t0
+        try:
+            tracker.log_metrics(parent, {"wall_seconds": wall}, step=0)
+            tracker.end_run(parent, status)
+        except Exception:  # noqa: BLE001 - the store may be the thing that failed; keep the original error
+            if status == "FINISHED":
+                raise
+        replace(manifest, status="finished" if status == "FINISHED" else "failed").write(search_dir)
+    return SearchResult(search_id=manifest.search_id, parent_run_id=parent, tracking_uri=tracker.uri,
+                        experiment=sf.name, objectives=names, modes=modes, trials=rows, front=front, hypervolume=hv,
+                        reference_point=tuple(ref.tolist()), wall_seconds=wall, output_dir=manifest.output_dir,
+                        failed=sum(1 for o in outcomes if o.error), search_dir=str(search_dir),
+                        extra={**counts, "orphaned": orphans, "early_stopped": sum(1 for o in outcomes if o.early_stopped),
+                               "epochs_trained": sum(int(o.metrics.get("epoch", 0)) for o in outcomes),
+                               "tracking_retries": outbox.retries})
+
+
+def _retire_orphans(tracker: Tracker, parent: str, known: set[str]) -> int:
+    """Child runs of trials Ray's last snapshot never recorded (started after it, then lost with
+    the driver): the resumed searcher proposed replacements, so these are marked KILLED and
+    tagged, keeping exactly one finished child per trial of the budget."""
+    n = 0
+    for child in tracker.children(parent):
+        if child.trial_id not in known and child.status in ("RUNNING", "FINISHED"):
+            tracker.set_tags(child.run_id, {TAG_ORPHANED: "lost with the driver before Ray's experiment snapshot; "
+                                                          "its slot was re-proposed on resume"})
+            tracker.end_run(child.run_id, "KILLED")
+            n += 1
+    return n
+
+
 def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, output_dir: str | Path = DEFAULT_OUTPUT,
                tracking_uri: str | None = None, address: str | None = None) -> SearchResult:
-    """Validate ``sf``, run the search, log everything, return the front."""
+    """Validate ``sf``, run the search, log everything, return the front.
+
+    The search dir (``<output_dir>/ray/<name>-<id>``) holds Ray's experiment state and a
+    manifest, so an interrupted search can be finished with :func:`resume_search`.
+    """
     objective, settings = validate_space_file(sf)
     settings = settings.override(**(overrides or {}))
     out = Path(output_dir).expanduser().resolve()
@@ -210,38 +341,49 @@ def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, out
     names = tuple(m.name for m in objective.objectives)
     modes = tuple(m.mode for m in objective.objectives)
     search_id = uuid.uuid4().hex[:12]
-    tracker = Tracker(uri, sf.name, artifact_location=(out / "artifacts").as_uri())
+    tracker = _open_tracker(uri, sf.name, out)
     parent = tracker.start_search(search_id, f"{sf.name}-{search_id[:6]}", {
         "objective": objective.name, "searcher": settings.searcher, "num_samples": settings.num_samples,
         "max_concurrent": settings.max_concurrent, "seed": settings.seed, "space_file": sf.path,
+        "scheduler": settings.scheduler, "max_failures": settings.max_failures,
         "cpus_per_trial": settings.cpus_per_trial, "gpus_per_trial": settings.gpus_per_trial,
         "objectives": ",".join(f"{n}:{m}" for n, m in zip(names, modes)),
         **{f"fixed.{k}": v for k, v in sf.fixed.items()}})
+    search_dir = out / "ray" / f"{sf.name}-{search_id}"
+    search_dir.mkdir(parents=True, exist_ok=True)
+    (search_dir / SPACE_COPY).write_text(sf.text, encoding="utf-8")
+    tracker.log_text(parent, sf.text, "space.yaml")
+    manifest = Manifest(search_id=search_id, parent_run_id=parent, tracking_uri=uri, experiment=sf.name,
+                        objective=objective.name, space_file=sf.path, settings=asdict(settings), output_dir=str(out),
+                        address=address)
+    manifest.write(search_dir)
+    tracker.set_tags(parent, {"gatesearch.search_dir": str(search_dir)})
+    return _drive(tracker=tracker, parent=parent, manifest=manifest, sf=sf, objective=objective, settings=settings,
+                  search_dir=search_dir, resume=False)
+
+
+def resume_search(path: str | Path, *, address: str | None = None, tracking_uri: str | None = None) -> SearchResult:
+    """Finish an interrupted search: same Ray experiment (trials, searcher state), same MLflow
+    parent run, no duplicate child runs. ``path`` is the search dir (or an output dir holding
+    exactly one unfinished search); ``address``/``tracking_uri`` override the recorded ones."""
+    search_dir = find_search_dir(path)
+    manifest = Manifest.read(search_dir)
+    if manifest.status == "finished":
+        raise ValueError(f"{search_dir}: this search already finished; nothing to resume")
+    manifest = replace(manifest, address=address or manifest.address, tracking_uri=tracking_uri or manifest.tracking_uri)
+    space_path = search_dir / SPACE_COPY
     try:
-        tracker.log_text(parent, Path(sf.path).read_text(encoding="utf-8"), "space.yaml")
-    except OSError:
-        pass
-    sink = MlflowTrialSink(tracker, parent, search_id, objective, sf.fixed, front_every=settings.front_every,
-                           title=sf.name)
-    t0 = time.time()
-    status = "FAILED"
-    try:
-        ray_tuner.ensure_ray(address=address)
-        outcomes, counts = ray_tuner.run_tuner(space=sf.space, objective_name=objective.name, fixed=sf.fixed,
-                                               metrics=names, modes=modes, settings=settings,
-                                               storage_path=str(out / "ray"), name=f"{sf.name}-{search_id}",
-                                               sink=sink, max_epochs=max_epochs(sf, objective))
-        tracker.log_metrics(parent, {**counts, "epochs_trained": sum(int(o.metrics.get("epoch", 0))
-                                                                      for o in outcomes)}, step=len(outcomes))
-        rows, front, hv, ref = sink.log_front()
-        status = "FINISHED"
-    finally:
-        wall = time.time() - t0
-        tracker.log_metrics(parent, {"wall_seconds": wall}, step=0)
-        tracker.end_run(parent, status)
-    return SearchResult(search_id=search_id, parent_run_id=parent, tracking_uri=uri, experiment=sf.name,
-                        objectives=names, modes=modes, trials=rows, front=front, hypervolume=hv,
-                        reference_point=tuple(ref.tolist()), wall_seconds=wall, output_dir=str(out),
-                        failed=sum(1 for o in outcomes if o.error),
-                        extra={**counts, "early_stopped": sum(1 for o in outcomes if o.early_stopped),
-                               "epochs_trained": sum(int(o.metrics.get("epoch", 0)) for o in outcomes)})
+        sf = parse_space_file(space_path.read_text(encoding="utf-8"), manifest.space_file)
+    except OSError as e:
+        raise ValueError(f"{space_path}: missing copy of the space file ({e})") from e
+    objective, _ = validate_space_file(sf)
+    settings = SearchSettings(**manifest.settings)
+    tracker = _open_tracker(manifest.tracking_uri, manifest.experiment, Path(manifest.output_dir))
+    parent = tracker.start_search(manifest.search_id, "", {})  # finds the original parent run
+    if parent != manifest.parent_run_id:
+        raise ValueError(f"{manifest.tracking_uri}: parent run {manifest.parent_run_id} of search "
+                         f"{manifest.search_id} not found; pass --tracking-uri of the original store")
+    tags = tracker.tags(parent)
+    tracker.set_tags(parent, {"gatesearch.resumes": int(tags.get("gatesearch.resumes", "0")) + 1})
+    return _drive(tracker=tracker, parent=parent, manifest=manifest, sf=sf, objective=objective, settings=settings,
+                  search_dir=search_dir, resume=True)

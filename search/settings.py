@@ -26,6 +26,10 @@ class SearchSettings:
         seed: seeds the sampler (proposals are reproducible for a given seed).
         cpus_per_trial: Ray CPUs (and torch threads) per trial.
         gpus_per_trial: Ray GPUs per trial (fractions allowed); models use CUDA when > 0.
+        max_failures: how many times Ray retries a failed trial (node death, actor crash, or an
+            exception in the trial) before marking it FAILED; 0 = never retry.
+        tracking_timeout_s: how long MLflow may be unreachable before the search stops with an
+            error; while it is down, everything to be logged is buffered in order.
     """
 
     searcher: str = "tpe"
@@ -39,6 +43,8 @@ class SearchSettings:
     scheduler: str = "fifo"
     moasha_grace: int = 1
     moasha_eta: float = 3.0
+    max_failures: int = 0
+    tracking_timeout_s: float = 300.0
 
     def __post_init__(self) -> None:
         if self.searcher not in SEARCHERS:
@@ -55,6 +61,10 @@ class SearchSettings:
             raise ValueError("moasha_grace must be >= 1 and moasha_eta > 1")
         if self.front_every < 1:
             raise ValueError(f"front_every: must be >= 1, got {self.front_every}")
+        if self.max_failures < 0:
+            raise ValueError(f"max_failures: must be >= 0, got {self.max_failures}")
+        if self.tracking_timeout_s <= 0:
+            raise ValueError(f"tracking_timeout_s: must be > 0, got {self.tracking_timeout_s}")
         if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
             raise ValueError("cpus_per_trial must be > 0 and gpus_per_trial >= 0")
 

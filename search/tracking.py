@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -20,6 +21,15 @@ from mlflow.entities import Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
 logging.getLogger("mlflow").setLevel(logging.WARNING)  # no INFO lines about schema migrations
+
+# MLflow's own HTTP retry defaults (7 retries, backoff factor 2, 120 s timeout) can block the
+# driver for minutes per call while a server is down. We fail fast here and retry in
+# search.outbox instead, which buffers in order and has a search-level timeout.
+HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0.2",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+_TRANSIENT_TEXT = ("max retries exceeded", "connection refused", "connectionerror", "timed out", "timeout",
+                   "database is locked", "temporarily unavailable", "bad gateway", "service unavailable",
+                   "remotedisconnected", "connection aborted", "connection reset", "error code 50")
 
 TAG_ROLE = "gatesearch.role"
 TAG_SEARCH = "gatesearch.search_id"
@@ -53,11 +63,26 @@ class Tracker:
         """``artifact_location`` (absolute) is used only when the experiment is created;
         without it a SQLite store would put artifacts under the current directory."""
         self.uri = tracking_uri
+        if tracking_uri.startswith(("http://", "https://")):
+            for k, v in HTTP_ENV.items():
+                os.environ.setdefault(k, v)
         self.client = MlflowClient(tracking_uri)
         exp = self.client.get_experiment_by_name(experiment)
         self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(
             experiment, artifact_location=artifact_location)
         self.experiment = experiment
+
+    @staticmethod
+    def is_transient(exc: BaseException) -> bool:
+        """Whether ``exc`` means "the store is unreachable right now" (worth retrying):
+        connection errors, timeouts, 5xx answers, a locked SQLite file."""
+        import requests
+
+        if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError,
+                            TimeoutError)):
+            return True
+        text = f"{type(exc).__name__} {exc}".lower()
+        return any(t in text for t in _TRANSIENT_TEXT)
 
     def _find(self, filter_string: str) -> list:
         out, token = [], None
@@ -135,6 +160,12 @@ class Tracker:
         return [TrialRecord(run_id=r.info.run_id, trial_id=r.data.tags.get(TAG_TRIAL, ""), status=r.info.status,
                             params=dict(r.data.params), metrics=dict(r.data.metrics), tags=dict(r.data.tags))
                 for r in runs]
+
+    def params(self, run_id: str) -> dict[str, str]:
+        return dict(self.client.get_run(run_id).data.params)
+
+    def tags(self, run_id: str) -> dict[str, str]:
+        return dict(self.client.get_run(run_id).data.tags)
 
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
         return [(m.step, m.value) for m in self.client.get_metric_history(run_id, key)]

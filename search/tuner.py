@@ -25,8 +25,11 @@ from search.nevergrad_mo import NevergradMO
 from search.searchers import make_sampler
 from search.settings import SearchSettings
 
+# TUNE_GLOBAL_CHECKPOINT_S: snapshot the experiment (trials + searcher state) every 2 s instead of
+# every >= 10 s, so a killed driver loses at most ~2 s of bookkeeping (see ``resume_tuner``).
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-           "RAY_AIR_NEW_OUTPUT": "0", "TUNE_MAX_PENDING_TRIALS_PG": "2"}
+           "RAY_AIR_NEW_OUTPUT": "0", "TUNE_MAX_PENDING_TRIALS_PG": "2", "TUNE_GLOBAL_CHECKPOINT_S": "2"}
+TRIAL_DIR_PREFIX = "trial_"
 
 
 def quiet_ray_env() -> None:
@@ -62,19 +65,36 @@ class TrialSink(Protocol):
 
 
 class _SinkCallback(tune.Callback):
-    def __init__(self, sink: TrialSink):
+    """Forwards trial events to the sink. Ray pickles the run config (callbacks included)
+    into ``tuner.pkl``; the sink (an MLflow client) is left out and re-attached on resume."""
+
+    def __init__(self, sink: TrialSink | None):
         self.sink = sink
 
+    def __getstate__(self):
+        return {"sink": None}
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        pass  # the retried trial keeps its id, so it keeps its MLflow child run
+
     def on_trial_start(self, iteration, trials, trial, **info):
+        if self.sink is None:
+            return
         self.sink.on_start(trial.trial_id, dict(trial.config))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if self.sink is None:
+            return
         self.sink.on_result(trial.trial_id, result)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        if self.sink is None:
+            return
         self.sink.on_complete(trial.trial_id, dict(trial.last_result or {}))
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        if self.sink is None:
+            return
         err = ""
         if trial.error_file and os.path.exists(trial.error_file):
             with open(trial.error_file, encoding="utf-8", errors="replace") as f:
@@ -210,6 +230,35 @@ class TrialOutcome:
     early_stopped: bool = False
 
 
+def trial_dirname(trial) -> str:
+    """``trial_<trial id>``: short paths, and the id is recoverable from the directory name."""
+    return f"{TRIAL_DIR_PREFIX}{trial.trial_id}"
+
+
+def _trainable_with_resources(objective_name: str, fixed: Mapping[str, Any], settings: SearchSettings):
+    trainable = tune.with_parameters(_trainable, objective_name=objective_name, fixed=dict(fixed),
+                                     threads=int(max(1, settings.cpus_per_trial)),
+                                     use_gpu=settings.gpus_per_trial > 0)
+    return tune.with_resources(trainable, {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
+
+
+def _outcomes(grid) -> list[TrialOutcome]:
+    outcomes = []
+    for r in grid:
+        base = r.path.rstrip("/").rsplit("/", 1)[-1] if r.path else ""
+        tid = base[len(TRIAL_DIR_PREFIX):] if base.startswith(TRIAL_DIR_PREFIX) else base
+        outcomes.append(TrialOutcome(trial_id=tid, config=dict(r.config or {}), metrics=dict(r.metrics or {}),
+                                     error=str(r.error) if r.error else None,
+                                     early_stopped=is_partial(r.metrics)))
+    return outcomes
+
+
+def _counts(outcomes: Sequence[TrialOutcome]) -> dict[str, int]:
+    partial = sum(1 for o in outcomes if o.error is None and o.early_stopped)
+    return {"searcher_final": sum(1 for o in outcomes if o.error is None and not o.early_stopped),
+            "searcher_withheld": partial, "scheduler_stopped": partial}
+
+
 def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, Any], metrics: Sequence[str],
               modes: Sequence[str], settings: SearchSettings, storage_path: str, name: str,
               sink: TrialSink | None = None, max_epochs: int = 1) -> tuple[list[TrialOutcome], dict[str, int]]:
@@ -227,26 +276,40 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
     if settings.scheduler == "moasha":
         scheduler = MOASHAScheduler(MOASHA(modes=list(modes), max_t=max_epochs, grace=settings.moasha_grace,
                                            eta=settings.moasha_eta), metrics)
-    trainable = tune.with_parameters(_trainable, objective_name=objective_name, fixed=dict(fixed),
-                                     threads=int(max(1, settings.cpus_per_trial)),
-                                     use_gpu=settings.gpus_per_trial > 0)
-    trainable = tune.with_resources(trainable, {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
     tuner = tune.Tuner(
-        trainable,
+        _trainable_with_resources(objective_name, fixed, settings),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=settings.num_samples,
-                                    max_concurrent_trials=settings.max_concurrent, reuse_actors=True),
+                                    max_concurrent_trials=settings.max_concurrent, reuse_actors=True,
+                                    trial_dirname_creator=trial_dirname),
         run_config=tune.RunConfig(name=name, storage_path=os.path.abspath(storage_path), verbose=0,
-                                  callbacks=[_SinkCallback(sink)] if sink else None,
-                                  failure_config=tune.FailureConfig(max_failures=0)),
+                                  callbacks=[_SinkCallback(sink)],
+                                  failure_config=tune.FailureConfig(max_failures=settings.max_failures)),
     )
-    grid = tuner.fit()
-    outcomes = []
-    for r in grid:
-        tid = r.path.rstrip("/").rsplit("/", 1)[-1] if r.path else ""
-        outcomes.append(TrialOutcome(trial_id=str(r.metrics.get("trial_id", tid)) if r.metrics else tid,
-                                     config=dict(r.config or {}), metrics=dict(r.metrics or {}),
-                                     error=str(r.error) if r.error else None,
-                                     early_stopped=is_partial(r.metrics)))
+    outcomes = _outcomes(tuner.fit())
     counts = {"searcher_final": len(searcher.final), "searcher_withheld": len(searcher.withheld),
               "scheduler_stopped": len(scheduler.stopped) if scheduler else 0}
     return outcomes, counts
+
+
+def can_resume(experiment_dir: str) -> bool:
+    """Whether Ray left a restorable experiment state in ``experiment_dir``."""
+    return tune.Tuner.can_restore(os.path.abspath(experiment_dir))
+
+
+def resume_tuner(*, experiment_dir: str, objective_name: str, fixed: Mapping[str, Any], settings: SearchSettings,
+                 sink: TrialSink | None = None) -> tuple[list[TrialOutcome], dict[str, int]]:
+    """Finish an interrupted search from Ray's last experiment snapshot.
+
+    ``Tuner.restore`` brings back the trial table, the scheduler and the searcher state
+    (the searcher is re-loaded from its own checkpoint in the experiment dir, so Optuna/
+    Nevergrad continue with every result they had been told). Finished and errored trials
+    are kept as they are; unfinished ones restart from scratch (trials do not checkpoint).
+    Counts are derived from the outcomes (the searcher object is Ray's restored copy).
+    """
+    tuner = tune.Tuner.restore(os.path.abspath(experiment_dir),
+                               _trainable_with_resources(objective_name, fixed, settings),
+                               resume_unfinished=True, resume_errored=False, restart_errored=False)
+    # The pickled callback lost its sink (see _SinkCallback.__getstate__): attach the live one.
+    tuner._local_tuner.get_run_config().callbacks = [_SinkCallback(sink)]
+    outcomes = _outcomes(tuner.fit())
+    return outcomes, _counts(outcomes)

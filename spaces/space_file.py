@@ -79,6 +79,7 @@ class SpaceFile:
         fixed: constants for every trial.
         search: the raw ``search:`` section (validated by ``search``).
         lines: key path -> line, for errors raised after parsing.
+        text: the YAML source (kept so a search can be resumed from its own copy).
     """
 
     path: str
@@ -88,6 +89,7 @@ class SpaceFile:
     fixed: Mapping[str, Any]
     search: Mapping[str, Any]
     lines: Mapping[tuple, int] = field(default_factory=dict, repr=False)
+    text: str = field(default="", repr=False)
 
     def error(self, path: tuple, message: str, fix: str = "") -> SpaceError:
         """A :class:`SpaceError` located at key ``path`` (line of its deepest known prefix)."""
@@ -226,7 +228,7 @@ def parse_space_file(text: str, file: str = "<string>") -> SpaceFile:
                     "conditions must name an existing categorical parameter and its choices, without cycles") from None
     name = str(data.get("name") or Path(file).stem)
     return SpaceFile(path=file, name=name, objective=data["objective"], space=space, fixed=dict(fixed),
-                     search=dict(search), lines=lines)
+                     search=dict(search), lines=lines, text=text)
 
 
 def load_space_file(path: str | Path) -> SpaceFile:
