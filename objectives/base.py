@@ -9,6 +9,7 @@ defaults for every key a space does not set.
 from __future__ import annotations
 
 import difflib
+import importlib
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Mapping
 
@@ -58,9 +59,32 @@ def register_objective(objective: Objective) -> Objective:
 
 
 def get_objective(name: str) -> Objective:
-    """Look up a registered objective, with a did-you-mean on typos."""
+    """Look up a registered objective, with a did-you-mean on typos.
+
+    ``"package.module:attr"`` names a user objective outside this package: the module is
+    imported (on the driver and on every Ray worker, so it must be importable there: an
+    installed package or a PYTHONPATH entry) and ``attr`` must be an :class:`Objective`
+    instance or a class constructible without arguments. It is registered under that name.
+    """
+    if name not in OBJECTIVES and ":" in name:
+        OBJECTIVES[name] = _import_objective(name)
     if name not in OBJECTIVES:
         hint = difflib.get_close_matches(name, list(OBJECTIVES), n=1)
         extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-        raise ValueError(f"unknown objective {name!r}{extra}; registered: {sorted(OBJECTIVES)}")
+        raise ValueError(f"unknown objective {name!r}{extra}; registered: {sorted(OBJECTIVES)} "
+                         f"(or give your own as 'package.module:attr')")
     return OBJECTIVES[name]
+
+
+def _import_objective(name: str) -> Objective:
+    module, _, attr = name.partition(":")
+    try:
+        obj = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"objective {name!r}: cannot import {attr!r} from {module!r} ({e}); "
+                         f"make the module importable (pip install it, or add its folder to PYTHONPATH)") from None
+    if isinstance(obj, type) and issubclass(obj, Objective):
+        obj = obj()
+    if not isinstance(obj, Objective):
+        raise ValueError(f"objective {name!r}: {attr!r} is a {type(obj).__name__}, not an objectives.Objective")
+    return obj

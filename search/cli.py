@@ -41,19 +41,10 @@ def run(
     """Run a search and print the Pareto front."""
     from search.runner import run_search
 
-    try:
-        sf = load_space_file(space_file)
-        result = run_search(sf, overrides={"num_samples": num_samples, "max_concurrent": max_concurrent,
-                                           "searcher": searcher, "seed": seed},
-                            output_dir=output_dir, tracking_uri=tracking_uri, address=address)
-    except (SpaceError, ValueError) as e:
-        _fail(str(e))
-        return
-    finally:
-        from search.tuner import shutdown_ray
-
-        shutdown_ray()
-    _print_result(result)
+    _search_and_print(lambda: run_search(load_space_file(space_file),
+                                         overrides={"num_samples": num_samples, "max_concurrent": max_concurrent,
+                                                    "searcher": searcher, "seed": seed},
+                                         output_dir=output_dir, tracking_uri=tracking_uri, address=address))
 
 
 @app.command()
@@ -64,21 +55,26 @@ def resume(
 ) -> None:
     """Finish an interrupted search: same trials, searcher state and MLflow parent run."""
     from search.runner import resume_search
+
+    _search_and_print(lambda: resume_search(search_dir, address=address, tracking_uri=tracking_uri))
+
+
+def _search_and_print(start) -> None:
+    """Run ``start()`` (a search), always shut Ray down, print the front or a clean error."""
+    from search.console import front_table
+    from search.outbox import TrackingUnavailable
     from search.tuner import shutdown_ray
 
     try:
-        result = resume_search(search_dir, address=address, tracking_uri=tracking_uri)
-    except (SpaceError, ValueError) as e:
+        result = start()
+    except (SpaceError, ValueError, TrackingUnavailable) as e:
         _fail(str(e))
         return
     finally:
         shutdown_ray()
-    _print_result(result)
-
-
-def _print_result(result) -> None:
-    from search.console import front_table
-
+    if not result.trials:
+        _fail(f"no trial finished ({result.failed} failed); the errors are on the child runs in MLflow "
+              f"({result.tracking_uri}), tag gatesearch.error and artifact error.txt", code=1)
     console.print(front_table(result.front, result.objectives,
                               title=f"Pareto front of {result.experiment} "
                                     f"({len(result.trials)} finished trials, {result.failed} failed)"))

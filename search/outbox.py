@@ -114,3 +114,6 @@ class BufferedSink:
 
     def on_error(self, trial_id, error) -> None:
         self.outbox.call("on_error", trial_id, error)
+
+    def on_retry(self, trial_id, failures) -> None:
+        self.outbox.call("on_retry", trial_id, failures)

@@ -24,8 +24,9 @@ from search.validate import validate_space_file
 from spaces import SpaceFile, parse_space_file
 
 DEFAULT_OUTPUT = "gatesearch-runs"
-PLACEMENT_KEYS = ("device", "gpu_ids", "node_ip")
+PLACEMENT_KEYS = ("device", "gpu_ids", "node_ip", "node_id")
 TAG_STOPPED = "gatesearch.early_stopped_at_epoch"
+TAG_RETRIES = "gatesearch.retries"
 
 
 def default_tracking_uri(output_dir: str | Path) -> str:
@@ -112,6 +113,10 @@ class MlflowTrialSink:
             self.reference = ref
             self.tracker.log_params(self.parent_id, {"reference_point": json.dumps(ref.tolist())})
         return rows, front, hv, ref
+
+    def on_retry(self, trial_id: str, failures: int) -> None:
+        """Ray is retrying the trial after a failure (node death, crash): same child run."""
+        self.tracker.set_tags(self._run(trial_id), {TAG_RETRIES: failures})
 
     def on_error(self, trial_id: str, error: str) -> None:
         run = self._run(trial_id)
@@ -279,7 +284,7 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
     status = "FAILED"
     try:
         ray_tuner.ensure_ray(address=manifest.address)
-        common = dict(objective_name=objective.name, fixed=sf.fixed, settings=settings, sink=BufferedSink(outbox))
+        common = dict(objective_name=sf.objective, fixed=sf.fixed, settings=settings, sink=BufferedSink(outbox))
         if resume and ray_tuner.can_resume(str(search_dir)):
             outcomes, counts = ray_tuner.resume_tuner(experiment_dir=str(search_dir), **common)
         else:
@@ -354,7 +359,7 @@ def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, out
     (search_dir / SPACE_COPY).write_text(sf.text, encoding="utf-8")
     tracker.log_text(parent, sf.text, "space.yaml")
     manifest = Manifest(search_id=search_id, parent_run_id=parent, tracking_uri=uri, experiment=sf.name,
-                        objective=objective.name, space_file=sf.path, settings=asdict(settings), output_dir=str(out),
+                        objective=sf.objective, space_file=sf.path, settings=asdict(settings), output_dir=str(out),
                         address=address)
     manifest.write(search_dir)
     tracker.set_tags(parent, {"gatesearch.search_dir": str(search_dir)})

@@ -25,7 +25,7 @@ logging.getLogger("mlflow").setLevel(logging.WARNING)  # no INFO lines about sch
 # MLflow's own HTTP retry defaults (7 retries, backoff factor 2, 120 s timeout) can block the
 # driver for minutes per call while a server is down. We fail fast here and retry in
 # search.outbox instead, which buffers in order and has a search-level timeout.
-HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0.2",
+HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
             "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 _TRANSIENT_TEXT = ("max retries exceeded", "connection refused", "connectionerror", "timed out", "timeout",
                    "database is locked", "temporarily unavailable", "bad gateway", "service unavailable",

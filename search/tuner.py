@@ -27,7 +27,7 @@ from search.settings import SearchSettings
 
 # TUNE_GLOBAL_CHECKPOINT_S: snapshot the experiment (trials + searcher state) every 2 s instead of
 # every >= 10 s, so a killed driver loses at most ~2 s of bookkeeping (see ``resume_tuner``).
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
            "RAY_AIR_NEW_OUTPUT": "0", "TUNE_MAX_PENDING_TRIALS_PG": "2", "TUNE_GLOBAL_CHECKPOINT_S": "2"}
 TRIAL_DIR_PREFIX = "trial_"
 
@@ -43,11 +43,27 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     quiet_ray_env()
+    _loopback_only(not address)
     if address:
         ray.init(address=address, logging_level="ERROR", log_to_driver=False)
     else:
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR",
                  log_to_driver=False)
+
+
+def _loopback_only(on: bool) -> None:
+    """Make the private local instance bind 127.0.0.1 only (GCS, raylet, object manager, workers).
+
+    Ray resolves 127.0.0.1 to the machine's routable address (``resolve_ip_for_localhost``)
+    and binds its servers on all interfaces unless multi-node support is switched off, which
+    Ray reads from RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER once, at import. We set the variable
+    for the child processes and the already-imported constant for this one. A cluster
+    connection (``address`` given) needs multi-node support, so it is switched back on.
+    """
+    from ray._private import ray_constants
+
+    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0" if on else "1"
+    ray_constants.ENABLE_RAY_CLUSTER = not on
 
 
 def shutdown_ray() -> None:
@@ -62,6 +78,7 @@ class TrialSink(Protocol):
     def on_result(self, trial_id: str, result: Mapping[str, Any]) -> None: ...
     def on_complete(self, trial_id: str, result: Mapping[str, Any]) -> None: ...
     def on_error(self, trial_id: str, error: str) -> None: ...
+    def on_retry(self, trial_id: str, failures: int) -> None: ...
 
 
 class _SinkCallback(tune.Callback):
@@ -75,7 +92,9 @@ class _SinkCallback(tune.Callback):
         return {"sink": None}
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        pass  # the retried trial keeps its id, so it keeps its MLflow child run
+        # Ray retries the trial (FailureConfig.max_failures); it keeps its id, hence its child run
+        if self.sink is not None:
+            self.sink.on_retry(trial.trial_id, int(trial.num_failures))
 
     def on_trial_start(self, iteration, trials, trial, **info):
         if self.sink is None:
@@ -211,8 +230,12 @@ def _trainable(config: dict, objective_name: str, fixed: dict, threads: int, use
 
     torch.set_num_threads(max(1, threads))
     device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
+    node_id = ray.get_runtime_context().get_node_id()
+    # the address the node registered with (ray start --node-ip-address), not a guess from routing
+    node_ip = next((n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == node_id),
+                   ray.util.get_node_ip_address())
     placement = {"device": device, "gpu_ids": ",".join(str(g) for g in ray.get_gpu_ids()),
-                 "node_ip": ray.util.get_node_ip_address()}
+                 "node_ip": node_ip, "node_id": node_id}
     objective = get_objective(objective_name)
     full = objective.resolve({**fixed, **config})
     placement["epochs_total"] = int(full.get("epochs", 0))

@@ -22,7 +22,7 @@ def validate_space_file(sf: SpaceFile) -> tuple[Objective, SearchSettings]:
     try:
         objective = get_objective(sf.objective)
     except ValueError as e:
-        raise sf.error(("objective",), str(e), "use a registered objective name") from None
+        raise sf.error(("objective",), str(e), "use a registered objective name, or 'package.module:attr' for your own") from None
     try:
         settings = SearchSettings.from_mapping(sf.search)
     except ValueError as e:

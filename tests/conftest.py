@@ -2,7 +2,7 @@ import os
 import tempfile
 
 for _k, _v in {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
-               "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AIR_NEW_OUTPUT": "0"}.items():
+               "RAY_AIR_NEW_OUTPUT": "0"}.items():
     os.environ.setdefault(_k, _v)
 
 import pytest
@@ -17,7 +17,9 @@ def ray_session():
     import ray
 
     os.environ.setdefault("RAY_TMPDIR", tempfile.mkdtemp(prefix="gsray", dir="/tmp"))
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    from search.tuner import ensure_ray
+
+    ensure_ray(num_cpus=2)  # the product's own local start-up (loopback only)
     yield ray
     ray.shutdown()
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -25,7 +26,10 @@ def free_port() -> int:
 
 def env(**extra: str) -> dict[str, str]:
     e = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
-    e.setdefault("RAY_TMPDIR", tempfile.mkdtemp(prefix="gsr", dir="/tmp"))
+    e["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="gsr", dir="/tmp")  # never share the test session's instance
+    # Ray workers (also those of `ray start` nodes) import user objectives from tests/
+    e["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), e.get("PYTHONPATH", "")) if p)
+    e.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)  # set by the in-process local instance; nodes need clusters on
     e.update(extra)
     return e
 
@@ -166,13 +170,8 @@ class RayNodes:
 
     def kill_node(self, name: str) -> int:
         """SIGKILL every process of one node (its raylet, object store, workers)."""
-        pids = self.pids(name)
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        return len(pids)
+        tmp = next(n["tmp"] for n in self.nodes if n["name"] == name)
+        return kill_env(f"RAY_TMPDIR={tmp}")
 
     def stop(self) -> None:
         for node in self.nodes:
@@ -204,3 +203,43 @@ def kill_env(entry: str) -> int:
         except ProcessLookupError:
             pass
     return len(pids)
+
+
+def _hex_ip(h: str) -> str:
+    import ipaddress
+
+    raw = bytes.fromhex(h)
+    if len(raw) == 4:
+        return str(ipaddress.IPv4Address(raw[::-1]))
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))  # /proc stores 32-bit words little-endian
+    v6 = ipaddress.IPv6Address(words)
+    return str(v6.ipv4_mapped or v6)
+
+
+def listening_addresses(pids: list[int]) -> list[tuple[int, str, int]]:
+    """(pid, ip, port) of every TCP socket in LISTEN state held by ``pids`` (read from /proc)."""
+    listen = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if parts[3] == "0A":  # TCP_LISTEN
+                ip, port = parts[1].split(":")
+                listen[parts[9]] = (_hex_ip(ip), int(port, 16))
+    found = []
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in listen:
+                found.append((pid, *listen[target[8:-1]]))
+    return found

@@ -1,0 +1,52 @@
+"""A user objective (loaded as ``tests.reliability.faulty:FaultyDigits``) with fault injection:
+the digits MoE whose ``fault`` parameter makes a trial raise, or feeds it NaN inputs so that the
+real training loop meets a non-finite loss."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from objectives.data import load_digits
+from objectives.moe_classification import MOE_DEFAULTS, MOE_SCHEMA, MoEClassification
+from objectives.schema import ParamRule, ParamSchema
+
+FAULTS = ("none", "raise", "nan", "slow")
+
+
+def _nan_inputs(data):
+    split = data.train
+    x = split.x.clone()
+    x[:, 0] = float("nan")
+    return replace(data, train=replace(split, x=x))
+
+
+class FaultyDigits(MoEClassification):
+    schema = ParamSchema(rules={**MOE_SCHEMA.rules, "fault": ParamRule("str", "injected fault", choices=FAULTS),
+                                "sleep_s": ParamRule("float", "seconds to sleep per epoch", low=0.0, high=60.0)},
+                         le_constraints=MOE_SCHEMA.le_constraints)
+    defaults = {**MOE_DEFAULTS, "fault": "none", "sleep_s": 0.0}
+
+    def __init__(self):
+        super().__init__("tests.reliability.faulty:FaultyDigits", lambda seed: load_digits(seed=seed))
+
+    def run(self, config, *, report=None, device="cpu"):
+        full = self.resolve(config)
+        if full["fault"] == "raise":
+            raise RuntimeError(f"injected fault in trial with lr={full['lr']}")
+        data = self.data(full["data_seed"])
+        if full["fault"] == "nan":
+            data = _nan_inputs(data)
+        net, tc = self.build(full, data)
+        if full["sleep_s"] > 0:
+            import time
+
+            inner = report
+
+            def report(m):  # noqa: F811 - a slow trial: sleep after each epoch's report
+                if inner:
+                    inner(m)
+                time.sleep(full["sleep_s"])
+
+        from objectives.trainer import train
+
+        return train(net, data, tc, report=report, device=device)
