@@ -6,8 +6,8 @@ one background thread, strictly in order. When a call fails with a *transient* e
 unreachable, timeout, 5xx, a locked SQLite file) the thread waits and retries that same call,
 so everything logged during the outage is written once the server is back, in the original
 order. If the server stays unreachable for longer than ``timeout_s`` the outbox turns fatal:
-the next event raised on the driver is a :class:`TrackingUnavailable`, which stops the search
-with a message naming the tracking URI and the timeout setting. Non-transient errors (a bug, a
+the Tuner is stopped (it polls :attr:`Outbox.failed`) and the driver raises a
+:class:`TrackingUnavailable` naming the tracking URI and the timeout setting. Non-transient errors (a bug, a
 rejected value) are raised the same way at once, never swallowed.
 """
 
@@ -45,9 +45,15 @@ class Outbox:
         self._thread.start()
 
     def call(self, method: str, *args: Any) -> None:
-        """Queue ``target.method(*args)``; raise if the outbox already failed."""
-        self.raise_if_failed()
-        self.queue.put((method, args))
+        """Queue ``target.method(*args)`` (dropped once the outbox failed: the search is being
+        stopped, see :attr:`failed`, and the error is raised by the driver afterwards)."""
+        if self.error is None:
+            self.queue.put((method, args))
+
+    @property
+    def failed(self) -> bool:
+        """True once the outbox gave up; the Tuner polls this to stop the whole experiment."""
+        return self.error is not None
 
     def raise_if_failed(self) -> None:
         if self.error is not None:

@@ -284,16 +284,25 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
     status = "FAILED"
     try:
         ray_tuner.ensure_ray(address=manifest.address)
-        common = dict(objective_name=sf.objective, fixed=sf.fixed, settings=settings, sink=BufferedSink(outbox))
-        if resume and ray_tuner.can_resume(str(search_dir)):
-            outcomes, counts = ray_tuner.resume_tuner(experiment_dir=str(search_dir), **common)
-        else:
-            outcomes, counts = ray_tuner.run_tuner(space=sf.space, metrics=names, modes=modes,
-                                                   storage_path=str(search_dir.parent), name=search_dir.name,
-                                                   max_epochs=max_epochs(sf, objective), **common)
-        outbox.flush()
-        orphans = _retire_orphans(tracker, parent, {o.trial_id for o in outcomes}) if resume else 0
-        tracker.log_metrics(parent, {**counts, "orphaned_trials": orphans, "tracking_retries": outbox.retries,
+        common = dict(objective_name=sf.objective, fixed=sf.fixed, settings=settings, sink=BufferedSink(outbox),
+                      should_stop=lambda: outbox.failed)
+        try:
+            if resume and ray_tuner.can_resume(str(search_dir)):
+                outcomes, counts = ray_tuner.resume_tuner(experiment_dir=str(search_dir), **common)
+            else:
+                outcomes, counts = ray_tuner.run_tuner(space=sf.space, metrics=names, modes=modes,
+                                                       storage_path=str(search_dir.parent), name=search_dir.name,
+                                                       max_epochs=max_epochs(sf, objective), **common)
+        except Exception:
+            outbox.raise_if_failed()  # the root cause, if tracking failed first
+            raise
+        outbox.flush()  # raises TrackingUnavailable if the store never came back
+        orphans = backfilled = 0
+        if resume:
+            orphans = _retire_orphans(tracker, parent, {o.trial_id for o in outcomes})
+            backfilled = _backfill(sink, tracker, parent, outcomes)
+        tracker.log_metrics(parent, {**counts, "orphaned_trials": orphans, "backfilled_trials": backfilled,
+                                     "tracking_retries": outbox.retries,
                                      "tracking_outage_seconds": outbox.outage_seconds,
                                      "epochs_trained": sum(int(o.metrics.get("epoch", 0)) for o in outcomes)},
                             step=len(outcomes))
@@ -315,6 +324,26 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
                         extra={**counts, "orphaned": orphans, "early_stopped": sum(1 for o in outcomes if o.early_stopped),
                                "epochs_trained": sum(int(o.metrics.get("epoch", 0)) for o in outcomes),
                                "tracking_retries": outbox.retries})
+
+
+def _backfill(sink: MlflowTrialSink, tracker: Tracker, parent: str, outcomes) -> int:
+    """Write to MLflow what Ray recorded but the store never received (events dropped while it
+    was unreachable before a search stopped): each trial's per-epoch results from Ray's own
+    records, then its final state. Trials whose child run is already terminal are left alone."""
+    done = {c.trial_id for c in tracker.children(parent) if c.status in ("FINISHED", "FAILED", "KILLED")}
+    n = 0
+    for o in outcomes:
+        if o.trial_id in done:
+            continue
+        sink.on_start(o.trial_id, o.config)
+        for result in o.history:
+            sink.on_result(o.trial_id, result)
+        if o.error:
+            sink.on_error(o.trial_id, o.error)
+        else:
+            sink.on_complete(o.trial_id, o.metrics)
+        n += 1
+    return n
 
 
 def _retire_orphans(tracker: Tracker, parent: str, known: set[str]) -> int:

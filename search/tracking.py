@@ -26,7 +26,8 @@ logging.getLogger("mlflow").setLevel(logging.WARNING)  # no INFO lines about sch
 # driver for minutes per call while a server is down. We fail fast here and retry in
 # search.outbox instead, which buffers in order and has a search-level timeout.
 HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-            "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+            "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}  # no "View run" line per finished trial
 _TRANSIENT_TEXT = ("max retries exceeded", "connection refused", "connectionerror", "timed out", "timeout",
                    "database is locked", "temporarily unavailable", "bad gateway", "service unavailable",
                    "remotedisconnected", "connection aborted", "connection reset", "error code 50")

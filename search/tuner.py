@@ -9,6 +9,7 @@ MLflow logger lives in :mod:`search.tracking`).
 from __future__ import annotations
 
 import os
+import signal
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
@@ -119,6 +120,36 @@ class _SinkCallback(tune.Callback):
             with open(trial.error_file, encoding="utf-8", errors="replace") as f:
                 err = f.read()
         self.sink.on_error(trial.trial_id, err or "trial failed (no error file)")
+
+
+class _StopAll(tune.Stopper):
+    """Ends the experiment when ``should_stop()`` turns true (e.g. tracking is gone).
+
+    Preferably the way Ctrl+C does: Tune's own SIGUSR1 handler (installed by ``fit`` on the
+    main thread) stops the loop and saves the experiment with the running trials unfinished,
+    so ``Tuner.restore`` runs them again and the budget is kept. Without that handler, all
+    trials are stopped (they end as partial results). Like the callback, the (unpicklable)
+    predicate is left out of ``tuner.pkl``.
+    """
+
+    def __init__(self, should_stop: Callable[[], bool] | None):
+        self.should_stop = should_stop
+        self.interrupted = False
+
+    def __getstate__(self):
+        return {"should_stop": None, "interrupted": False}
+
+    def __call__(self, trial_id, result) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        if self.interrupted or not (self.should_stop and self.should_stop()):
+            return False
+        if callable(signal.getsignal(signal.SIGUSR1)):
+            self.interrupted = True
+            os.kill(os.getpid(), signal.SIGUSR1)
+            return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -251,6 +282,7 @@ class TrialOutcome:
     metrics: Mapping[str, Any]
     error: str | None
     early_stopped: bool = False
+    history: tuple[Mapping[str, Any], ...] = ()  # every reported result, oldest first (Ray's records)
 
 
 def trial_dirname(trial) -> str:
@@ -270,9 +302,11 @@ def _outcomes(grid) -> list[TrialOutcome]:
     for r in grid:
         base = r.path.rstrip("/").rsplit("/", 1)[-1] if r.path else ""
         tid = base[len(TRIAL_DIR_PREFIX):] if base.startswith(TRIAL_DIR_PREFIX) else base
+        frame = r.metrics_dataframe
+        history = tuple(frame.to_dict("records")) if frame is not None else ()
         outcomes.append(TrialOutcome(trial_id=tid, config=dict(r.config or {}), metrics=dict(r.metrics or {}),
                                      error=str(r.error) if r.error else None,
-                                     early_stopped=is_partial(r.metrics)))
+                                     early_stopped=is_partial(r.metrics), history=history))
     return outcomes
 
 
@@ -284,8 +318,10 @@ def _counts(outcomes: Sequence[TrialOutcome]) -> dict[str, int]:
 
 def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, Any], metrics: Sequence[str],
               modes: Sequence[str], settings: SearchSettings, storage_path: str, name: str,
-              sink: TrialSink | None = None, max_epochs: int = 1) -> tuple[list[TrialOutcome], dict[str, int]]:
-    """Run the search to completion; return every trial's outcome and searcher/scheduler counts."""
+              sink: TrialSink | None = None, max_epochs: int = 1,
+              should_stop: Callable[[], bool] | None = None) -> tuple[list[TrialOutcome], dict[str, int]]:
+    """Run the search to completion (or until ``should_stop()``); return every trial's outcome
+    and searcher/scheduler counts."""
     if settings.searcher == "nevergrad":
         searcher = NevergradMOSearch(NevergradMO(space, metrics, modes, optimizer=settings.nevergrad_optimizer,
                                                  budget=settings.num_samples, num_workers=settings.max_concurrent,
@@ -305,7 +341,7 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
                                     max_concurrent_trials=settings.max_concurrent, reuse_actors=True,
                                     trial_dirname_creator=trial_dirname),
         run_config=tune.RunConfig(name=name, storage_path=os.path.abspath(storage_path), verbose=0,
-                                  callbacks=[_SinkCallback(sink)],
+                                  callbacks=[_SinkCallback(sink)], stop=_StopAll(should_stop),
                                   failure_config=tune.FailureConfig(max_failures=settings.max_failures)),
     )
     outcomes = _outcomes(tuner.fit())
@@ -320,7 +356,8 @@ def can_resume(experiment_dir: str) -> bool:
 
 
 def resume_tuner(*, experiment_dir: str, objective_name: str, fixed: Mapping[str, Any], settings: SearchSettings,
-                 sink: TrialSink | None = None) -> tuple[list[TrialOutcome], dict[str, int]]:
+                 sink: TrialSink | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> tuple[list[TrialOutcome], dict[str, int]]:
     """Finish an interrupted search from Ray's last experiment snapshot.
 
     ``Tuner.restore`` brings back the trial table, the scheduler and the searcher state
@@ -332,7 +369,8 @@ def resume_tuner(*, experiment_dir: str, objective_name: str, fixed: Mapping[str
     tuner = tune.Tuner.restore(os.path.abspath(experiment_dir),
                                _trainable_with_resources(objective_name, fixed, settings),
                                resume_unfinished=True, resume_errored=False, restart_errored=False)
-    # The pickled callback lost its sink (see _SinkCallback.__getstate__): attach the live one.
-    tuner._local_tuner.get_run_config().callbacks = [_SinkCallback(sink)]
+    # The pickled callback and stopper lost their live parts (see _SinkCallback.__getstate__): attach the live one.
+    run_config = tuner._local_tuner.get_run_config()
+    run_config.callbacks, run_config.stop = [_SinkCallback(sink)], _StopAll(should_stop)
     outcomes = _outcomes(tuner.fit())
     return outcomes, _counts(outcomes)
