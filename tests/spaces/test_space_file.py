@@ -50,7 +50,9 @@ def test_good_file_parses_into_typed_params():
     assert settings.searcher == "nsga2" and settings.num_samples == 4
 
 
-@pytest.mark.parametrize("text, field, line, words", [
+# (file text, field the error names, its line, words in the message); also run through the CLI
+# in tests/reliability/test_malformed_spaces.py
+MALFORMED = [
     # unknown gate, with a did-you-mean
     (GOOD.replace("[topk, comet]", "[topk, comet, dselect]"), "params.gate.choices.2", 5, "did you mean 'dselect_k'"),
     # k can exceed n_experts
@@ -95,7 +97,17 @@ def test_good_file_parses_into_typed_params():
     (GOOD.replace("fixed: {epochs: 2}", "fixed: {lr: 2}"), "fixed.lr", 3, "both fixed and searched"),
     # YAML syntax
     (GOOD.replace("k: {type: int, low: 1, high: 4}", "k: {type: int, low: 1, high: 4"), "", None, "YAML syntax error"),
-])
+    (GOOD.replace("params:\n", "params:\n\t"), "", None, "YAML syntax error"),  # a tab in indentation
+    (GOOD.replace("search: {searcher: nsga2, num_samples: 4}", "search: {searcher: nsga2, num_samples: 0}"),
+     "search.num_samples", 2, "must be >= 1"),
+    (GOOD.replace("search: {searcher: nsga2, num_samples: 4}", "search: {searcher: nsga2, max_failures: -1}"),
+     "search.max_failures", 2, "must be >= 0"),
+    (GOOD.replace("search: {searcher: nsga2, num_samples: 4}", "search: {searcher: nsga2, scheduler: asha}"),
+     "search.scheduler", 2, "unknown 'asha'"),
+]
+
+
+@pytest.mark.parametrize("text, field, line, words", MALFORMED)
 def test_malformed_spaces_name_file_line_field_and_fix(text, field, line, words):
     e = _err(text)
     assert words in str(e)
