@@ -8,7 +8,6 @@ STAMP  := $(VENV)/.installed
 
 export RAY_USAGE_STATS_ENABLED = 0
 export RAY_AUTH_MODE = disabled
-export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER = 0
 
 .PHONY: demo test lint bench clean
 
@@ -28,6 +27,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/moe_layer.py
+	$(PY) bench/searchers.py
 
 clean:
 	rm -rf $(VENV) gatesearch-runs
