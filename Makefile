@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export RAY_USAGE_STATS_ENABLED = 0
 export RAY_AUTH_MODE = disabled
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean data
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/moe_layer.py
 	$(PY) bench/searchers.py
+
+data: $(STAMP)
+	PY=$(PY) bash scripts/get_data.sh
 
 clean:
 	rm -rf $(VENV) gatesearch-runs

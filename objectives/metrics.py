@@ -26,7 +26,18 @@ TRAIN_LOSS = Metric("train_loss", "min", "mean training loss of the epoch (task 
 ACTIVE_EXPERTS = Metric("active_experts", "min", "mean experts run per sample at inference")
 WEIGHT_SPARSITY = Metric("weight_sparsity", "max", "fraction of gate weights < 1e-5 at inference")
 EPOCH = Metric("epoch", "max", "epochs completed (1-based)")
+TRAIN_ACTIVE_EXPERTS = Metric("train_active_experts", "min",
+                              "mean experts run per sample during the epoch's training steps (DTS decay)")
+TRAIN_MACS = Metric("train_macs_per_sample", "min", "mean MACs per sample during the epoch's training steps")
+AUC = Metric("auc", "max", "validation ROC AUC (mean over tasks; one-vs-rest for multi-class)")
+TEST_AUC = Metric("test_auc", "max", "held-out test ROC AUC (mean over tasks)")
+ECE = Metric("ece", "min", "expected calibration error of the exit-gated prediction (15 equal-mass bins)")
+COVERAGE = Metric("conformal_coverage", "max", "split-conformal coverage at alpha=0.05 (target 0.95)")
+SET_SIZE = Metric("conformal_set_size", "min", "mean split-conformal set size at alpha=0.05")
+TEST_MACS = Metric("test_macs_per_sample", "min", "expected MACs per sample on the test split")
 EPOCHS_TOTAL = Metric("epochs_total", "max", "the trial's full budget in epochs (epoch < epochs_total = stopped early)")
 
 METRICS: dict[str, Metric] = {m.name: m for m in (ACCURACY, MACS, TEST_ACCURACY, VAL_LOSS, TRAIN_LOSS,
-                                                  ACTIVE_EXPERTS, WEIGHT_SPARSITY, EPOCH, EPOCHS_TOTAL)}
+                                                  ACTIVE_EXPERTS, WEIGHT_SPARSITY, EPOCH, EPOCHS_TOTAL,
+                                                  TRAIN_ACTIVE_EXPERTS, TRAIN_MACS, AUC, TEST_AUC, ECE, COVERAGE,
+                                                  SET_SIZE, TEST_MACS)}

@@ -11,8 +11,11 @@ import torch.nn.functional as F
 
 from models import MoENetwork, RouteContext
 from objectives.data import Dataset, Split
-from objectives.metrics import (ACCURACY, ACTIVE_EXPERTS, EPOCH, MACS, TEST_ACCURACY, TRAIN_LOSS, VAL_LOSS,
-                                WEIGHT_SPARSITY)
+import numpy as np
+
+from objectives.auc import mean_task_auc
+from objectives.metrics import (ACCURACY, ACTIVE_EXPERTS, AUC, EPOCH, MACS, TEST_ACCURACY, TEST_AUC,
+                                TRAIN_ACTIVE_EXPERTS, TRAIN_LOSS, TRAIN_MACS, VAL_LOSS, WEIGHT_SPARSITY)
 
 Report = Callable[[Mapping[str, float]], None]
 
@@ -48,11 +51,12 @@ class TrainConfig:
 @torch.no_grad()
 def evaluate(network: MoENetwork, split: Split, *, step: int, batch_size: int = 512,
              device: torch.device | str = "cpu") -> dict[str, float]:
-    """Accuracy (mean over tasks), loss, and per-sample inference compute on ``split``."""
+    """Accuracy and ROC AUC (means over tasks), loss, and per-sample inference compute on ``split``."""
     was_training = network.training
     network.eval()
     n, correct, loss, macs, active, sparsity = len(split), 0.0, 0.0, 0.0, 0.0, 0.0
     n_tasks = split.y.shape[1]
+    probs: list[list[np.ndarray]] = [[] for _ in range(n_tasks)]
     for start in range(0, n, batch_size):
         x = split.x[start : start + batch_size].to(device)
         y = split.y[start : start + batch_size].to(device)
@@ -60,13 +64,15 @@ def evaluate(network: MoENetwork, split: Split, *, step: int, batch_size: int = 
         b = x.shape[0]
         out = network(x, RouteContext(step=step, token_ids=ids))
         for t, logits in enumerate(out.logits):
+            probs[t].append(logits.float().softmax(1).cpu().numpy())
             correct += (logits.argmax(1) == y[:, t]).float().sum().item() / n_tasks
             loss += F.cross_entropy(logits, y[:, t], reduction="sum").item() / n_tasks
         macs += out.macs_per_sample * b
         active += out.active_experts * b
         sparsity += sum(r.stats()["weight_sparsity"] for r in out.routings) / len(out.routings) * b
     network.train(was_training)
-    return {ACCURACY.name: correct / n, VAL_LOSS.name: loss / n, MACS.name: macs / n,
+    auc = mean_task_auc([np.concatenate(p) for p in probs], split.y.numpy())
+    return {ACCURACY.name: correct / n, VAL_LOSS.name: loss / n, MACS.name: macs / n, AUC.name: auc,
             ACTIVE_EXPERTS.name: active / n, WEIGHT_SPARSITY.name: sparsity / n}
 
 
@@ -87,7 +93,7 @@ def train(network: MoENetwork, data: Dataset, config: TrainConfig, *, report: Re
     for epoch in range(1, config.epochs + 1):
         network.train()
         order = torch.randperm(n, generator=gen)
-        total = 0.0
+        total = train_active = train_macs = 0.0
         for start in range(0, n, config.batch_size):
             idx = order[start : start + config.batch_size]
             x, y = train_split.x[idx].to(device), train_split.y[idx].to(device)
@@ -102,12 +108,17 @@ def train(network: MoENetwork, data: Dataset, config: TrainConfig, *, report: Re
             loss.backward()
             opt.step()
             total += loss.item() * idx.numel()
+            train_active += out.active_experts * idx.numel()
+            train_macs += out.macs_per_sample * idx.numel()
             step += 1
         metrics = evaluate(network, data.val, step=step, device=device)
         metrics[TRAIN_LOSS.name] = total / n
+        metrics[TRAIN_ACTIVE_EXPERTS.name] = train_active / n
+        metrics[TRAIN_MACS.name] = train_macs / n
         metrics[EPOCH.name] = epoch
         if epoch == config.epochs:  # the last report carries the held-out test accuracy
-            metrics[TEST_ACCURACY.name] = evaluate(network, data.test, step=step, device=device)[ACCURACY.name]
+            test = evaluate(network, data.test, step=step, device=device)
+            metrics[TEST_ACCURACY.name], metrics[TEST_AUC.name] = test[ACCURACY.name], test[AUC.name]
         if report is not None:
             report(dict(metrics))
     return metrics

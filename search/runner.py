@@ -69,6 +69,7 @@ class MlflowTrialSink:
         self.reference: np.ndarray | None = None
         self.runs: dict[str, str] = {}
         self.placed: set[str] = set()
+        self.points: dict[str, list[dict]] = {}  # trial -> operating points (one trial, many front points)
 
     def _run(self, trial_id: str, config: Mapping[str, Any] | None = None) -> str:
         if trial_id not in self.runs:
@@ -87,7 +88,7 @@ class MlflowTrialSink:
 
     def on_result(self, trial_id: str, result: Mapping[str, Any]) -> None:
         run = self._run(trial_id, result.get("config"))
-        metrics = {k: v for k, v in result.items() if k in METRICS}
+        metrics = {k: v for k, v in result.items() if k in METRICS or k.startswith("exit_fraction_")}
         self.tracker.log_metrics(run, metrics, step=int(result.get("epoch", result.get("training_iteration", 0))))
         if trial_id not in self.placed:  # where the trial ran: device, Ray GPU ids, node
             self.placed.add(trial_id)
@@ -95,6 +96,9 @@ class MlflowTrialSink:
 
     def on_complete(self, trial_id: str, result: Mapping[str, Any]) -> None:
         run = self._run(trial_id, result.get("config"))
+        if result.get("operating_points"):  # e.g. the threshold baseline's budget sweep
+            self.points[trial_id] = list(result["operating_points"])
+            self.tracker.log_dict(run, {"operating_points": self.points[trial_id]}, "operating_points.json")
         if ray_tuner.is_partial(result):  # stopped early by the scheduler: lower fidelity, not on the front
             self.tracker.set_tags(run, {TAG_STOPPED: int(result.get("epoch", 0))})
             self.tracker.end_run(run, "KILLED")
@@ -112,7 +116,20 @@ class MlflowTrialSink:
         if self.reference is None and rows:
             self.reference = ref
             self.tracker.log_params(self.parent_id, {"reference_point": json.dumps(ref.tolist())})
+        if self.points:
+            self._log_point_front(ref)
         return rows, front, hv, ref
+
+    def _log_point_front(self, ref: np.ndarray) -> None:
+        """The front over every operating point of every trial (not only one point per trial)."""
+        flat = [{"trial_id": t, "run_id": self.runs.get(t), **p} for t, pts in self.points.items() for p in pts]
+        values = np.array([[p.get(n, np.nan) for n in self.names] for p in flat], dtype=float)
+        ranks = pareto_ranks(values, self.modes)
+        front = sorted((p for p, r in zip(flat, ranks) if r == 0), key=lambda p: p[self.names[1]])
+        self.tracker.log_dict(self.parent_id, {"objectives": list(self.names), "front": front},
+                              "operating_points_front.json")
+        self.tracker.log_metrics(self.parent_id, {"operating_points_hypervolume": hypervolume(values, self.modes, ref),
+                                                  "operating_points": len(flat)}, step=self.finished)
 
     def on_retry(self, trial_id: str, failures: int) -> None:
         """Ray is retrying the trial after a failure (node death, crash): same child run."""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from models import (GATES, CometGateConfig, DSelectKGateConfig, HashGateConfig, LocalSearchConfig, MoENetwork,
+from models import (GATES, CometGateConfig, DTSGateConfig, DSelectKGateConfig, HashGateConfig, LocalSearchConfig, MoENetwork,
                     MoENetworkConfig, PermutationLocalSearch, RouteContext, SoftmaxGateConfig, TopKGateConfig,
                     build_gate, smooth_step)
 from models.gates.comet import leaf_paths, tree_depth
@@ -18,6 +18,7 @@ CONFIGS = {
     "hash": HashGateConfig(kind="random"),
     "dselect_k": DSelectKGateConfig(k=2, gamma=1.0),
     "comet": CometGateConfig(k=2, gamma=1.0),
+    "dts": DTSGateConfig(decay_steps=10),
 }
 
 

@@ -1,0 +1,116 @@
+"""Dense-to-Sparse gate of EvoMoE (Nie et al., arXiv 2112.14397; code-exact to the released
+``topkgate.py`` except where noted).
+
+    h = W_g x                                       (no bias)
+    ĝ = softmax((h + ζ) / τ_t),  ζ ~ Gumbel(0, 1)   (training; F.gumbel_softmax(hard=False))
+    m_i = 1[ĝ_i > threshold]                        (soft phase: many experts while τ is high)
+    m   = one_hot(argmax ĝ)                         (after ``switch_step``: top-1)
+    g   = m ⊙ ĝ  (use_gumbel_gates)  or  m ⊙ softmax(h)
+    l_aux = w · n² · mean_i(me_i · ce_i),  me = mean_rows g,  ce = mean_rows m   (balance loss)
+
+Evaluation routes top-1 on h. τ_t follows :func:`dts_temperature` of the step the caller
+passes in :class:`RouteContext` (no hidden counters), so the number of active experts per
+token decays from n towards 1 as τ falls.
+
+Deviation (documented): the released gate leaves g = m ⊙ ĝ unnormalised; our gate contract
+puts every row on the simplex, so g is divided by its row sum *detached* — the forward value
+is on the simplex, the gradient to W_g is the released one (as for Switch top-1 in topk.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from models.gates.base import Gate, RouteContext, Routing, register_gate
+
+DECAYS = ("exp", "linear")
+
+
+@dataclass(frozen=True)
+class DTSGateConfig:
+    """DTS-gate settings.
+
+    Attributes:
+        tau_max, tau_min: temperature at step 0 and its floor (code defaults 1.0 / 0.5).
+        decay: ``exp`` or ``linear`` schedule from tau_max to tau_min.
+        decay_steps: D, the step at which tau reaches tau_min.
+        threshold: an expert is active when its Gumbel-softmax weight exceeds this (1e-3).
+        switch_step: from this step on, training routes top-1; -1 = never.
+        use_gumbel_gates: combine with ĝ (True) or with softmax(h) (False).
+        balance_weight: weight of the balance loss (0 disables it).
+    """
+
+    tau_max: float = 1.0
+    tau_min: float = 0.5
+    decay: str = "exp"
+    decay_steps: int = 1000
+    threshold: float = 1e-3
+    switch_step: int = -1
+    use_gumbel_gates: bool = True
+    balance_weight: float = 1e-2
+
+    def __post_init__(self) -> None:
+        if not 0 < self.tau_min <= self.tau_max:
+            raise ValueError(f"dts: need 0 < tau_min <= tau_max, got {self.tau_min}, {self.tau_max}")
+        if self.decay not in DECAYS:
+            raise ValueError(f"dts: decay must be one of {DECAYS}, got {self.decay!r}")
+        if self.decay_steps < 1:
+            raise ValueError(f"dts: decay_steps must be >= 1, got {self.decay_steps}")
+        if not 0 <= self.threshold < 1:
+            raise ValueError(f"dts: threshold must be in [0, 1), got {self.threshold}")
+        if self.switch_step < -1 or self.balance_weight < 0:
+            raise ValueError("dts: switch_step must be >= -1 and balance_weight >= 0")
+
+
+def dts_temperature(step: int, cfg: DTSGateConfig) -> float:
+    """τ at ``step`` (EvoMoE ``fairseq_cli/train.py``):
+
+    exp:    τ_t = max(τ_max · exp(t · ln(τ_min/τ_max) / D), τ_min)
+    linear: τ_t = max(τ_max − t · (τ_max − τ_min) / D, τ_min)
+    """
+    t = max(0, int(step))
+    if cfg.decay == "exp":
+        tau = cfg.tau_max * math.exp(t * math.log(cfg.tau_min / cfg.tau_max) / cfg.decay_steps)
+    else:
+        tau = cfg.tau_max - t * (cfg.tau_max - cfg.tau_min) / cfg.decay_steps
+    return max(tau, cfg.tau_min)
+
+
+@register_gate("dts", DTSGateConfig)
+class DTSGate(Gate):
+    def __init__(self, config: DTSGateConfig, *, d_in: int, n_experts: int, num_ids: int | None = None):
+        super().__init__()
+        self.config, self.n_experts, self.d_in = config, n_experts, d_in
+        self.w_gate = nn.Linear(d_in, n_experts, bias=False)
+
+    def forward(self, x: Tensor, ctx: RouteContext) -> Routing:
+        cfg = self.config
+        h = self.w_gate(x)
+        if not self.training:  # evaluation: top-1 on h
+            probs = h.softmax(dim=-1)
+            top_val, top_idx = probs.max(dim=-1, keepdim=True)
+            weights = torch.zeros_like(probs).scatter(1, top_idx, top_val) / top_val.detach()
+            return Routing(weights=weights, gate_macs=self.macs_per_sample())
+        tau = dts_temperature(ctx.step, cfg)
+        g_hat = F.gumbel_softmax(h, tau=tau, hard=False)
+        if 0 <= cfg.switch_step <= ctx.step:
+            mask = F.one_hot(g_hat.argmax(dim=-1), self.n_experts).to(g_hat.dtype)
+        else:
+            mask = (g_hat > cfg.threshold).to(g_hat.dtype)
+            # at least the argmax stays active (a row never routes nowhere)
+            mask = torch.maximum(mask, F.one_hot(g_hat.argmax(dim=-1), self.n_experts).to(g_hat.dtype))
+        g = mask * (g_hat if cfg.use_gumbel_gates else h.softmax(dim=-1))
+        weights = g / g.sum(dim=-1, keepdim=True).detach()
+        aux = {}
+        if cfg.balance_weight > 0:
+            me, ce = g.mean(dim=0), mask.mean(dim=0)
+            aux["balance"] = cfg.balance_weight * self.n_experts**2 * (me * ce).mean()
+        return Routing(weights=weights, aux_losses=aux, gate_macs=self.macs_per_sample())
+
+    def macs_per_sample(self) -> float:
+        return float(self.d_in * self.n_experts)

@@ -1,0 +1,116 @@
+"""Early-exit objectives: JEI-DNN (learned gates) and the confidence-threshold baseline.
+
+Both maximise accuracy and minimise the **expected** MACs per sample, where a sample exiting
+at l pays C_l (everything evaluated up to l). The threshold baseline reports, besides the
+operating point chosen by ``budget_q``, the whole validation-chosen budget sweep as
+``operating_points`` in its final result: one trained backbone, a whole accuracy-vs-MACs
+curve (the search logs it and builds a front over all points of all trials).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import torch
+
+from models import EarlyExitConfig, EarlyExitNetwork
+from objectives.base import Objective, Report, register_objective
+from objectives.data import Dataset, load_digits, load_fashion_mnist
+from objectives.exit_training import (CONFIDENCES, IM_LOSSES, ExitTrainConfig, budget_sweep, evaluate_gated,
+                                      train_early_exit)
+from objectives.metrics import ACCURACY, MACS, TEST_ACCURACY, TEST_MACS
+from objectives.schema import ParamRule, ParamSchema
+
+R = ParamRule
+EXIT_SCHEMA = ParamSchema(
+    rules={
+        "n_blocks": R("int", "backbone blocks L (an exit after each)", low=2, high=32),
+        "hidden": R("int", "block width", low=1, high=65536),
+        "dropout": R("float", "dropout after each block", low=0.0, high=0.95),
+        "lr": R("float", "Adam learning rate", low=1e-7, high=10.0),
+        "batch_size": R("int", "training batch size", low=1, high=1 << 20),
+        "epochs": R("int", "training epochs in total", low=1, high=100000),
+        "warmup_epochs": R("int", "epochs training backbone + classifiers before the gates (JEI-DNN)", low=1,
+                           high=100000),
+        "lambda_cost": R("float", "JEI-DNN λ: cost weight in the surrogate exit targets", low=0.0, high=100.0),
+        "alternate_every": R("int", "JEI-DNN: batches per gate/classifier phase", low=1, high=100000),
+        "im_loss": R("str", "JEI-DNN classifier loss (weighted = ρ detached, plain = released code)",
+                     choices=IM_LOSSES),
+        "exit_threshold": R("float", "JEI-DNN: exit when the conditional exit probability >= this", low=0.01,
+                            high=1.0),
+        "confidence": R("str", "threshold baseline: confidence measure", choices=CONFIDENCES),
+        "budget_q": R("float", "threshold baseline: reported operating point q (exit prior ∝ q^k)", low=0.05,
+                      high=1.95),
+        "seed": R("int", "seed of init and shuffling", low=0, high=2**31 - 1),
+        "data_seed": R("int", "seed of the train/val/test split", low=0, high=2**31 - 1),
+    },
+    le_constraints=(("warmup_epochs", "epochs"),),
+)
+EXIT_DEFAULTS: dict[str, Any] = {
+    "n_blocks": 4, "hidden": 64, "dropout": 0.0, "lr": 3e-3, "batch_size": 64, "epochs": 8, "warmup_epochs": 4,
+    "lambda_cost": 0.5, "alternate_every": 20, "im_loss": "weighted", "exit_threshold": 0.5,
+    "confidence": "max_softmax", "budget_q": 1.0, "seed": 0, "data_seed": 0,
+}
+
+
+class EarlyExitClassification(Objective):
+    """Single-task classification with an early-exit MLP; ``method`` is ``jei`` or ``threshold``."""
+
+    objectives = (ACCURACY, MACS)
+    schema = EXIT_SCHEMA
+    defaults = EXIT_DEFAULTS
+
+    def __init__(self, name: str, load: Callable[[int], Dataset], method: str):
+        if method not in ("jei", "threshold"):
+            raise ValueError(f"method must be 'jei' or 'threshold', got {method!r}")
+        self.name, self._load, self.method = name, load, method
+        self._cache: dict[int, Dataset] = {}
+
+    def data(self, seed: int) -> Dataset:
+        if seed not in self._cache:
+            self._cache[seed] = self._load(seed)
+        return self._cache[seed]
+
+    def build(self, config: Mapping[str, Any], data: Dataset) -> EarlyExitNetwork:
+        torch.manual_seed(config["seed"])
+        cfg = EarlyExitConfig(n_blocks=config["n_blocks"], hidden=config["hidden"], dropout=config["dropout"],
+                              exit_threshold=config["exit_threshold"])
+        return EarlyExitNetwork(cfg, d_in=data.d_in, n_classes=data.n_classes[0], gated=self.method == "jei")
+
+    def run(self, config: Mapping[str, Any], *, report: Report | None = None, device: str = "cpu") -> dict[str, Any]:
+        full = self.resolve(config)
+        data = self.data(full["data_seed"])
+        net = self.build(full, data)
+        tc = ExitTrainConfig(epochs=full["epochs"], warmup_epochs=full["warmup_epochs"], lr=full["lr"],
+                             batch_size=full["batch_size"], lambda_cost=full["lambda_cost"],
+                             alternate_every=full["alternate_every"], im_loss=full["im_loss"], seed=full["seed"])
+        sweep: list[dict] = []
+
+        def evaluate(model: EarlyExitNetwork, epoch: int) -> dict[str, Any]:
+            if self.method == "jei":
+                out = evaluate_gated(model, data, device)
+                if epoch == tc.epochs:
+                    test = evaluate_gated(model, data, device, split="test")
+                    out[TEST_ACCURACY.name], out[TEST_MACS.name] = test[ACCURACY.name], test[MACS.name]
+                return out
+            sweep[:] = budget_sweep(model, data, device, full["confidence"])
+            point = min(sweep, key=lambda p: abs(p["q"] - full["budget_q"]))
+            out = {k: point[k] for k in ("accuracy", "macs_per_sample", "ece")}
+            if epoch == tc.epochs:
+                out[TEST_ACCURACY.name], out[TEST_MACS.name] = point["test_accuracy"], point["test_macs_per_sample"]
+                out["operating_points"] = [{k: p[k] for k in ("q", "accuracy", "macs_per_sample", "test_accuracy",
+                                                              "test_macs_per_sample")} for p in sweep]
+            return out
+
+        return train_early_exit(net, data, tc, jei=self.method == "jei", report=report, device=device,
+                                evaluate=evaluate)
+
+
+def _fashion(seed: int) -> Dataset:
+    return load_fashion_mnist(seed=seed)
+
+
+register_objective(EarlyExitClassification("early_exit_digits", lambda seed: load_digits(seed=seed), "jei"))
+register_objective(EarlyExitClassification("threshold_exit_digits", lambda seed: load_digits(seed=seed), "threshold"))
+register_objective(EarlyExitClassification("early_exit_fashion", _fashion, "jei"))
+register_objective(EarlyExitClassification("threshold_exit_fashion", _fashion, "threshold"))

@@ -1,0 +1,130 @@
+"""Early-exit objectives and metrics: JEI-DNN training pieces, threshold budget sweep,
+ECE, split-conformal coverage, ROC AUC — on real digits."""
+
+import numpy as np
+import pytest
+import torch
+
+from models import EarlyExitConfig, EarlyExitNetwork
+from objectives import get_objective
+from objectives.auc import mean_task_auc, roc_auc
+from objectives.calibration import expected_calibration_error
+from objectives.conformal import split_conformal
+from objectives.data import load_digits
+from objectives.exit_training import (ExitTrainConfig, budget_sweep, gate_loss, im_loss, optimal_exits,
+                                      thresholds_for_prior, train_early_exit)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits(seed=0)
+
+
+@pytest.fixture(scope="module")
+def plain_net(digits):
+    torch.manual_seed(0)
+    net = EarlyExitNetwork(EarlyExitConfig(n_blocks=4, hidden=32), d_in=digits.d_in, n_classes=10, gated=False)
+    train_early_exit(net, digits, ExitTrainConfig(epochs=4, warmup_epochs=4, lr=3e-3), jei=False)
+    return net
+
+
+def test_threshold_budget_sweep_is_monotone_in_macs(plain_net, digits):
+    points = budget_sweep(plain_net, digits, "cpu", "max_softmax")
+    assert len(points) == 39 and [p["q"] for p in points] == sorted(p["q"] for p in points)
+    macs = [p["macs_per_sample"] for p in points]
+    assert all(a <= b + 1e-9 for a, b in zip(macs, macs[1:])), macs
+    costs = plain_net.exit_costs()
+    assert costs[0] <= macs[0] < macs[-1] <= costs[-1]
+    # more compute buys accuracy overall: the cheapest point is not better than the dearest
+    assert points[0]["accuracy"] <= points[-1]["accuracy"] + 0.02
+
+
+def test_thresholds_follow_the_exit_prior():
+    rng = np.random.default_rng(0)
+    conf = rng.random((1000, 3))
+    thr = thresholds_for_prior(conf, np.array([0.5, 0.3, 0.2]))
+    hit = conf >= thr
+    first = np.where(hit[:, 0], 0, np.where(hit[:, 1], 1, 2))
+    assert np.bincount(first, minlength=3).tolist() == [500, 300, 200]
+
+
+def test_conformal_coverage_on_held_out_digits(plain_net, digits):
+    with torch.no_grad():
+        plain_net.eval()
+        pv = plain_net(digits.val.x).logits[-1].softmax(1).numpy()
+        pt = plain_net(digits.test.x).logits[-1].softmax(1).numpy()
+    out = split_conformal(pv, digits.val.y[:, 0].numpy(), pt, digits.test.y[:, 0].numpy(), alpha=0.05)
+    assert out["coverage"] >= 0.95 - 0.04  # 1 - alpha - tolerance (~360 test images)
+    assert 1.0 <= out["set_size"] < 3.0
+
+
+def test_conformal_quantile_is_exact_on_uniform_scores():
+    rng = np.random.default_rng(1)
+    n, c = 20000, 5
+    probs = rng.dirichlet(np.ones(c), size=n)
+    y = np.array([rng.choice(c, p=p) for p in probs])  # labels drawn from the predicted probabilities
+    out = split_conformal(probs[:10000], y[:10000], probs[10000:], y[10000:], alpha=0.1)
+    assert abs(out["coverage"] - 0.9) < 0.015
+
+
+def test_ece():
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(0.5, 1.0, 50000)
+    calibrated = rng.random(50000) < conf
+    assert expected_calibration_error(conf, calibrated) < 0.01
+    overconfident = rng.random(50000) < conf - 0.2
+    assert expected_calibration_error(conf, overconfident) == pytest.approx(0.2, abs=0.02)
+
+
+def test_roc_auc():
+    y = np.array([0, 0, 1, 1])
+    assert roc_auc(np.array([0.1, 0.2, 0.8, 0.9]), y) == 1.0
+    assert roc_auc(np.array([0.9, 0.8, 0.2, 0.1]), y) == 0.0
+    probs = np.eye(3)[[0, 1, 2, 0]]
+    assert roc_auc(probs, np.array([0, 1, 2, 0])) == 1.0
+    assert np.isnan(roc_auc(np.array([0.2, 0.3]), np.array([1, 1])))
+    assert mean_task_auc([np.array([0.1, 0.9]), np.array([0.9, 0.1])], np.array([[0, 0], [1, 1]])) == 0.5
+
+
+def test_surrogate_targets_and_gate_loss():
+    ce = torch.tensor([[2.0, 0.5, 0.1], [0.05, 0.04, 0.03]])
+    costs = torch.tensor([1.0, 2.0, 4.0])
+    assert optimal_exits(ce, costs, lam=0.0).tolist() == [2, 2]
+    # CE + λ·C/C_L: row 1 = (2.25, 1.0, 1.1) -> exit 1; row 2 = (0.30, 0.54, 1.03) -> exit 0
+    assert optimal_exits(ce, costs, lam=1.0).tolist() == [1, 0]
+    logits = torch.tensor([[-10.0, 10.0], [10.0, 10.0]])  # gate 1 says "stay", gate 2 "exit"; row 2 exits at 1
+    good = gate_loss(logits, torch.tensor([1, 0]), torch.ones(2)).item()
+    bad = gate_loss(-logits, torch.tensor([1, 0]), torch.ones(2)).item()
+    assert good < 1e-3 < bad
+
+
+def test_weighted_im_loss_keeps_the_value_but_weights_the_gradient():
+    torch.manual_seed(0)
+    logits = [torch.randn(8, 5, requires_grad=True) for _ in range(3)]
+    y = torch.randint(0, 5, (8,))
+    p = torch.tensor([[0.9, 0.05, 0.05]]).expand(8, 3)
+    weighted, plain = im_loss(logits, p, y, "weighted"), im_loss(logits, p, y, "plain")
+    assert weighted.item() == pytest.approx(plain.item(), rel=1e-5)  # ρ rescales the value back
+    weighted.backward()
+    g_w = [lg.grad.norm().item() for lg in logits]
+    assert g_w[0] > 5 * g_w[1]  # the gradient follows P (exit 1 dominates)
+
+
+@pytest.mark.parametrize("name", ["early_exit_digits", "threshold_exit_digits"])
+def test_exit_objectives_report_every_epoch(name):
+    objective = get_objective(name)
+    reports = []
+    final = objective.run(objective.resolve({"epochs": 3, "warmup_epochs": 2, "hidden": 32}), report=reports.append)
+    assert [r["epoch"] for r in reports] == [1, 2, 3]
+    for key in ("accuracy", "macs_per_sample", "ece"):
+        assert all(np.isfinite(r[key]) for r in reports)
+    assert final["accuracy"] > 0.8 and "test_accuracy" in final and "test_macs_per_sample" in final
+    net = objective.build(objective.resolve({"hidden": 32}), objective.data(0))
+    costs = net.exit_costs()
+    assert costs[0] <= final["macs_per_sample"] <= costs[-1]
+    if name == "early_exit_digits":
+        assert 0.85 <= final["conformal_coverage"] <= 1.0
+        assert sum(final[f"exit_fraction_{l}"] for l in range(1, 5)) == pytest.approx(1.0)
+    else:
+        points = final["operating_points"]
+        assert len(points) == 39 and all({"q", "accuracy", "macs_per_sample"} <= set(p) for p in points)
