@@ -15,8 +15,9 @@ def _fmt(v: Any) -> str:
 
 def front_table(front: Sequence[dict[str, Any]], objectives: Sequence[str], title: str = "Pareto front") -> Table:
     """One row per non-dominated trial, objectives first."""
-    cols = ["trial", "gate", "n_experts", "k", "local_search", *objectives, "test_accuracy", "active_experts"]
-    cols = [c for c in cols if any(c in r for r in front)] or ["trial", *objectives]
+    cols = ["trial", "gate", "n_experts", "k", "local_search", "n_blocks", "lambda_cost", "confidence", *objectives,
+            "test_accuracy", "active_experts"]
+    cols = [c for c in cols if any(r.get(c) is not None for r in front)] or ["trial", *objectives]
     table = Table(title=title)
     for c in cols:
         table.add_column(c, justify="right" if c not in ("trial", "gate") else "left")

@@ -156,7 +156,8 @@ def read_front(tracker: Tracker, parent_id: str, names: tuple[str, ...], modes: 
     rows = []
     for rec, rank in zip(records, ranks):
         row = {"run_id": rec.run_id, "trial": rec.tags.get("mlflow.runName", rec.trial_id), "pareto_rank": int(rank)}
-        row.update({k: rec.params[k] for k in ("gate", "n_experts", "k", "local_search", "lr") if k in rec.params})
+        row.update({k: rec.params[k] for k in ("gate", "n_experts", "k", "local_search", "n_blocks", "lambda_cost",
+                                               "confidence", "lr") if k in rec.params})
         if "k_effective" in rec.params:  # hash routes to 1 expert, softmax to all, whatever k was sampled
             row["k"] = rec.params["k_effective"]
         row.update({k: rec.metrics.get(k) for k in (*names, "test_accuracy", "active_experts")})
