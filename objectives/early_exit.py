@@ -27,7 +27,8 @@ EXIT_SCHEMA = ParamSchema(
         "n_blocks": R("int", "backbone blocks L (an exit after each)", low=2, high=32),
         "hidden": R("int", "block width", low=1, high=65536),
         "dropout": R("float", "dropout after each block", low=0.0, high=0.95),
-        "lr": R("float", "Adam learning rate", low=1e-7, high=10.0),
+        "lr": R("float", "Adam learning rate (backbone, classifiers)", low=1e-7, high=10.0),
+        "gate_lr": R("float", "JEI-DNN: Adam learning rate of the gates", low=1e-7, high=10.0),
         "batch_size": R("int", "training batch size", low=1, high=1 << 20),
         "epochs": R("int", "training epochs in total", low=1, high=100000),
         "warmup_epochs": R("int", "epochs training backbone + classifiers before the gates (JEI-DNN)", low=1,
@@ -47,7 +48,7 @@ EXIT_SCHEMA = ParamSchema(
     le_constraints=(("warmup_epochs", "epochs"),),
 )
 EXIT_DEFAULTS: dict[str, Any] = {
-    "n_blocks": 4, "hidden": 64, "dropout": 0.0, "lr": 3e-3, "batch_size": 64, "epochs": 8, "warmup_epochs": 4,
+    "n_blocks": 4, "hidden": 64, "dropout": 0.0, "lr": 3e-3, "gate_lr": 0.05, "batch_size": 64, "epochs": 8, "warmup_epochs": 4,
     "lambda_cost": 0.5, "alternate_every": 20, "im_loss": "weighted", "exit_threshold": 0.5,
     "confidence": "max_softmax", "budget_q": 1.0, "seed": 0, "data_seed": 0,
 }
@@ -82,6 +83,7 @@ class EarlyExitClassification(Objective):
         data = self.data(full["data_seed"])
         net = self.build(full, data)
         tc = ExitTrainConfig(epochs=full["epochs"], warmup_epochs=full["warmup_epochs"], lr=full["lr"],
+                             gate_lr=full["gate_lr"],
                              batch_size=full["batch_size"], lambda_cost=full["lambda_cost"],
                              alternate_every=full["alternate_every"], im_loss=full["im_loss"], seed=full["seed"])
         sweep: list[dict] = []

@@ -44,6 +44,7 @@ class ExitTrainConfig:
     epochs: int = 10
     warmup_epochs: int = 4
     lr: float = 3e-3
+    gate_lr: float = 0.05
     batch_size: int = 64
     lambda_cost: float = 0.5
     alternate_every: int = 20
@@ -55,7 +56,7 @@ class ExitTrainConfig:
             raise ValueError("need 1 <= warmup_epochs <= epochs")
         if self.im_loss not in IM_LOSSES:
             raise ValueError(f"im_loss must be one of {IM_LOSSES}")
-        if self.lambda_cost < 0 or self.alternate_every < 1 or self.lr <= 0:
+        if self.lambda_cost < 0 or self.alternate_every < 1 or self.lr <= 0 or self.gate_lr <= 0:
             raise ValueError("lambda_cost >= 0, alternate_every >= 1, lr > 0")
 
 
@@ -219,7 +220,7 @@ def train_early_exit(net: EarlyExitNetwork, data: Dataset, cfg: ExitTrainConfig,
     costs = torch.tensor(net.exit_costs(), device=device)
     warm_opt = torch.optim.Adam(net.backbone_parameters() + net.im_parameters(), lr=cfg.lr)
     im_opt = torch.optim.Adam(net.im_parameters(), lr=cfg.lr)
-    gate_opt = torch.optim.Adam(net.gate_parameters(), lr=cfg.lr) if jei else None
+    gate_opt = torch.optim.Adam(net.gate_parameters(), lr=cfg.gate_lr) if jei else None
     n_gates = net.n_exits - 1
     pos_weight = torch.ones(n_gates, device=device)
     train, metrics, batch_no = data.train, {}, 0
