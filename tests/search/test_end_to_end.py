@@ -182,3 +182,34 @@ def test_moasha_stops_dominated_trials_early_and_keeps_them_off_the_front(ray_se
         at = int(r.data.tags["gatesearch.early_stopped_at_epoch"])
         assert at in (1, 2) and r.data.metrics["epoch"] == at and "pareto_rank" not in r.data.tags
     assert {row["run_id"] for row in result.front} <= {r.info.run_id for r in children if r.info.status == "FINISHED"}
+
+
+THRESHOLD_SPACE = """\
+name: thr
+objective: threshold_exit_digits
+search: {searcher: random, num_samples: 3, max_concurrent: 2, seed: 0}
+fixed: {epochs: 2, warmup_epochs: 2, hidden: 32}
+params:
+  budget_q: {type: float, low: 0.05, high: 1.95}
+  confidence: {type: categorical, choices: [max_softmax, margin]}
+"""
+
+
+def test_one_trial_many_front_points(ray_session, tmp_path):
+    """The threshold baseline's budget sweep reaches MLflow: 39 operating points per child and a
+    front over all points of all trials on the parent, at least as good as the per-trial front."""
+    result = run_search(parse_space_file(THRESHOLD_SPACE, str(tmp_path / "thr.yaml")), output_dir=tmp_path / "runs")
+    client = MlflowClient(result.tracking_uri)
+    tracker = Tracker(result.tracking_uri, "thr")
+    children = tracker.children(result.parent_run_id)
+    assert len(children) == 3
+    for c in children:
+        pts = json.loads(Path(client.download_artifacts(c.run_id, "operating_points.json", str(tmp_path)))
+                         .read_text())["operating_points"]
+        assert len(pts) == 39
+    front = json.loads(Path(client.download_artifacts(result.parent_run_id, "operating_points_front.json",
+                                                      str(tmp_path))).read_text())["front"]
+    assert front and {p["trial_id"] for p in front} <= {c.trial_id for c in children}
+    metrics = client.get_run(result.parent_run_id).data.metrics
+    assert metrics["operating_points"] == 3 * 39
+    assert metrics["operating_points_hypervolume"] >= metrics["hypervolume"] - 1e-9
