@@ -93,3 +93,9 @@ def test_evomoe_charlm_dense_to_sparse():
     assert active[0] == 1.0  # phase 1: one shared expert
     assert active[1] > active[3] and active[3] < 3.0  # phase 2: dense, then sparser as tau falls
     assert reports[-1]["accuracy"] > 0.2  # next-char accuracy well above chance (1/64)
+
+
+def test_recommender_and_census_objectives_optimise_auc():
+    for name in ("moe_movielens", "moe_adult"):
+        assert [m.name for m in get_objective(name).objectives] == ["auc", "macs_per_sample"]
+    assert [m.name for m in get_objective("moe_multifashion").objectives] == ["accuracy", "macs_per_sample"]
