@@ -8,9 +8,14 @@ MLflow logger lives in :mod:`search.tracking`).
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import shutil
 import signal
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import ray
@@ -82,15 +87,107 @@ class TrialSink(Protocol):
     def on_retry(self, trial_id: str, failures: int) -> None: ...
 
 
-class _SinkCallback(tune.Callback):
-    """Forwards trial events to the sink. Ray pickles the run config (callbacks included)
-    into ``tuner.pkl``; the sink (an MLflow client) is left out and re-attached on resume."""
+STATE_BACKUP = ".gatesearch-state"
 
-    def __init__(self, sink: TrialSink | None):
-        self.sink = sink
+
+def _newest_state(experiment_dir: Path) -> Path | None:
+    found = sorted(experiment_dir.glob("experiment_state-*.json"))
+    return found[-1] if found else None
+
+
+def _state_files(state: Path) -> list[Path]:
+    """The experiment state and the searcher files Ray wrote for the same session."""
+    session = state.name[len("experiment_state-"):-len(".json")]
+    return [p for p in (state, state.parent / f"search_gen_state-{session}.json",
+                        state.parent / f"searcher-state-{session}.pkl") if p.exists()]
+
+
+def _readable(state: Path) -> bool:
+    try:
+        json.loads(state.read_text())
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def backup_experiment_state(experiment_dir: str | Path) -> bool:
+    """Keep a copy of Ray's latest *complete* experiment snapshot in ``.gatesearch-state/``.
+
+    Ray writes ``experiment_state-*.json`` in place (not atomically), so a driver killed while
+    it writes leaves a truncated file, and ``Tuner.restore`` then silently restarts the experiment
+    with the searcher's old counters — finishing with fewer trials than the budget. The copy is
+    taken only if it parses, and swapped in atomically."""
+    exp = Path(experiment_dir)
+    state = _newest_state(exp)
+    if state is None:
+        return False
+    tmp, final = exp / f"{STATE_BACKUP}.tmp", exp / STATE_BACKUP
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    for f in _state_files(state):
+        shutil.copy2(f, tmp / f.name)
+    if not _readable(tmp / state.name):
+        shutil.rmtree(tmp, ignore_errors=True)
+        return False
+    old = exp / f"{STATE_BACKUP}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return True
+
+
+def repair_experiment_state(experiment_dir: str | Path) -> str | None:
+    """Before a restore: if Ray's newest experiment state is unreadable, put the last complete
+    backup back (moving the broken files aside). Returns what was done, or None if nothing was
+    needed; raises ``ValueError`` when the state is broken and there is no backup."""
+    exp = Path(experiment_dir)
+    state = _newest_state(exp)
+    if state is None or _readable(state):
+        return None
+    backup = exp / STATE_BACKUP
+    saved = sorted(backup.glob("experiment_state-*.json")) if backup.exists() else []
+    if not saved:
+        raise ValueError(f"{state}: Ray's experiment state is truncated (the driver died while writing it) "
+                         f"and no backup exists in {backup}; the search cannot be resumed")
+    aside = exp / ".broken-state"
+    aside.mkdir(exist_ok=True)
+    for f in _state_files(state):
+        f.rename(aside / f.name)
+    for f in backup.iterdir():
+        shutil.copy2(f, exp / f.name)
+    return f"{state.name} was truncated; restored the last complete snapshot {saved[-1].name}"
+
+
+class _SinkCallback(tune.Callback):
+    """Forwards trial events to the sink, and keeps a backup of Ray's experiment state
+    (:func:`backup_experiment_state`, at most once a second, when it changed). Ray pickles the
+    run config (callbacks included) into ``tuner.pkl``; the sink (an MLflow client) is left out
+    and re-attached on resume."""
+
+    def __init__(self, sink: TrialSink | None, experiment_dir: str | None = None):
+        self.sink, self.experiment_dir = sink, experiment_dir
+        self._checked, self._seen = 0.0, None
 
     def __getstate__(self):
-        return {"sink": None}
+        return {"sink": None, "experiment_dir": None, "_checked": 0.0, "_seen": None}
+
+    def on_step_end(self, iteration, trials, **info):
+        self._maybe_backup()
+
+    def on_step_begin(self, iteration, trials, **info):
+        self._maybe_backup()
+
+    def _maybe_backup(self) -> None:
+        if self.experiment_dir is None or time.monotonic() - self._checked < 0.5:
+            return
+        self._checked = time.monotonic()
+        state = _newest_state(Path(self.experiment_dir))
+        if state is not None:
+            stamp = (state.name, state.stat().st_mtime_ns)
+            if stamp != self._seen and backup_experiment_state(self.experiment_dir):
+                self._seen = stamp
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         # Ray retries the trial (FailureConfig.max_failures); it keeps its id, hence its child run
@@ -341,7 +438,8 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
                                     max_concurrent_trials=settings.max_concurrent, reuse_actors=True,
                                     trial_dirname_creator=trial_dirname),
         run_config=tune.RunConfig(name=name, storage_path=os.path.abspath(storage_path), verbose=0,
-                                  callbacks=[_SinkCallback(sink)], stop=_StopAll(should_stop),
+                                  callbacks=[_SinkCallback(sink, os.path.join(os.path.abspath(storage_path), name))],
+                                  stop=_StopAll(should_stop),
                                   failure_config=tune.FailureConfig(max_failures=settings.max_failures)),
     )
     outcomes = _outcomes(tuner.fit())
@@ -366,11 +464,15 @@ def resume_tuner(*, experiment_dir: str, objective_name: str, fixed: Mapping[str
     are kept as they are; unfinished ones restart from scratch (trials do not checkpoint).
     Counts are derived from the outcomes (the searcher object is Ray's restored copy).
     """
+    repaired = repair_experiment_state(experiment_dir)
+    if repaired:
+        logging.getLogger(__name__).warning(repaired)
     tuner = tune.Tuner.restore(os.path.abspath(experiment_dir),
                                _trainable_with_resources(objective_name, fixed, settings),
                                resume_unfinished=True, resume_errored=False, restart_errored=False)
     # The pickled callback and stopper lost their live parts (see _SinkCallback.__getstate__): attach the live one.
     run_config = tuner._local_tuner.get_run_config()
-    run_config.callbacks, run_config.stop = [_SinkCallback(sink)], _StopAll(should_stop)
+    run_config.callbacks = [_SinkCallback(sink, os.path.abspath(experiment_dir))]
+    run_config.stop = _StopAll(should_stop)
     outcomes = _outcomes(tuner.fit())
     return outcomes, _counts(outcomes)

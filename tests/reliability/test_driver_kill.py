@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import pytest
 from mlflow.tracking import MlflowClient
 
 from search.runner import read_front
@@ -28,11 +29,9 @@ params:
 """
 
 
-def test_sigkilled_driver_is_resumed_without_duplicates(tmp_path: Path):
-    (tmp_path / "space.yaml").write_text(SPACE)
-    out, db = tmp_path / "out", tmp_path / "out" / "mlflow.db"
-    marker = f"GATESEARCH_TEST_RUN={uuid.uuid4().hex}"
+def _run_and_kill(tmp_path: Path, marker: str):
     key, value = marker.split("=")
+    out, db = tmp_path / "out", tmp_path / "out" / "mlflow.db"
     log = tmp_path / "run.log"
     proc = harness.gatesearch("run", "space.yaml", "--output-dir", "out", log=log, **{key: value})
     try:
@@ -41,6 +40,39 @@ def test_sigkilled_driver_is_resumed_without_duplicates(tmp_path: Path):
         proc.wait(timeout=30)
     finally:
         harness.kill_env(marker)  # Ray agents a SIGKILLed driver leaves behind
+    return out, db
+
+
+def test_driver_killed_while_ray_writes_its_state_is_resumed(tmp_path: Path):
+    """Ray writes experiment_state-*.json in place; a kill mid-write leaves it truncated. Resume
+    puts back the last complete snapshot (kept by our callback) and still finishes the budget."""
+    (tmp_path / "space.yaml").write_text(SPACE)
+    marker = f"GATESEARCH_TEST_RUN={uuid.uuid4().hex}"
+    out, db = _run_and_kill(tmp_path, marker)
+    [search_dir] = list((out / "ray").iterdir())
+    [state] = sorted(search_dir.glob("experiment_state-*.json"))[-1:]
+    assert list((search_dir / ".gatesearch-state").glob("experiment_state-*.json")), "no backup was kept"
+    state.write_text(state.read_text()[:200])  # what a kill during json.dump leaves behind
+    key, value = marker.split("=")
+    resume_log = tmp_path / "resume.log"
+    resumed = harness.gatesearch("resume", str(search_dir), log=resume_log, **{key: value})
+    try:
+        assert resumed.wait(timeout=400) == 0, harness.tail(resume_log)
+    finally:
+        harness.kill_env(marker)
+    tracker = Tracker(f"sqlite:///{db}", "killed")
+    [(parent, _)] = tracker.searches()
+    children = tracker.children(parent)
+    assert sum(c.status == "FINISHED" for c in children) == BUDGET
+    assert len({c.trial_id for c in children}) == len(children)
+    assert (search_dir / ".broken-state" / state.name).exists()  # the truncated file was kept aside
+
+
+def test_sigkilled_driver_is_resumed_without_duplicates(tmp_path: Path):
+    (tmp_path / "space.yaml").write_text(SPACE)
+    marker = f"GATESEARCH_TEST_RUN={uuid.uuid4().hex}"
+    key, value = marker.split("=")
+    out, db = _run_and_kill(tmp_path, marker)
     finished_before = harness.finished_children(db)
     assert finished_before < BUDGET, "the search finished before it could be killed; make trials longer"
 
@@ -80,3 +112,18 @@ def test_sigkilled_driver_is_resumed_without_duplicates(tmp_path: Path):
     # the hypervolume history on the parent ends at the full budget
     hv = tracker.metric_history(parent, "hypervolume")
     assert max(step for step, _ in hv) == BUDGET and np.isfinite([v for _, v in hv]).all()
+
+
+def test_truncated_state_without_backup_is_a_clear_error(tmp_path: Path):
+    from search.tuner import backup_experiment_state, repair_experiment_state
+
+    (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text('{"trial_data": [')
+    assert backup_experiment_state(tmp_path) is False  # an unreadable state is never backed up
+    with pytest.raises(ValueError, match="truncated .* no backup exists"):
+        repair_experiment_state(tmp_path)
+    good = tmp_path / "experiment_state-2026-01-01_00-00-00.json"
+    good.write_text('{"trial_data": []}')
+    assert backup_experiment_state(tmp_path) is True and repair_experiment_state(tmp_path) is None
+    good.write_text('{"trial_')
+    assert "restored the last complete snapshot" in repair_experiment_state(tmp_path)
+    assert json.loads(good.read_text()) == {"trial_data": []}
