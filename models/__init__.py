@@ -4,7 +4,7 @@ This package imports nothing else of gatesearch.
 """
 
 from models.early_exit import (EarlyExitConfig, EarlyExitNetwork, ExitOutput, conditional_exit, exit_distribution,
-                               gather_exit, per_exit_ce, uncertainty_features)
+                               first_exit, per_exit_ce, uncertainty_features)
 from models.evomoe import EvoMoEConfig, EvoMoENetwork, spawn_experts
 from models.experts import ExpertBank
 from models.gates import *  # noqa: F401,F403 - registers the built-in gates
@@ -12,6 +12,6 @@ from models.gates import __all__ as _gates_all
 from models.moe import MoELayer, MoEOutput
 from models.network import MoENetwork, MoENetworkConfig, NetworkOutput
 
-__all__ = ["EarlyExitConfig", "EarlyExitNetwork", "ExitOutput", "conditional_exit", "exit_distribution", "gather_exit",
+__all__ = ["EarlyExitConfig", "EarlyExitNetwork", "ExitOutput", "conditional_exit", "exit_distribution", "first_exit",
            "per_exit_ce", "uncertainty_features",
            "EvoMoEConfig", "EvoMoENetwork", "spawn_experts", "ExpertBank", "MoELayer", "MoEOutput", "MoENetwork", "MoENetworkConfig", "NetworkOutput", *_gates_all]

@@ -151,18 +151,15 @@ class EarlyExitNetwork(nn.Module):
         """``(B,)`` int64 exit index per row: the first l with q_l >= threshold, else L − 1."""
         if out.exit_probs is None:
             raise ValueError("exits() needs a gated network; use a confidence threshold for plain networks")
-        thr = self.config.exit_threshold if threshold is None else threshold
-        q = conditional_exit(out.exit_probs)
-        hit = q >= thr
-        first = torch.where(hit.any(dim=1), hit.float().argmax(dim=1), torch.full_like(hit[:, 0], q.shape[1],
-                                                                                        dtype=torch.long))
-        return first.long()
+        return first_exit(out.exit_probs, self.config.exit_threshold if threshold is None else threshold)
 
 
-def gather_exit(logits: list[Tensor], exits: Tensor) -> Tensor:
-    """``(B, C)`` logits of each row's exit."""
-    stacked = torch.stack(logits, dim=1)  # (B, L, C)
-    return stacked[torch.arange(stacked.shape[0], device=exits.device), exits]
+def first_exit(exit_probs: Tensor, threshold: float) -> Tensor:
+    """``(B,)`` int64: the first l whose conditional exit probability q_l >= ``threshold``,
+    else the final exit L − 1 (``exit_probs`` is ``(B, L)`` P from :func:`exit_distribution`)."""
+    hit = conditional_exit(exit_probs) >= threshold
+    final = torch.full_like(hit[:, 0], hit.shape[1], dtype=torch.long)
+    return torch.where(hit.any(dim=1), hit.float().argmax(dim=1), final).long()
 
 
 def per_exit_ce(logits: list[Tensor], y: Tensor) -> Tensor:

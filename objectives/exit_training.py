@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models import EarlyExitNetwork, gather_exit, per_exit_ce
+from models import EarlyExitNetwork, first_exit, per_exit_ce
 from objectives.calibration import expected_calibration_error
 from objectives.conformal import split_conformal
 from objectives.data import Dataset, Split
@@ -117,13 +117,8 @@ def exit_metrics(probs_at_exit: np.ndarray, y: np.ndarray, exits: np.ndarray, co
 def gated_exits(net: EarlyExitNetwork, split: Split, device, threshold: float | None = None):
     """(per-exit logits, exit index per row) of a JEI-DNN network on ``split``."""
     logits, p = _forward_all(net, split, device)
-    from models import conditional_exit
-
     thr = net.config.exit_threshold if threshold is None else threshold
-    q = conditional_exit(torch.from_numpy(p)).numpy()
-    hit = q >= thr
-    exits = np.where(hit.any(1), hit.argmax(1), net.n_exits - 1)
-    return logits, exits
+    return logits, first_exit(torch.from_numpy(p), thr).numpy()
 
 
 def evaluate_gated(net: EarlyExitNetwork, data: Dataset, device, threshold: float | None = None,
@@ -251,29 +246,16 @@ def train_early_exit(net: EarlyExitNetwork, data: Dataset, cfg: ExitTrainConfig,
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
+        with torch.no_grad():  # one validation pass: the loss, and the gates' positive weights
+            net.eval()
+            val_ce = per_exit_ce(net(data.val.x.to(device)).logits, data.val.y[:, 0].to(device))
         if jei:  # refresh the gate positive weights from the validation optimal exits
-            with torch.no_grad():
-                net.eval()
-                val = net(data.val.x.to(device))
-                lstar = optimal_exits(per_exit_ce(val.logits, data.val.y[:, 0].to(device)), costs, cfg.lambda_cost)
-                counts = torch.bincount(lstar, minlength=net.n_exits)[:n_gates].float()
-                pos_weight = ((len(lstar) - counts) / counts.clamp_min(0.1)).clamp(max=5.0)
+            lstar = optimal_exits(val_ce, costs, cfg.lambda_cost)
+            counts = torch.bincount(lstar, minlength=net.n_exits)[:n_gates].float()
+            pos_weight = ((len(lstar) - counts) / counts.clamp_min(0.1)).clamp(max=5.0)
         metrics = dict(evaluate(net, epoch)) if evaluate else {}
-        metrics[VAL_LOSS.name] = float(per_exit_ce(_eval_logits(net, data.val, device),
-                                                   data.val.y[:, 0].to(device)).mean().item())
+        metrics[VAL_LOSS.name] = float(val_ce.mean().item())
         metrics["train_loss"], metrics["epoch"] = total / len(train), epoch
         if report is not None:
             report(dict(metrics))
     return metrics
-
-
-@torch.no_grad()
-def _eval_logits(net: EarlyExitNetwork, split: Split, device) -> list[torch.Tensor]:
-    net.eval()
-    return net(split.x.to(device)).logits
-
-
-def final_exit_logits(net: EarlyExitNetwork, split: Split, device) -> torch.Tensor:
-    """Logits at each row's gated exit (JEI-DNN inference)."""
-    out = net(split.x.to(device))
-    return gather_exit(out.logits, net.exits(out))
