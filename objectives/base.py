@@ -47,6 +47,21 @@ class Objective(ABC):
         """Train and evaluate; call ``report`` once per epoch; return final metrics."""
 
 
+class DatasetObjective(Objective):
+    """An objective trained on one data set, loaded once per split seed and kept in memory
+    (every trial an actor runs reuses it)."""
+
+    def __init__(self, name: str, load: Callable[[int], Any]):
+        self.name, self._load = name, load
+        self._cache: dict[int, Any] = {}
+
+    def data(self, seed: int):
+        """The data set split with ``seed`` (loaded on first use)."""
+        if seed not in self._cache:
+            self._cache[seed] = self._load(seed)
+        return self._cache[seed]
+
+
 OBJECTIVES: dict[str, Objective] = {}
 
 

@@ -66,13 +66,7 @@ def load_digits(*, seed: int = 0, val_frac: float = 0.15, test_frac: float = 0.2
     x = bunch.data.astype(np.float32)
     y = bunch.target.astype(np.int64)
     tr, va, te = _split_indices(len(x), val_frac, test_frac, seed)
-    mean, std = x[tr].mean(0), x[tr].std(0) + 1e-6
-    x = (x - mean) / std
-
-    def split(idx: np.ndarray) -> Split:
-        return Split(torch.from_numpy(x[idx]), torch.from_numpy(y[idx, None]), torch.from_numpy(idx.astype(np.int64)))
-
-    return Dataset("digits", split(tr), split(va), split(te), n_classes=(10,), num_ids=len(x))
+    return _dataset("digits", _standardise(x, tr), y, tr, va, te, (10,))
 
 
 class DataMissing(FileNotFoundError):

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from models import EarlyExitConfig, EarlyExitNetwork
-from objectives.base import Objective, Report, register_objective
+from objectives.base import DatasetObjective, Report, register_objective
 from objectives.data import Dataset, load_digits, load_fashion_mnist
 from objectives.exit_training import (CONFIDENCES, IM_LOSSES, ExitTrainConfig, budget_sweep, evaluate_gated,
                                       train_early_exit)
@@ -54,7 +54,7 @@ EXIT_DEFAULTS: dict[str, Any] = {
 }
 
 
-class EarlyExitClassification(Objective):
+class EarlyExitClassification(DatasetObjective):
     """Single-task classification with an early-exit MLP; ``method`` is ``jei`` or ``threshold``."""
 
     objectives = (ACCURACY, MACS)
@@ -64,13 +64,8 @@ class EarlyExitClassification(Objective):
     def __init__(self, name: str, load: Callable[[int], Dataset], method: str):
         if method not in ("jei", "threshold"):
             raise ValueError(f"method must be 'jei' or 'threshold', got {method!r}")
-        self.name, self._load, self.method = name, load, method
-        self._cache: dict[int, Dataset] = {}
-
-    def data(self, seed: int) -> Dataset:
-        if seed not in self._cache:
-            self._cache[seed] = self._load(seed)
-        return self._cache[seed]
+        super().__init__(name, load)
+        self.method = method
 
     def build(self, config: Mapping[str, Any], data: Dataset) -> EarlyExitNetwork:
         torch.manual_seed(config["seed"])

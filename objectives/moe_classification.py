@@ -17,7 +17,7 @@ from models import (CometGateConfig, DSelectKGateConfig, DTSGateConfig, EvoMoECo
 from models.evomoe import DIVERSIFY
 from models.gates.dts import DECAYS
 from models.gates.hash import HASH_KINDS
-from objectives.base import Objective, Report, register_objective
+from objectives.base import DatasetObjective, Report, register_objective
 from objectives.data import (Dataset, load_adult, load_char_lm, load_digits, load_fashion_mnist, load_movielens,
                               load_multi_fashion_mnist)
 from objectives.metrics import ACCURACY, AUC, MACS
@@ -104,7 +104,7 @@ def gate_config(config: Mapping[str, Any], steps_per_epoch: int = 1):
     raise ValueError(f"gate: no flat-config mapping for {gate!r}")
 
 
-class MoEClassification(Objective):
+class MoEClassification(DatasetObjective):
     """Train a multi-gate MoE classifier on a data set; maximise accuracy, minimise MACs."""
 
     objectives = (ACCURACY, MACS)
@@ -114,8 +114,8 @@ class MoEClassification(Objective):
     def __init__(self, name: str, load: Callable[[int], Dataset], objectives: tuple = (ACCURACY, MACS)):
         """``objectives``: what the search optimises (AUC, not accuracy, for the recommender and
         census tasks)."""
-        self.name, self._load, self.objectives = name, load, tuple(objectives)
-        self._cache: dict[int, Dataset] = {}
+        super().__init__(name, load)
+        self.objectives = tuple(objectives)
 
     def derived(self, config: Mapping[str, Any]) -> dict[str, Any]:
         gate = config["gate"]
@@ -124,11 +124,6 @@ class MoEClassification(Objective):
         if gate == "comet":
             out["tree_depth"] = tree_depth(config["n_experts"])
         return out
-
-    def data(self, seed: int) -> Dataset:
-        if seed not in self._cache:
-            self._cache[seed] = self._load(seed)
-        return self._cache[seed]
 
     def build(self, config: Mapping[str, Any], data: Dataset) -> tuple[MoENetwork, TrainConfig]:
         """The network and training settings for a resolved configuration."""
