@@ -2,6 +2,7 @@
 was logged meanwhile is buffered and written once it is back (nothing lost). If it never
 comes back within tracking_timeout_s, the search stops with a clear error."""
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -36,30 +37,42 @@ def server(tmp_path: Path):
         srv.stop()
 
 
-def test_outage_is_buffered_and_nothing_is_lost(tmp_path: Path, server):
-    (tmp_path / "space.yaml").write_text(space(timeout_s=120))
+@contextlib.contextmanager
+def search_past_first_trial(tmp_path: Path, server, timeout_s: float):
+    """`gatesearch run` logging to ``server``, yielded once a trial has finished; killed on exit."""
+    (tmp_path / "space.yaml").write_text(space(timeout_s=timeout_s))
     log = tmp_path / "run.log"
-    db = server.root / "server.db"
     proc = harness.gatesearch("run", "space.yaml", "--output-dir", "out", "--tracking-uri", server.uri, log=log)
     try:
-        harness.wait_for(lambda: harness.finished_children(db) >= 1, 240, "a finished trial", proc, log)
+        harness.wait_for(lambda: harness.finished_children(server.root / "server.db") >= 1, 240, "a finished trial",
+                         proc, log)
+        yield proc, log
+    finally:
+        harness.kill_group(proc)
+
+
+def assert_every_epoch_logged(tracker: Tracker, children) -> None:
+    for c in children:  # every epoch of every trial reached the store, in order
+        steps = [s for s, _ in tracker.metric_history(c.run_id, "accuracy")]
+        assert sorted(set(steps)) == list(range(1, EPOCHS + 1)), (c.trial_id, steps)
+
+
+def test_outage_is_buffered_and_nothing_is_lost(tmp_path: Path, server):
+    with search_past_first_trial(tmp_path, server, timeout_s=120) as (proc, log):
         server.stop()
         down_at = time.monotonic()
         time.sleep(20)
         assert proc.poll() is None, "the search died while the tracking server was down:\n" + harness.tail(log)
         server.start()
         assert proc.wait(timeout=400) == 0, harness.tail(log)
-    finally:
-        harness.kill_group(proc)
     assert time.monotonic() - down_at > 20
 
     tracker = Tracker(server.uri, "outage")
     [(parent, _)] = tracker.searches()
     children = tracker.children(parent)
     assert [c.status for c in children] == ["FINISHED"] * BUDGET
-    for c in children:  # every epoch of every trial reached the store, in order
-        steps = [s for s, _ in tracker.metric_history(c.run_id, "accuracy")]
-        assert sorted(set(steps)) == list(range(1, EPOCHS + 1)), (c.trial_id, steps)
+    assert_every_epoch_logged(tracker, children)
+    for c in children:
         assert "gatesearch.node_id" in c.tags and "pareto_rank" in c.tags
     parent_metrics = {k: v for k, v in tracker.client.get_run(parent).data.metrics.items()}
     assert parent_metrics["tracking_retries"] > 0  # the outage was felt and ridden out
@@ -69,16 +82,9 @@ def test_outage_is_buffered_and_nothing_is_lost(tmp_path: Path, server):
 
 
 def test_server_that_never_returns_stops_the_search_with_a_clear_error(tmp_path: Path, server):
-    (tmp_path / "space.yaml").write_text(space(timeout_s=5))
-    log = tmp_path / "run.log"
-    db = server.root / "server.db"
-    proc = harness.gatesearch("run", "space.yaml", "--output-dir", "out", "--tracking-uri", server.uri, log=log)
-    try:
-        harness.wait_for(lambda: harness.finished_children(db) >= 1, 240, "a finished trial", proc, log)
+    with search_past_first_trial(tmp_path, server, timeout_s=5) as (proc, log):
         server.stop()
         code = proc.wait(timeout=300)
-    finally:
-        harness.kill_group(proc)
     text = " ".join(log.read_text().split())
     assert code == 2, text[-3000:]
     assert f"MLflow at {server.uri} was unreachable for more than 5 s" in text
@@ -100,6 +106,4 @@ def test_server_that_never_returns_stops_the_search_with_a_clear_error(tmp_path:
     assert all(c.status in ("FINISHED", "KILLED") for c in children), [c.status for c in children]
     finished = [c for c in children if c.status == "FINISHED"]
     assert len(finished) == BUDGET
-    for c in finished:
-        steps = [s for s, _ in tracker.metric_history(c.run_id, "accuracy")]
-        assert sorted(set(steps)) == list(range(1, EPOCHS + 1)), (c.trial_id, steps)
+    assert_every_epoch_logged(tracker, finished)
