@@ -319,11 +319,11 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
         if resume:
             orphans = _retire_orphans(tracker, parent, {o.trial_id for o in outcomes})
             backfilled = _backfill(sink, tracker, parent, outcomes)
+        epochs = sum(int(o.metrics.get("epoch", 0)) for o in outcomes)
         tracker.log_metrics(parent, {**counts, "orphaned_trials": orphans, "backfilled_trials": backfilled,
                                      "tracking_retries": outbox.retries,
                                      "tracking_outage_seconds": outbox.outage_seconds,
-                                     "epochs_trained": sum(int(o.metrics.get("epoch", 0)) for o in outcomes)},
-                            step=len(outcomes))
+                                     "epochs_trained": epochs}, step=len(outcomes))
         rows, front, hv, ref = sink.log_front()
         status = "FINISHED"
     finally:
@@ -340,7 +340,7 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
                         reference_point=tuple(ref.tolist()), wall_seconds=wall, output_dir=manifest.output_dir,
                         failed=sum(1 for o in outcomes if o.error), search_dir=str(search_dir),
                         extra={**counts, "orphaned": orphans, "early_stopped": sum(1 for o in outcomes if o.early_stopped),
-                               "epochs_trained": sum(int(o.metrics.get("epoch", 0)) for o in outcomes),
+                               "epochs_trained": epochs,
                                "tracking_retries": outbox.retries})
 
 
