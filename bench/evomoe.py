@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from objectives.data import load_char_lm  # noqa: E402
-from objectives.moe_classification import EvoMoEClassification, MoEClassification  # noqa: E402
+from gatesearch.objectives.data import load_char_lm  # noqa: E402
+from gatesearch.objectives.moe_classification import EvoMoEClassification, MoEClassification  # noqa: E402
 
 
 def main() -> None:

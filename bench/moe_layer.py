@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from models import ExpertBank, MoELayer, RouteContext, TopKGateConfig, build_gate
+from gatesearch.models import ExpertBank, MoELayer, RouteContext, TopKGateConfig, build_gate
 
 
 def timeit(fn, device: str, reps: int) -> float:

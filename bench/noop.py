@@ -1,9 +1,9 @@
 """A no-op objective for measuring orchestration overhead (``bench.noop:NoOp``):
 reports one epoch instantly, accuracy = x and MACs = 1 - x."""
 
-from objectives import Objective
-from objectives.metrics import ACCURACY, MACS
-from objectives.schema import ParamRule, ParamSchema
+from gatesearch.objectives import Objective
+from gatesearch.objectives.metrics import ACCURACY, MACS
+from gatesearch.objectives.schema import ParamRule, ParamSchema
 
 
 class NoOp(Objective):

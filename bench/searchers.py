@@ -67,7 +67,7 @@ def _train(cfg) -> tuple[str, list[list[float]]]:
     import torch
 
     torch.set_num_threads(1)
-    from objectives import get_objective
+    from gatesearch.objectives import get_objective
 
     objective = get_objective("moe_digits")
     curve = []
@@ -99,11 +99,11 @@ def simulate(table, space, searcher: str, seed: int, trials: int, ref, moasha: b
     """Run one searcher against the table; return per-trial (epochs used, HV so far)."""
     import optuna
 
-    from search.moasha import MOASHA
-    from search.nevergrad_mo import NevergradMO
-    from search.pareto import hypervolume
-    from search.searchers import make_sampler
-    from spaces import suggest
+    from gatesearch.search.moasha import MOASHA
+    from gatesearch.search.nevergrad_mo import NevergradMO
+    from gatesearch.search.pareto import hypervolume
+    from gatesearch.search.searchers import make_sampler
+    from gatesearch.spaces import suggest
 
     finals, trace, epochs = [], [], 0
     ng = study = None
@@ -145,10 +145,10 @@ def overhead(trials: int) -> dict[str, float]:
     """Seconds per trial of a no-op objective through Ray Tune (actor reuse), with and without MLflow."""
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     os.environ.setdefault("RAY_TMPDIR", tempfile.mkdtemp(prefix="gsb", dir="/tmp"))
-    from search import tuner
-    from search.runner import run_search
-    from search.settings import SearchSettings
-    from spaces import parse_space_file
+    from gatesearch.search import tuner
+    from gatesearch.search.runner import run_search
+    from gatesearch.search.settings import SearchSettings
+    from gatesearch.spaces import parse_space_file
 
     text = f"""\
 name: noop
@@ -189,8 +189,8 @@ def main() -> None:
     if args.rebuild or not TABLE.exists():
         TABLE.write_text(json.dumps(build_table(workers=max(1, os.cpu_count() or 1))))
     table = json.loads(TABLE.read_text())
-    from search.pareto import hypervolume
-    from spaces import parse_space_file
+    from gatesearch.search.pareto import hypervolume
+    from gatesearch.spaces import parse_space_file
 
     space = parse_space_file(SPACE, "bench.yaml").space
     all_points = np.array([c[-1] for c in table.values()])

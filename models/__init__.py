@@ -3,14 +3,14 @@
 This package imports nothing else of gatesearch.
 """
 
-from models.early_exit import (EarlyExitConfig, EarlyExitNetwork, ExitOutput, conditional_exit, exit_distribution,
+from gatesearch.models.early_exit import (EarlyExitConfig, EarlyExitNetwork, ExitOutput, conditional_exit, exit_distribution,
                                first_exit, per_exit_ce, uncertainty_features)
-from models.evomoe import EvoMoEConfig, EvoMoENetwork, spawn_experts
-from models.experts import ExpertBank
-from models.gates import *  # noqa: F401,F403 - registers the built-in gates
-from models.gates import __all__ as _gates_all
-from models.moe import MoELayer, MoEOutput
-from models.network import MoENetwork, MoENetworkConfig, NetworkOutput
+from gatesearch.models.evomoe import EvoMoEConfig, EvoMoENetwork, spawn_experts
+from gatesearch.models.experts import ExpertBank
+from gatesearch.models.gates import *  # noqa: F401,F403 - registers the built-in gates
+from gatesearch.models.gates import __all__ as _gates_all
+from gatesearch.models.moe import MoELayer, MoEOutput
+from gatesearch.models.network import MoENetwork, MoENetworkConfig, NetworkOutput
 
 __all__ = ["EarlyExitConfig", "EarlyExitNetwork", "ExitOutput", "conditional_exit", "exit_distribution", "first_exit",
            "per_exit_ce", "uncertainty_features",

@@ -23,9 +23,9 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from models.experts import ExpertBank
-from models.gates.base import RouteContext, Routing
-from models.network import MoENetwork, MoENetworkConfig, NetworkOutput
+from gatesearch.models.experts import ExpertBank
+from gatesearch.models.gates.base import RouteContext, Routing
+from gatesearch.models.network import MoENetwork, MoENetworkConfig, NetworkOutput
 
 DIVERSIFY = ("copy", "noise", "mask")
 

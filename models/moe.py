@@ -17,8 +17,8 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from models.experts import ExpertBank
-from models.gates.base import Gate, RouteContext, Routing
+from gatesearch.models.experts import ExpertBank
+from gatesearch.models.gates.base import Gate, RouteContext, Routing
 
 
 @dataclass(frozen=True)

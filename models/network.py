@@ -8,10 +8,10 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-from models.experts import ExpertBank
-from models.gates.base import GATES, Gate, RouteContext, Routing, build_gate
-from models.gates.local_search import LocalSearchConfig, PermutationLocalSearch
-from models.moe import MoELayer
+from gatesearch.models.experts import ExpertBank
+from gatesearch.models.gates.base import GATES, Gate, RouteContext, Routing, build_gate
+from gatesearch.models.gates.local_search import LocalSearchConfig, PermutationLocalSearch
+from gatesearch.models.moe import MoELayer
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import importlib
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Mapping
 
-from objectives.metrics import Metric
-from objectives.schema import ParamSchema
+from gatesearch.objectives.metrics import Metric
+from gatesearch.objectives.schema import ParamSchema
 
 Report = Callable[[Mapping[str, float]], None]
 

@@ -13,13 +13,13 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from models import EarlyExitConfig, EarlyExitNetwork
-from objectives.base import DatasetObjective, Report, register_objective
-from objectives.data import Dataset, load_digits, load_fashion_mnist
-from objectives.exit_training import (CONFIDENCES, IM_LOSSES, ExitTrainConfig, budget_sweep, evaluate_gated,
+from gatesearch.models import EarlyExitConfig, EarlyExitNetwork
+from gatesearch.objectives.base import DatasetObjective, Report, register_objective
+from gatesearch.objectives.data import Dataset, load_digits, load_fashion_mnist
+from gatesearch.objectives.exit_training import (CONFIDENCES, IM_LOSSES, ExitTrainConfig, budget_sweep, evaluate_gated,
                                       train_early_exit)
-from objectives.metrics import ACCURACY, MACS, TEST_ACCURACY, TEST_MACS
-from objectives.schema import ParamRule, ParamSchema
+from gatesearch.objectives.metrics import ACCURACY, MACS, TEST_ACCURACY, TEST_MACS
+from gatesearch.objectives.schema import ParamRule, ParamSchema
 
 R = ParamRule
 EXIT_SCHEMA = ParamSchema(

@@ -28,11 +28,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models import EarlyExitNetwork, first_exit, per_exit_ce
-from objectives.calibration import expected_calibration_error
-from objectives.conformal import split_conformal
-from objectives.data import Dataset, Split
-from objectives.metrics import ACCURACY, COVERAGE, ECE, MACS, SET_SIZE, VAL_LOSS
+from gatesearch.models import EarlyExitNetwork, first_exit, per_exit_ce
+from gatesearch.objectives.calibration import expected_calibration_error
+from gatesearch.objectives.conformal import split_conformal
+from gatesearch.objectives.data import Dataset, Split
+from gatesearch.objectives.metrics import ACCURACY, COVERAGE, ECE, MACS, SET_SIZE, VAL_LOSS
 
 Report = Callable[[Mapping[str, float]], None]
 CONFIDENCES = ("max_softmax", "entropy", "margin")

@@ -11,18 +11,18 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from models import (CometGateConfig, DSelectKGateConfig, DTSGateConfig, EvoMoEConfig, EvoMoENetwork, HashGateConfig,
+from gatesearch.models import (CometGateConfig, DSelectKGateConfig, DTSGateConfig, EvoMoEConfig, EvoMoENetwork, HashGateConfig,
                     LocalSearchConfig, MoENetwork, MoENetworkConfig, SoftmaxGateConfig, TopKGateConfig, gate_names,
                     tree_depth)
-from models.evomoe import DIVERSIFY
-from models.gates.dts import DECAYS
-from models.gates.hash import HASH_KINDS
-from objectives.base import DatasetObjective, Report, register_objective
-from objectives.data import (Dataset, load_adult, load_char_lm, load_digits, load_fashion_mnist, load_movielens,
+from gatesearch.models.evomoe import DIVERSIFY
+from gatesearch.models.gates.dts import DECAYS
+from gatesearch.models.gates.hash import HASH_KINDS
+from gatesearch.objectives.base import DatasetObjective, Report, register_objective
+from gatesearch.objectives.data import (Dataset, load_adult, load_char_lm, load_digits, load_fashion_mnist, load_movielens,
                               load_multi_fashion_mnist)
-from objectives.metrics import ACCURACY, AUC, MACS
-from objectives.schema import ParamRule, ParamSchema
-from objectives.trainer import TrainConfig, train
+from gatesearch.objectives.metrics import ACCURACY, AUC, MACS
+from gatesearch.objectives.schema import ParamRule, ParamSchema
+from gatesearch.objectives.trainer import TrainConfig, train
 
 R = ParamRule
 MOE_SCHEMA = ParamSchema(

@@ -9,12 +9,12 @@ from typing import Callable, Mapping
 import torch
 import torch.nn.functional as F
 
-from models import MoENetwork, RouteContext
-from objectives.data import Dataset, Split
+from gatesearch.models import MoENetwork, RouteContext
+from gatesearch.objectives.data import Dataset, Split
 import numpy as np
 
-from objectives.auc import mean_task_auc
-from objectives.metrics import (ACCURACY, ACTIVE_EXPERTS, AUC, EPOCH, MACS, TEST_ACCURACY, TEST_AUC,
+from gatesearch.objectives.auc import mean_task_auc
+from gatesearch.objectives.metrics import (ACCURACY, ACTIVE_EXPERTS, AUC, EPOCH, MACS, TEST_ACCURACY, TEST_AUC,
                                 TRAIN_ACTIVE_EXPERTS, TRAIN_LOSS, TRAIN_MACS, VAL_LOSS, WEIGHT_SPARSITY)
 
 Report = Callable[[Mapping[str, float]], None]

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from spaces import SpaceError, load_space_file
+from gatesearch.spaces import SpaceError, load_space_file
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Multi-objective search over sparse-MoE gates and early-exit networks (accuracy vs compute).")
@@ -39,7 +39,7 @@ def run(
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: a private local instance)"),
 ) -> None:
     """Run a search and print the Pareto front."""
-    from search.runner import run_search
+    from gatesearch.search.runner import run_search
 
     _search_and_print(lambda: run_search(load_space_file(space_file),
                                          overrides={"num_samples": num_samples, "max_concurrent": max_concurrent,
@@ -54,16 +54,16 @@ def resume(
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: the one recorded)"),
 ) -> None:
     """Finish an interrupted search: same trials, searcher state and MLflow parent run."""
-    from search.runner import resume_search
+    from gatesearch.search.runner import resume_search
 
     _search_and_print(lambda: resume_search(search_dir, address=address, tracking_uri=tracking_uri))
 
 
 def _search_and_print(start) -> None:
     """Run ``start()`` (a search), always shut Ray down, print the front or a clean error."""
-    from search.console import front_table
-    from search.outbox import TrackingUnavailable
-    from search.tuner import shutdown_ray
+    from gatesearch.search.console import front_table
+    from gatesearch.search.outbox import TrackingUnavailable
+    from gatesearch.search.tuner import shutdown_ray
 
     try:
         result = start()
@@ -98,9 +98,9 @@ def pareto(
     plot: Optional[Path] = typer.Option(None, help="also save the front figure to this PNG"),
 ) -> None:
     """Print the Pareto front of the latest search of an experiment, read from MLflow."""
-    from search.console import front_table
-    from search.runner import default_tracking_uri, latest_search, read_front
-    from search.tracking import Tracker
+    from gatesearch.search.console import front_table
+    from gatesearch.search.runner import default_tracking_uri, latest_search, read_front
+    from gatesearch.search.tracking import Tracker
 
     uri = tracking_uri or default_tracking_uri(output_dir)
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
@@ -122,7 +122,7 @@ def pareto(
     if plot is not None:
         import matplotlib.pyplot as plt
 
-        from search.figure import pareto_figure
+        from gatesearch.search.figure import pareto_figure
 
         fig = pareto_figure(values, ranks == 0, objectives, modes, labels=[r.get("gate", "") for r in rows],
                             title=name)
@@ -134,7 +134,7 @@ def pareto(
 @space_app.command("validate")
 def space_validate(space_file: Path) -> None:
     """Check a space file against its objective; print its parameters."""
-    from search.validate import validate_space_file
+    from gatesearch.search.validate import validate_space_file
 
     try:
         sf = load_space_file(space_file)
@@ -152,7 +152,7 @@ def space_validate(space_file: Path) -> None:
 def space_sample(space_file: Path, n: int = typer.Option(3, "-n", help="how many"),
                  seed: int = typer.Option(0, help="sampling seed")) -> None:
     """Print n random configurations (JSON lines) drawn from the space."""
-    from search.validate import validate_space_file
+    from gatesearch.search.validate import validate_space_file
 
     try:
         sf = load_space_file(space_file)

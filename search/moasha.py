@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from search.pareto import crowding_distance, pareto_ranks
+from gatesearch.search.pareto import crowding_distance, pareto_ranks
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import nevergrad as ng
 
-from spaces import Space, decode, to_parametrization
+from gatesearch.spaces import Space, decode, to_parametrization
 
 
 class NevergradMO:

@@ -13,15 +13,15 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from objectives import METRICS, Objective
-from search import tuner as ray_tuner
-from search.figure import pareto_figure
-from search.outbox import BufferedSink, Outbox
-from search.pareto import hypervolume, pareto_ranks, reference_point
-from search.settings import SearchSettings
-from search.tracking import TAG_ERROR, TAG_RANK, Tracker, TrialRecord
-from search.validate import validate_space_file
-from spaces import SpaceFile, parse_space_file
+from gatesearch.objectives import METRICS, Objective
+from gatesearch.search import tuner as ray_tuner
+from gatesearch.search.figure import pareto_figure
+from gatesearch.search.outbox import BufferedSink, Outbox
+from gatesearch.search.pareto import hypervolume, pareto_ranks, reference_point
+from gatesearch.search.settings import SearchSettings
+from gatesearch.search.tracking import TAG_ERROR, TAG_RANK, Tracker, TrialRecord
+from gatesearch.search.validate import validate_space_file
+from gatesearch.spaces import SpaceFile, parse_space_file
 
 DEFAULT_OUTPUT = "gatesearch-runs"
 PLACEMENT_KEYS = ("device", "gpu_ids", "node_ip", "node_id")

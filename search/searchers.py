@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import optuna
 
-from search.settings import SEARCHERS
+from gatesearch.search.settings import SEARCHERS
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

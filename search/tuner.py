@@ -24,12 +24,12 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-import spaces
-from objectives import get_objective
-from search.moasha import MOASHA
-from search.nevergrad_mo import NevergradMO
-from search.searchers import make_sampler
-from search.settings import SearchSettings
+from gatesearch import spaces
+from gatesearch.objectives import get_objective
+from gatesearch.search.moasha import MOASHA
+from gatesearch.search.nevergrad_mo import NevergradMO
+from gatesearch.search.searchers import make_sampler
+from gatesearch.search.settings import SearchSettings
 
 # TUNE_GLOBAL_CHECKPOINT_S: snapshot the experiment (trials + searcher state) every 2 s instead of
 # every >= 10 s, so a killed driver loses at most ~2 s of bookkeeping (see ``resume_tuner``).

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from objectives import Objective, get_objective
-from spaces import Categorical, Fixed, Float, Int, SpaceFile
-from search.settings import SearchSettings
+from gatesearch.objectives import Objective, get_objective
+from gatesearch.spaces import Categorical, Fixed, Float, Int, SpaceFile
+from gatesearch.search.settings import SearchSettings
 
 
 def validate_space_file(sf: SpaceFile) -> tuple[Objective, SearchSettings]:

@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from spaces.params import Categorical, Fixed, Param
+from gatesearch.spaces.params import Categorical, Fixed, Param
 
 
 @dataclass(frozen=True)

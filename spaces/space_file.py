@@ -23,8 +23,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from spaces.params import Categorical, Condition, Fixed, Float, Int, Param
-from spaces.space import Space
+from gatesearch.spaces.params import Categorical, Condition, Fixed, Float, Int, Param
+from gatesearch.spaces.space import Space
 
 TOP_KEYS = ("name", "objective", "search", "fixed", "params")
 PARAM_KEYS = {

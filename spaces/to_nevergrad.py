@@ -13,8 +13,8 @@ from typing import Any
 
 import nevergrad as ng
 
-from spaces.params import Categorical, Fixed, Float, Int
-from spaces.space import Space
+from gatesearch.spaces.params import Categorical, Fixed, Float, Int
+from gatesearch.spaces.space import Space
 
 VALUE = "__value__"
 

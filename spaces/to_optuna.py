@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from spaces.params import Categorical, Fixed, Float, Int
-from spaces.space import Space
+from gatesearch.spaces.params import Categorical, Fixed, Float, Int
+from gatesearch.spaces.space import Space
 
 
 def suggest(trial, space: Space) -> dict[str, Any]:

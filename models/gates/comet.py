@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from models.gates.base import Gate, RouteContext, Routing, register_gate
-from models.gates.smooth_step import smooth_step
+from gatesearch.models.gates.base import Gate, RouteContext, Routing, register_gate
+from gatesearch.models.gates.smooth_step import smooth_step
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from models.gates.base import Gate, RouteContext, Routing, register_gate
+from gatesearch.models.gates.base import Gate, RouteContext, Routing, register_gate
 
 HASH_KINDS = ("random", "balanced")
 

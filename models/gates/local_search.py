@@ -29,7 +29,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
-from models.gates.base import Gate, RouteContext, Routing
+from gatesearch.models.gates.base import Gate, RouteContext, Routing
 
 
 @dataclass(frozen=True)

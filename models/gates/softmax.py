@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from models.gates.base import Gate, RouteContext, Routing, register_gate
+from gatesearch.models.gates.base import Gate, RouteContext, Routing, register_gate
 
 
 @dataclass(frozen=True)

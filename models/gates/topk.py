@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.gates.base import Gate, RouteContext, Routing, register_gate
+from gatesearch.models.gates.base import Gate, RouteContext, Routing, register_gate
 
 
 @dataclass(frozen=True)

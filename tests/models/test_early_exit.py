@@ -2,7 +2,7 @@
 
 import torch
 
-from models import EarlyExitConfig, EarlyExitNetwork, conditional_exit, exit_distribution, uncertainty_features
+from gatesearch.models import EarlyExitConfig, EarlyExitNetwork, conditional_exit, exit_distribution, uncertainty_features
 
 
 def test_exit_probabilities_sum_to_one():

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from models import (DTSGateConfig, EvoMoEConfig, EvoMoENetwork, ExpertBank, MoENetworkConfig, RouteContext,
+from gatesearch.models import (DTSGateConfig, EvoMoEConfig, EvoMoENetwork, ExpertBank, MoENetworkConfig, RouteContext,
                     build_gate, dts_temperature, spawn_experts)
 
 

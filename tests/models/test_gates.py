@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from models import (GATES, CometGateConfig, DTSGateConfig, DSelectKGateConfig, HashGateConfig, LocalSearchConfig, MoENetwork,
+from gatesearch.models import (GATES, CometGateConfig, DTSGateConfig, DSelectKGateConfig, HashGateConfig, LocalSearchConfig, MoENetwork,
                     MoENetworkConfig, PermutationLocalSearch, RouteContext, SoftmaxGateConfig, TopKGateConfig,
                     build_gate, smooth_step)
-from models.gates.comet import leaf_paths, tree_depth
-from models.gates.hash import hash_table
+from gatesearch.models.gates.comet import leaf_paths, tree_depth
+from gatesearch.models.gates.hash import hash_table
 
 CONFIGS = {
     "softmax": SoftmaxGateConfig(),

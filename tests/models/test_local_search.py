@@ -5,8 +5,8 @@ import itertools
 import pytest
 import torch
 
-from models import LocalSearchConfig, PermutationLocalSearch, RouteContext, TopKGateConfig, build_gate
-from models.gates.local_search import hungarian, sinkhorn, sinkhorn_iterations, temperature
+from gatesearch.models import LocalSearchConfig, PermutationLocalSearch, RouteContext, TopKGateConfig, build_gate
+from gatesearch.models.gates.local_search import hungarian, sinkhorn, sinkhorn_iterations, temperature
 
 
 def test_schedules_follow_the_paper_endpoints():

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from models import (CometGateConfig, DSelectKGateConfig, HashGateConfig, LocalSearchConfig, MoENetwork,
+from gatesearch.models import (CometGateConfig, DSelectKGateConfig, HashGateConfig, LocalSearchConfig, MoENetwork,
                     MoENetworkConfig, RouteContext, SoftmaxGateConfig, TopKGateConfig)
 
 CFGS = [SoftmaxGateConfig(), TopKGateConfig(k=1), TopKGateConfig(k=3, noisy=False), HashGateConfig(),

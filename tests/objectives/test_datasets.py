@@ -4,10 +4,10 @@ the registered objectives run on small subsets."""
 import numpy as np
 import pytest
 
-from objectives import get_objective
-from objectives.data import (DataMissing, data_dir, load_adult, load_char_lm, load_fashion_mnist, load_movielens,
+from gatesearch.objectives import get_objective
+from gatesearch.objectives.data import (DataMissing, data_dir, load_adult, load_char_lm, load_fashion_mnist, load_movielens,
                              load_multi_fashion_mnist)
-from objectives.moe_classification import EvoMoEClassification, MoEClassification
+from gatesearch.objectives.moe_classification import EvoMoEClassification, MoEClassification
 
 HAVE = {name: (data_dir() / sub).exists() for name, sub in
         (("fashion", "fashion-mnist/train-images-idx3-ubyte.gz"), ("movielens", "ml-100k/ml-100k.inter"),

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from models import EarlyExitConfig, EarlyExitNetwork
-from objectives import get_objective
-from objectives.auc import mean_task_auc, roc_auc
-from objectives.calibration import expected_calibration_error
-from objectives.conformal import split_conformal
-from objectives.data import load_digits
-from objectives.exit_training import (ExitTrainConfig, budget_sweep, gate_loss, im_loss, optimal_exits,
+from gatesearch.models import EarlyExitConfig, EarlyExitNetwork
+from gatesearch.objectives import get_objective
+from gatesearch.objectives.auc import mean_task_auc, roc_auc
+from gatesearch.objectives.calibration import expected_calibration_error
+from gatesearch.objectives.conformal import split_conformal
+from gatesearch.objectives.data import load_digits
+from gatesearch.objectives.exit_training import (ExitTrainConfig, budget_sweep, gate_loss, im_loss, optimal_exits,
                                       thresholds_for_prior, train_early_exit)
 
 

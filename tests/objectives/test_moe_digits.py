@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from models import RouteContext
-from objectives import get_objective
-from objectives.trainer import train
+from gatesearch.models import RouteContext
+from gatesearch.objectives import get_objective
+from gatesearch.objectives.trainer import train
 
 
 @pytest.fixture(scope="module")

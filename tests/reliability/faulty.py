@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from objectives.data import load_digits
-from objectives.moe_classification import MOE_DEFAULTS, MOE_SCHEMA, MoEClassification
-from objectives.schema import ParamRule, ParamSchema
+from gatesearch.objectives.data import load_digits
+from gatesearch.objectives.moe_classification import MOE_DEFAULTS, MOE_SCHEMA, MoEClassification
+from gatesearch.objectives.schema import ParamRule, ParamSchema
 
 FAULTS = ("none", "raise", "nan", "slow")
 
@@ -47,6 +47,6 @@ class FaultyDigits(MoEClassification):
                     inner(m)
                 time.sleep(full["sleep_s"])
 
-        from objectives.trainer import train
+        from gatesearch.objectives.trainer import train
 
         return train(net, data, tc, report=report, device=device)

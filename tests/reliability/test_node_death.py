@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from search.tracking import Tracker
+from gatesearch.search.tracking import Tracker
 from tests import harness
 
 BUDGET = 6

@@ -14,7 +14,7 @@ LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 
 PROBE = """
 import json, os
-from search.tuner import ensure_ray, shutdown_ray
+from gatesearch.search.tuner import ensure_ray, shutdown_ray
 from tests.harness import listening_addresses, pids_with_env
 ensure_ray(num_cpus=1)
 import ray

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from search.runner import run_search
-from search.tracking import TAG_ERROR, Tracker
-from spaces import parse_space_file
+from gatesearch.search.runner import run_search
+from gatesearch.search.tracking import TAG_ERROR, Tracker
+from gatesearch.spaces import parse_space_file
 
 SPACE = """\
 name: faulty

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import ray
 
-from search.runner import run_search
-from search.tracking import Tracker
-from search.tuner import quiet_ray_env
-from spaces import parse_space_file
+from gatesearch.search.runner import run_search
+from gatesearch.search.tracking import Tracker
+from gatesearch.search.tuner import quiet_ray_env
+from gatesearch.spaces import parse_space_file
 
 out = Path(sys.argv[1])
 quiet_ray_env()

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from search.runner import read_front
-from search.tracking import Tracker
+from gatesearch.search.runner import read_front
+from gatesearch.search.tracking import Tracker
 from tests import harness
 
 SPACE = """\

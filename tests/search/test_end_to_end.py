@@ -11,10 +11,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from search.cli import app
-from search.runner import log_front, run_search
-from search.tracking import Tracker
-from spaces import parse_space_file
+from gatesearch.search.cli import app
+from gatesearch.search.runner import log_front, run_search
+from gatesearch.search.tracking import Tracker
+from gatesearch.spaces import parse_space_file
 
 SPACE = """\
 name: e2e
@@ -42,7 +42,7 @@ def finished(ray_session, tmp_path_factory):
     out = tmp_path_factory.mktemp("e2e")
     path = out / "space.yaml"
     path.write_text(SPACE)
-    from spaces import load_space_file
+    from gatesearch.spaces import load_space_file
 
     result = run_search(load_space_file(path), output_dir=out / "runs")
     return result

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from ray.tune.search import Searcher
 
-from search.moasha import MOASHA
-from search.pareto import crowding_distance
-from search.tuner import FullFidelityOnly, is_partial
+from gatesearch.search.moasha import MOASHA
+from gatesearch.search.pareto import crowding_distance
+from gatesearch.search.tuner import FullFidelityOnly, is_partial
 
 
 def test_rungs_are_geometric_below_the_budget():

@@ -4,8 +4,8 @@ import warnings
 
 import pytest
 
-from search.nevergrad_mo import NevergradMO
-from spaces import parse_space_file
+from gatesearch.search.nevergrad_mo import NevergradMO
+from gatesearch.spaces import parse_space_file
 
 SPACE = parse_space_file("""\
 objective: moe_digits

@@ -6,8 +6,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.validate import validate_space_file
-from spaces import Categorical, Float, Int, SpaceError, load_space_file, parse_space_file
+from gatesearch.search.validate import validate_space_file
+from gatesearch.spaces import Categorical, Float, Int, SpaceError, load_space_file, parse_space_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -135,7 +135,7 @@ def test_unsafe_yaml_tags_are_rejected():
 
 def test_optuna_compilation_is_inclusive_and_conditional():
     sf = parse_space_file(GOOD, "good.yaml")
-    from spaces import suggest
+    from gatesearch.spaces import suggest
 
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     seen = []
