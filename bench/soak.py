@@ -43,7 +43,7 @@ params:
 def check(out: Path, budget: int, workdir: Path) -> list[str]:
     from mlflow.tracking import MlflowClient
 
-    from gatesearch.search.runner import read_front
+    from gatesearch.search.front_report import read_front
     from gatesearch.search.tracking import Tracker
 
     uri = f"sqlite:///{out / 'mlflow.db'}"

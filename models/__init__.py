@@ -3,8 +3,16 @@
 This package imports nothing else of gatesearch.
 """
 
-from gatesearch.models.early_exit import (EarlyExitConfig, EarlyExitNetwork, ExitOutput, conditional_exit, exit_distribution,
-                               first_exit, per_exit_ce, uncertainty_features)
+from gatesearch.models.early_exit import (
+                               EarlyExitConfig,
+                               EarlyExitNetwork,
+                               ExitOutput,
+                               conditional_exit,
+                               exit_distribution,
+                               first_exit,
+                               per_exit_ce,
+                               uncertainty_features,
+)
 from gatesearch.models.evomoe import EvoMoEConfig, EvoMoENetwork, spawn_experts
 from gatesearch.models.experts import ExpertBank
 from gatesearch.models.gates import *  # noqa: F401,F403 - registers the built-in gates

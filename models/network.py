@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
@@ -10,7 +10,10 @@ from torch import Tensor, nn
 
 from gatesearch.models.experts import ExpertBank
 from gatesearch.models.gates.base import GATES, Gate, RouteContext, Routing, build_gate
-from gatesearch.models.gates.local_search import LocalSearchConfig, PermutationLocalSearch
+from gatesearch.models.gates.local_search import (
+    LocalSearchConfig,
+    PermutationLocalSearch,
+)
 from gatesearch.models.moe import MoELayer
 
 

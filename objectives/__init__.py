@@ -5,7 +5,12 @@ Importing this package registers the built-in objectives in :data:`OBJECTIVES`.
 
 from gatesearch.objectives import early_exit as _exit  # noqa: F401 - registers the early-exit objectives
 from gatesearch.objectives import moe_classification as _moe  # noqa: F401 - registers moe_* / evomoe_* objectives
-from gatesearch.objectives.base import OBJECTIVES, Objective, get_objective, register_objective
+from gatesearch.objectives.base import (
+           OBJECTIVES,
+           Objective,
+           get_objective,
+           register_objective,
+)
 from gatesearch.objectives.metrics import METRICS, Metric
 from gatesearch.objectives.schema import ParamRule, ParamSchema
 

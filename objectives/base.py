@@ -8,15 +8,13 @@ defaults for every key a space does not set.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Mapping
 
-from gatesearch.objectives.metrics import Metric
+from gatesearch._hints import did_you_mean
+from gatesearch.objectives.metrics import Metric, Report
 from gatesearch.objectives.schema import ParamSchema
-
-Report = Callable[[Mapping[str, float]], None]
 
 
 class Objective(ABC):
@@ -27,6 +25,11 @@ class Objective(ABC):
     objectives: tuple[Metric, ...]
     schema: ParamSchema
     defaults: Mapping[str, Any]
+    #: configuration keys that say what a trial was, shown (in this order) in front tables,
+    #: figures and artifacts; the first one labels points in the front figure
+    front_columns: tuple[str, ...] = ()
+    #: reported metrics shown next to the objectives in front tables (e.g. test accuracy)
+    summary_metrics: tuple[str, ...] = ()
 
     def resolve(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults overlaid with ``config``, validated against the schema."""
@@ -41,6 +44,17 @@ class Objective(ABC):
     def derived(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """Parameters implied by ``config`` worth logging (e.g. COMET tree depth)."""
         return {}
+
+    def active(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The keys of a resolved ``config`` that have an effect for this configuration (what a
+        trial's run logs as parameters). Default: all of them."""
+        return dict(config)
+
+    def summary(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The :attr:`front_columns` of a resolved ``config`` (with :meth:`derived` values),
+        omitting those without effect for it."""
+        values = {**self.active(config), **self.derived(config)}
+        return {c: values[c] for c in self.front_columns if c in values}
 
     @abstractmethod
     def run(self, config: Mapping[str, Any], *, report: Report | None = None, device: str = "cpu") -> dict[str, float]:
@@ -84,9 +98,7 @@ def get_objective(name: str) -> Objective:
     if name not in OBJECTIVES and ":" in name:
         OBJECTIVES[name] = _import_objective(name)
     if name not in OBJECTIVES:
-        hint = difflib.get_close_matches(name, list(OBJECTIVES), n=1)
-        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-        raise ValueError(f"unknown objective {name!r}{extra}; registered: {sorted(OBJECTIVES)} "
+        raise ValueError(f"unknown objective {name!r}{did_you_mean(name, OBJECTIVES)}; registered: {sorted(OBJECTIVES)} "
                          f"(or give your own as 'package.module:attr')")
     return OBJECTIVES[name]
 

@@ -16,8 +16,14 @@ import torch
 from gatesearch.models import EarlyExitConfig, EarlyExitNetwork
 from gatesearch.objectives.base import DatasetObjective, Report, register_objective
 from gatesearch.objectives.data import Dataset, load_digits, load_fashion_mnist
-from gatesearch.objectives.exit_training import (CONFIDENCES, IM_LOSSES, ExitTrainConfig, budget_sweep, evaluate_gated,
-                                      train_early_exit)
+from gatesearch.objectives.exit_training import (
+    CONFIDENCES,
+    IM_LOSSES,
+    ExitTrainConfig,
+    budget_sweep,
+    evaluate_gated,
+    train_early_exit,
+)
 from gatesearch.objectives.metrics import ACCURACY, MACS, TEST_ACCURACY, TEST_MACS
 from gatesearch.objectives.schema import ParamRule, ParamSchema
 
@@ -53,6 +59,12 @@ EXIT_DEFAULTS: dict[str, Any] = {
     "confidence": "max_softmax", "budget_q": 1.0, "seed": 0, "data_seed": 0,
 }
 
+#: keys that only one method reads (the other ignores them)
+METHOD_ONLY: dict[str, tuple[str, ...]] = {
+    "jei": ("gate_lr", "warmup_epochs", "lambda_cost", "alternate_every", "im_loss", "exit_threshold"),
+    "threshold": ("confidence", "budget_q"),
+}
+
 
 class EarlyExitClassification(DatasetObjective):
     """Single-task classification with an early-exit MLP; ``method`` is ``jei`` or ``threshold``."""
@@ -60,12 +72,22 @@ class EarlyExitClassification(DatasetObjective):
     objectives = (ACCURACY, MACS)
     schema = EXIT_SCHEMA
     defaults = EXIT_DEFAULTS
+    front_columns = ("n_blocks", "lambda_cost", "confidence", "lr")
+    summary_metrics = (TEST_ACCURACY.name,)
 
     def __init__(self, name: str, load: Callable[[int], Dataset], method: str):
         if method not in ("jei", "threshold"):
             raise ValueError(f"method must be 'jei' or 'threshold', got {method!r}")
         super().__init__(name, load)
         self.method = method
+
+    def inert(self) -> tuple[str, ...]:
+        """Keys this objective accepts (they share one schema) but its method never reads."""
+        other = "threshold" if self.method == "jei" else "jei"
+        return METHOD_ONLY[other]
+
+    def active(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in config.items() if k not in self.inert()}
 
     def build(self, config: Mapping[str, Any], data: Dataset) -> EarlyExitNetwork:
         torch.manual_seed(config["seed"])

@@ -22,7 +22,7 @@ accuracy-vs-MACs curve.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable
 
 import numpy as np
 import torch
@@ -32,9 +32,17 @@ from gatesearch.models import EarlyExitNetwork, first_exit, per_exit_ce
 from gatesearch.objectives.calibration import expected_calibration_error
 from gatesearch.objectives.conformal import split_conformal
 from gatesearch.objectives.data import Dataset, Split
-from gatesearch.objectives.metrics import ACCURACY, COVERAGE, ECE, MACS, SET_SIZE, VAL_LOSS
+from gatesearch.objectives.metrics import (
+    ACCURACY,
+    COVERAGE,
+    ECE,
+    EXIT_FRACTION_PREFIX,
+    MACS,
+    SET_SIZE,
+    VAL_LOSS,
+    Report,
+)
 
-Report = Callable[[Mapping[str, float]], None]
 CONFIDENCES = ("max_softmax", "entropy", "margin")
 IM_LOSSES = ("weighted", "plain")
 
@@ -136,7 +144,7 @@ def evaluate_gated(net: EarlyExitNetwork, data: Dataset, device, threshold: floa
                            test_groups=exits)
     out[COVERAGE.name], out[SET_SIZE.name] = conf["coverage"], conf["set_size"]
     for l in range(net.n_exits):
-        out[f"exit_fraction_{l + 1}"] = float((exits == l).mean())
+        out[f"{EXIT_FRACTION_PREFIX}{l + 1}"] = float((exits == l).mean())
     return out
 
 

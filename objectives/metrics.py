@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 
 @dataclass(frozen=True)
@@ -41,3 +42,21 @@ METRICS: dict[str, Metric] = {m.name: m for m in (ACCURACY, MACS, TEST_ACCURACY,
                                                   ACTIVE_EXPERTS, WEIGHT_SPARSITY, EPOCH, EPOCHS_TOTAL,
                                                   TRAIN_ACTIVE_EXPERTS, TRAIN_MACS, AUC, TEST_AUC, ECE, COVERAGE,
                                                   SET_SIZE, TEST_MACS)}
+
+#: per-exit metrics of early-exit objectives: ``exit_fraction_1`` ... ``exit_fraction_L``
+EXIT_FRACTION_PREFIX = "exit_fraction_"
+
+
+def is_reported_metric(key: str) -> bool:
+    """Whether a key of a trial's report is a metric worth logging (a name defined here, or a
+    member of a per-exit family)."""
+    return key in METRICS or key.startswith(EXIT_FRACTION_PREFIX)
+
+
+#: what an objective calls once per epoch with that epoch's metrics (names from this module)
+Report = Callable[[Mapping[str, float]], None]
+
+
+def is_partial(result: Mapping[str, Any] | None) -> bool:
+    """A result from a trial stopped before its full budget (``epoch < epochs_total``: lower fidelity)."""
+    return bool(result) and int(result.get(EPOCH.name, 0)) < int(result.get(EPOCHS_TOTAL.name, 0))

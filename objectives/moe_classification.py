@@ -11,16 +11,41 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from gatesearch.models import (CometGateConfig, DSelectKGateConfig, DTSGateConfig, EvoMoEConfig, EvoMoENetwork, HashGateConfig,
-                    LocalSearchConfig, MoENetwork, MoENetworkConfig, SoftmaxGateConfig, TopKGateConfig, gate_names,
-                    tree_depth)
+from gatesearch.models import (
+    CometGateConfig,
+    DSelectKGateConfig,
+    DTSGateConfig,
+    EvoMoEConfig,
+    EvoMoENetwork,
+    HashGateConfig,
+    LocalSearchConfig,
+    MoENetwork,
+    MoENetworkConfig,
+    SoftmaxGateConfig,
+    TopKGateConfig,
+    gate_names,
+    tree_depth,
+)
 from gatesearch.models.evomoe import DIVERSIFY
 from gatesearch.models.gates.dts import DECAYS
 from gatesearch.models.gates.hash import HASH_KINDS
 from gatesearch.objectives.base import DatasetObjective, Report, register_objective
-from gatesearch.objectives.data import (Dataset, load_adult, load_char_lm, load_digits, load_fashion_mnist, load_movielens,
-                              load_multi_fashion_mnist)
-from gatesearch.objectives.metrics import ACCURACY, AUC, MACS
+from gatesearch.objectives.data import (
+    Dataset,
+    load_adult,
+    load_char_lm,
+    load_digits,
+    load_fashion_mnist,
+    load_movielens,
+    load_multi_fashion_mnist,
+)
+from gatesearch.objectives.metrics import (
+    ACCURACY,
+    ACTIVE_EXPERTS,
+    AUC,
+    MACS,
+    TEST_ACCURACY,
+)
 from gatesearch.objectives.schema import ParamRule, ParamSchema
 from gatesearch.objectives.trainer import TrainConfig, train
 
@@ -110,6 +135,8 @@ class MoEClassification(DatasetObjective):
     objectives = (ACCURACY, MACS)
     schema = MOE_SCHEMA
     defaults = MOE_DEFAULTS
+    front_columns = ("gate", "n_experts", "k", "local_search", "lr")
+    summary_metrics = (TEST_ACCURACY.name, ACTIVE_EXPERTS.name)
 
     def __init__(self, name: str, load: Callable[[int], Dataset], objectives: tuple = (ACCURACY, MACS)):
         """``objectives``: what the search optimises (AUC, not accuracy, for the recommender and
@@ -124,6 +151,11 @@ class MoEClassification(DatasetObjective):
         if gate == "comet":
             out["tree_depth"] = tree_depth(config["n_experts"])
         return out
+
+    def summary(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        row = super().summary(config)
+        row["k"] = self.derived(config)["k_effective"]  # hash routes to 1 expert, softmax to all
+        return row
 
     def build(self, config: Mapping[str, Any], data: Dataset) -> tuple[MoENetwork, TrainConfig]:
         """The network and training settings for a resolved configuration."""

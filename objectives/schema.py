@@ -3,9 +3,10 @@ cross-field constraints. Search spaces are checked against it before any trial r
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+from gatesearch._hints import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,7 @@ class ParamRule:
         if not isinstance(value, py):
             return f"expected {self.kind}, got {type(value).__name__} {value!r}"
         if self.choices is not None and value not in self.choices:
-            hint = difflib.get_close_matches(str(value), [str(c) for c in self.choices], n=1)
-            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-            return f"unknown value {value!r}{extra}; allowed: {list(self.choices)}"
+            return f"unknown value {value!r}{did_you_mean(value, self.choices)}; allowed: {list(self.choices)}"
         if self.low is not None and value < self.low:
             return f"{value!r} is below the minimum {self.low}"
         if self.high is not None and value > self.high:
@@ -57,8 +56,7 @@ class ParamSchema:
     le_constraints: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
     def suggest(self, name: str) -> str:
-        hint = difflib.get_close_matches(name, list(self.rules), n=1)
-        return f" (did you mean {hint[0]!r}?)" if hint else ""
+        return did_you_mean(name, self.rules)
 
     def validate(self, config: Mapping[str, Any]) -> None:
         """Check a complete configuration; raise ``ValueError`` naming the first bad key."""

@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from gatesearch.models import MoENetwork, RouteContext
-from gatesearch.objectives.data import Dataset, Split
-import numpy as np
-
 from gatesearch.objectives.auc import mean_task_auc
-from gatesearch.objectives.metrics import (ACCURACY, ACTIVE_EXPERTS, AUC, EPOCH, MACS, TEST_ACCURACY, TEST_AUC,
-                                TRAIN_ACTIVE_EXPERTS, TRAIN_LOSS, TRAIN_MACS, VAL_LOSS, WEIGHT_SPARSITY)
-
-Report = Callable[[Mapping[str, float]], None]
+from gatesearch.objectives.data import Dataset, Split
+from gatesearch.objectives.metrics import (
+    ACCURACY,
+    ACTIVE_EXPERTS,
+    AUC,
+    EPOCH,
+    MACS,
+    TEST_ACCURACY,
+    TEST_AUC,
+    TRAIN_ACTIVE_EXPERTS,
+    TRAIN_LOSS,
+    TRAIN_MACS,
+    VAL_LOSS,
+    WEIGHT_SPARSITY,
+    Report,
+)
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ def _search_and_print(start) -> None:
     if not result.trials:
         _fail(f"no trial finished ({result.failed} failed); the errors are on the child runs in MLflow "
               f"({result.tracking_uri}), tag gatesearch.error and artifact error.txt", code=1)
-    console.print(front_table(result.front, result.objectives,
+    console.print(front_table(result.front, result.objectives, columns=result.columns, metrics=result.summary_metrics,
                               title=f"Pareto front of {result.experiment} "
                                     f"({len(result.trials)} finished trials, {result.failed} failed)"))
     console.print(f"hypervolume {result.hypervolume:,.2f} (reference point {list(result.reference_point)}), "
@@ -98,8 +98,10 @@ def pareto(
     plot: Optional[Path] = typer.Option(None, help="also save the front figure to this PNG"),
 ) -> None:
     """Print the Pareto front of the latest search of an experiment, read from MLflow."""
+    from gatesearch.objectives import get_objective
     from gatesearch.search.console import front_table
-    from gatesearch.search.runner import default_tracking_uri, latest_search, read_front
+    from gatesearch.search.front_report import read_front
+    from gatesearch.search.runner import default_tracking_uri, latest_search
     from gatesearch.search.tracking import Tracker
 
     uri = tracking_uri or default_tracking_uri(output_dir)
@@ -114,17 +116,25 @@ def pareto(
             return
         tracker = Tracker(uri, name)
         parent, objectives, modes = latest_search(tracker)
-        _, values, ranks, rows, front = read_front(tracker, parent, objectives, modes)
+        try:  # the objective declares its columns; a user objective may not be importable here
+            obj = get_objective(tracker.params(parent).get("objective", ""))
+            columns, metrics = obj.front_columns, obj.summary_metrics
+        except ValueError:
+            columns, metrics = (), ()
+        kw = {"columns": columns, "metrics": metrics} if columns else {}  # else read_front's generic columns
+        _, values, ranks, rows, front = read_front(tracker, parent, objectives, modes, **kw)
     except ValueError as e:
         _fail(str(e))
         return
-    console.print(front_table(front, objectives, title=f"Pareto front of {name} ({len(rows)} finished trials)"))
+    console.print(front_table(front, objectives, columns=columns, metrics=metrics,
+                              title=f"Pareto front of {name} ({len(rows)} finished trials)"))
     if plot is not None:
         import matplotlib.pyplot as plt
 
         from gatesearch.search.figure import pareto_figure
 
-        fig = pareto_figure(values, ranks == 0, objectives, modes, labels=[r.get("gate", "") for r in rows],
+        fig = pareto_figure(values, ranks == 0, objectives, modes,
+                            labels=[str(r.get(columns[0], "")) for r in rows] if columns else None,
                             title=name)
         fig.savefig(plot)
         plt.close(fig)

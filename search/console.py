@@ -13,14 +13,16 @@ def _fmt(v: Any) -> str:
     return "" if v is None else str(v)
 
 
-def front_table(front: Sequence[dict[str, Any]], objectives: Sequence[str], title: str = "Pareto front") -> Table:
-    """One row per non-dominated trial, objectives first."""
-    cols = ["trial", "gate", "n_experts", "k", "local_search", "n_blocks", "lambda_cost", "confidence", *objectives,
-            "test_accuracy", "active_experts"]
+def front_table(front: Sequence[dict[str, Any]], objectives: Sequence[str], title: str = "Pareto front",
+                columns: Sequence[str] = (), metrics: Sequence[str] = ()) -> Table:
+    """One row per non-dominated trial: the trial, the objective's ``columns`` (what the trial
+    was), its objectives, then extra ``metrics``. Columns empty in every row are left out."""
+    cols = ["trial", *columns, *objectives, *metrics]
     cols = [c for c in cols if any(r.get(c) is not None for r in front)] or ["trial", *objectives]
     table = Table(title=title)
     for c in cols:
-        table.add_column(c, justify="right" if c not in ("trial", "gate") else "left")
+        text = all(isinstance(r.get(c), str) for r in front if r.get(c) is not None)
+        table.add_column(c, justify="left" if text else "right")
     for r in front:
         table.add_row(*(_fmt(r.get(c)) for c in cols))
     return table

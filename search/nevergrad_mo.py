@@ -7,13 +7,13 @@ Proposals are reproducible for a seed (the parametrization's random state is see
 
 from __future__ import annotations
 
-import difflib
 import math
 import warnings
 from typing import Any, Mapping, Sequence
 
 import nevergrad as ng
 
+from gatesearch._hints import did_you_mean
 from gatesearch.spaces import Space, decode, to_parametrization
 
 
@@ -32,9 +32,8 @@ class NevergradMO:
     def __init__(self, space: Space, metrics: Sequence[str], modes: Sequence[str], *, optimizer: str = "NGOpt",
                  budget: int, num_workers: int, seed: int = 0):
         if optimizer not in ng.optimizers.registry:
-            hint = difflib.get_close_matches(optimizer, list(ng.optimizers.registry), n=1)
-            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ValueError(f"nevergrad_optimizer: unknown {optimizer!r}{extra}")
+            raise ValueError(f"nevergrad_optimizer: unknown {optimizer!r}"
+                             f"{did_you_mean(optimizer, ng.optimizers.registry)}")
         if len(metrics) != len(modes) or any(m not in ("max", "min") for m in modes):
             raise ValueError("metrics and modes must have equal length, modes 'max' or 'min'")
         self.space, self.metrics, self.modes = space, list(metrics), list(modes)

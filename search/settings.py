@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
+
+from gatesearch._hints import did_you_mean
 
 SEARCHERS = ("tpe", "nsga2", "random", "gp", "nevergrad")
 SCHEDULERS = ("fifo", "moasha")
@@ -48,9 +49,7 @@ class SearchSettings:
 
     def __post_init__(self) -> None:
         if self.searcher not in SEARCHERS:
-            hint = difflib.get_close_matches(self.searcher, SEARCHERS, n=1)
-            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ValueError(f"searcher: unknown {self.searcher!r}{extra}; choose one of {list(SEARCHERS)}")
+            raise ValueError(f"searcher: unknown {self.searcher!r}{did_you_mean(self.searcher, SEARCHERS)}; choose one of {list(SEARCHERS)}")
         if self.num_samples < 1:
             raise ValueError(f"num_samples: must be >= 1, got {self.num_samples}")
         if self.max_concurrent < 1:
@@ -75,9 +74,7 @@ class SearchSettings:
         kwargs = {}
         for key, value in raw.items():
             if key not in known:
-                hint = difflib.get_close_matches(key, list(known), n=1)
-                extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-                raise ValueError(f"{key}: unknown search setting{extra}; known: {list(known)}")
+                raise ValueError(f"{key}: unknown search setting{did_you_mean(key, known)}; known: {list(known)}")
             want = type(getattr(cls(), key))
             ok = isinstance(value, want) or (want is float and isinstance(value, int))
             if isinstance(value, bool) or not ok:

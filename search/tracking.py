@@ -13,7 +13,6 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass
 from typing import Any, Mapping
 
 from mlflow.entities import Metric as MlflowMetric
@@ -32,24 +31,15 @@ _TRANSIENT_TEXT = ("max retries exceeded", "connection refused", "connectionerro
                    "database is locked", "temporarily unavailable", "bad gateway", "service unavailable",
                    "remotedisconnected", "connection aborted", "connection reset", "error code 50")
 
-TAG_ROLE = "gatesearch.role"
-TAG_SEARCH = "gatesearch.search_id"
-TAG_TRIAL = "gatesearch.trial_id"
-TAG_PARENT = "mlflow.parentRunId"
-TAG_RANK = "pareto_rank"
-TAG_ERROR = "gatesearch.error"
-
-
-@dataclass(frozen=True)
-class TrialRecord:
-    """A child run as read back from MLflow."""
-
-    run_id: str
-    trial_id: str
-    status: str
-    params: Mapping[str, str]
-    metrics: Mapping[str, float]
-    tags: Mapping[str, str]
+from gatesearch.search.store import (  # noqa: F401
+    TAG_ERROR,
+    TAG_PARENT,
+    TAG_RANK,
+    TAG_ROLE,
+    TAG_SEARCH,
+    TAG_TRIAL,
+    TrialRecord,
+)
 
 
 def _param_value(v: Any) -> str:
@@ -58,7 +48,8 @@ def _param_value(v: Any) -> str:
 
 
 class Tracker:
-    """An MLflow experiment seen through a client bound to ``tracking_uri``."""
+    """An MLflow experiment seen through a client bound to ``tracking_uri``
+    (implements :class:`gatesearch.search.store.TrackingStore`)."""
 
     def __init__(self, tracking_uri: str, experiment: str, artifact_location: str | None = None):
         """``artifact_location`` (absolute) is used only when the experiment is created;
@@ -108,33 +99,37 @@ class Tracker:
         self.log_params(run.info.run_id, params)
         return run.info.run_id
 
-    def trial_run(self, parent_id: str, search_id: str, trial_id: str, run_name: str,
-                  params: Mapping[str, Any]) -> str:
-        """The child run of ``trial_id`` under ``parent_id`` (created once)."""
-        found = self._find(f"tags.`{TAG_PARENT}` = '{parent_id}' and tags.`{TAG_TRIAL}` = '{trial_id}'")
-        if found:
-            return found[0].info.run_id
+    def create_trial_run(self, parent_id: str, search_id: str, trial_id: str, run_name: str) -> str:
+        """A new child run for ``trial_id`` under ``parent_id`` (the caller keeps the id: the
+        driver never searches the store per trial; see :meth:`children` for a resume)."""
         run = self.client.create_run(self.experiment_id, run_name=run_name,
                                      tags={TAG_PARENT: parent_id, TAG_SEARCH: search_id, TAG_TRIAL: trial_id,
                                            TAG_ROLE: "trial"})
-        self.log_params(run.info.run_id, params)
         return run.info.run_id
 
+    def log_batch(self, run_id: str, *, params: Mapping[str, Any] | None = None,
+                  metrics: Mapping[str, Any] | None = None, tags: Mapping[str, Any] | None = None,
+                  step: int = 0) -> None:
+        """Params, metrics (finite numbers only, at ``step``) and tags of one run in as few
+        calls as MLflow allows (one, below 100 params / 1000 metrics / 100 tags)."""
+        ps = [Param(k, _param_value(v)) for k, v in (params or {}).items()]
+        ts = int(time.time() * 1000)
+        ms = [MlflowMetric(k, float(v), ts, step) for k, v in (metrics or {}).items()
+              if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))]
+        tg = [RunTag(k, str(v)[:5000]) for k, v in (tags or {}).items()]
+        while ps or ms or tg:  # MLflow's per-request limits
+            self.client.log_batch(run_id, params=ps[:100], metrics=ms[:1000], tags=tg[:100])
+            ps, ms, tg = ps[100:], ms[1000:], tg[100:]
+
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
-        items = [Param(k, _param_value(v)) for k, v in params.items()]
-        for i in range(0, len(items), 100):
-            self.client.log_batch(run_id, params=items[i : i + 100])
+        self.log_batch(run_id, params=params)
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, Any], step: int) -> None:
         """Log the finite numeric entries of ``metrics`` at ``step``."""
-        ts = int(time.time() * 1000)
-        items = [MlflowMetric(k, float(v), ts, step) for k, v in metrics.items()
-                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))]
-        for i in range(0, len(items), 500):
-            self.client.log_batch(run_id, metrics=items[i : i + 500])
+        self.log_batch(run_id, metrics=metrics, step=step)
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
-        self.client.log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+        self.log_batch(run_id, tags=tags)
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         """Mark a run FINISHED, FAILED or KILLED."""

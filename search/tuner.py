@@ -8,14 +8,10 @@ MLflow logger lives in :mod:`search.tracking`).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 import signal
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import ray
@@ -26,8 +22,10 @@ from ray.tune.search.optuna import OptunaSearch
 
 from gatesearch import spaces
 from gatesearch.objectives import get_objective
+from gatesearch.objectives.metrics import is_partial
 from gatesearch.search.moasha import MOASHA
 from gatesearch.search.nevergrad_mo import NevergradMO
+from gatesearch.search.ray_state import StateBackup, repair_experiment_state
 from gatesearch.search.searchers import make_sampler
 from gatesearch.search.settings import SearchSettings
 
@@ -87,107 +85,26 @@ class TrialSink(Protocol):
     def on_retry(self, trial_id: str, failures: int) -> None: ...
 
 
-STATE_BACKUP = ".gatesearch-state"
-
-
-def _newest_state(experiment_dir: Path) -> Path | None:
-    found = sorted(experiment_dir.glob("experiment_state-*.json"))
-    return found[-1] if found else None
-
-
-def _state_files(state: Path) -> list[Path]:
-    """The experiment state and the searcher files Ray wrote for the same session."""
-    session = state.name[len("experiment_state-"):-len(".json")]
-    return [p for p in (state, state.parent / f"search_gen_state-{session}.json",
-                        state.parent / f"searcher-state-{session}.pkl") if p.exists()]
-
-
-def _readable(state: Path) -> bool:
-    try:
-        json.loads(state.read_text())
-        return True
-    except (OSError, ValueError):
-        return False
-
-
-def backup_experiment_state(experiment_dir: str | Path) -> bool:
-    """Keep a copy of Ray's latest *complete* experiment snapshot in ``.gatesearch-state/``.
-
-    Ray writes ``experiment_state-*.json`` in place (not atomically), so a driver killed while
-    it writes leaves a truncated file, and ``Tuner.restore`` then silently restarts the experiment
-    with the searcher's old counters — finishing with fewer trials than the budget. The copy is
-    taken only if it parses, and swapped in atomically."""
-    exp = Path(experiment_dir)
-    state = _newest_state(exp)
-    if state is None:
-        return False
-    tmp, final = exp / f"{STATE_BACKUP}.tmp", exp / STATE_BACKUP
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    for f in _state_files(state):
-        shutil.copy2(f, tmp / f.name)
-    if not _readable(tmp / state.name):
-        shutil.rmtree(tmp, ignore_errors=True)
-        return False
-    old = exp / f"{STATE_BACKUP}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-    return True
-
-
-def repair_experiment_state(experiment_dir: str | Path) -> str | None:
-    """Before a restore: if Ray's newest experiment state is unreadable, put the last complete
-    backup back (moving the broken files aside). Returns what was done, or None if nothing was
-    needed; raises ``ValueError`` when the state is broken and there is no backup."""
-    exp = Path(experiment_dir)
-    state = _newest_state(exp)
-    if state is None or _readable(state):
-        return None
-    backup = exp / STATE_BACKUP
-    saved = sorted(backup.glob("experiment_state-*.json")) if backup.exists() else []
-    if not saved:
-        raise ValueError(f"{state}: Ray's experiment state is truncated (the driver died while writing it) "
-                         f"and no backup exists in {backup}; the search cannot be resumed")
-    aside = exp / ".broken-state"
-    aside.mkdir(exist_ok=True)
-    for f in _state_files(state):
-        f.rename(aside / f.name)
-    for f in backup.iterdir():
-        shutil.copy2(f, exp / f.name)
-    return f"{state.name} was truncated; restored the last complete snapshot {saved[-1].name}"
-
-
 class _SinkCallback(tune.Callback):
     """Forwards trial events to the sink, and keeps a backup of Ray's experiment state
-    (:func:`backup_experiment_state`, at most once a second, when it changed). Ray pickles the
+    (:class:`~gatesearch.search.ray_state.StateBackup`: when it changed, within a time share). Ray pickles the
     run config (callbacks included) into ``tuner.pkl``; the sink (an MLflow client) is left out
     and re-attached on resume."""
 
     def __init__(self, sink: TrialSink | None, experiment_dir: str | None = None):
         self.sink, self.experiment_dir = sink, experiment_dir
-        self._checked, self._seen = 0.0, None
+        self._backup = StateBackup(experiment_dir) if experiment_dir else None
 
     def __getstate__(self):
-        return {"sink": None, "experiment_dir": None, "_checked": 0.0, "_seen": None}
+        return {"sink": None, "experiment_dir": None, "_backup": None}
 
     def on_step_end(self, iteration, trials, **info):
-        self._maybe_backup()
+        if self._backup is not None:
+            self._backup.maybe()
 
     def on_step_begin(self, iteration, trials, **info):
-        self._maybe_backup()
-
-    def _maybe_backup(self) -> None:
-        if self.experiment_dir is None or time.monotonic() - self._checked < 0.5:
-            return
-        self._checked = time.monotonic()
-        state = _newest_state(Path(self.experiment_dir))
-        if state is not None:
-            stamp = (state.name, state.stat().st_mtime_ns)
-            if stamp != self._seen and backup_experiment_state(self.experiment_dir):
-                self._seen = stamp
+        if self._backup is not None:
+            self._backup.maybe()
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         # Ray retries the trial (FailureConfig.max_failures); it keeps its id, hence its child run
@@ -307,11 +224,6 @@ class MOASHAScheduler(FIFOScheduler):
             return TrialScheduler.CONTINUE
         self.stopped.append(trial.trial_id)
         return TrialScheduler.STOP
-
-
-def is_partial(result: Mapping[str, Any] | None) -> bool:
-    """A result from a trial stopped before its full budget (lower fidelity)."""
-    return bool(result) and int(result.get("epoch", 0)) < int(result.get("epochs_total", 0))
 
 
 class FullFidelityOnly(Searcher):

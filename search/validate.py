@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from gatesearch.objectives import Objective, get_objective
-from gatesearch.spaces import Categorical, Fixed, Float, Int, SpaceFile
 from gatesearch.search.settings import SearchSettings
+from gatesearch.spaces import Categorical, Fixed, Float, Int, SpaceFile
 
 
 def validate_space_file(sf: SpaceFile) -> tuple[Objective, SearchSettings]:

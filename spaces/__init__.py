@@ -2,7 +2,12 @@
 
 from gatesearch.spaces.params import Categorical, Condition, Fixed, Float, Int, Param
 from gatesearch.spaces.space import Space
-from gatesearch.spaces.space_file import SpaceError, SpaceFile, load_space_file, parse_space_file
+from gatesearch.spaces.space_file import (
+           SpaceError,
+           SpaceFile,
+           load_space_file,
+           parse_space_file,
+)
 from gatesearch.spaces.to_nevergrad import decode, to_parametrization
 from gatesearch.spaces.to_optuna import suggest
 

@@ -16,13 +16,13 @@ Only ``yaml.safe_load`` semantics are used (``yaml.compose`` with the SafeLoader
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
+from gatesearch._hints import did_you_mean
 from gatesearch.spaces.params import Categorical, Condition, Fixed, Float, Int, Param
 from gatesearch.spaces.space import Space
 
@@ -44,11 +44,6 @@ class SpaceError(ValueError):
         where = f"{file}:{line}" if line else file
         text = f"{where}: {field_path}: {message}" if field_path else f"{where}: {message}"
         super().__init__(text + (f"\n  fix: {fix}" if fix else ""))
-
-
-def _did_you_mean(word: str, options) -> str:
-    hint = difflib.get_close_matches(str(word), [str(o) for o in options], n=1)
-    return f" (did you mean {hint[0]!r}?)" if hint else ""
 
 
 def _index_lines(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
@@ -142,11 +137,11 @@ class _Parser:
             raise self.err(path, "missing field 'type'", f"add type: one of {sorted(PARAM_KEYS)}")
         kind = raw["type"]
         if kind not in PARAM_KEYS:
-            raise self.err(path + ("type",), f"unknown type {kind!r}{_did_you_mean(kind, PARAM_KEYS)}",
+            raise self.err(path + ("type",), f"unknown type {kind!r}{did_you_mean(kind, PARAM_KEYS)}",
                            f"use one of {sorted(PARAM_KEYS)}")
         for key in raw:
             if key not in PARAM_KEYS[kind]:
-                raise self.err(path + (key,), f"unknown key {key!r} for a {kind} parameter{_did_you_mean(key, PARAM_KEYS[kind])}",
+                raise self.err(path + (key,), f"unknown key {key!r} for a {kind} parameter{did_you_mean(key, PARAM_KEYS[kind])}",
                                f"allowed keys: {list(PARAM_KEYS[kind])}")
         when = self.conditions(path + ("when",), raw["when"]) if "when" in raw else ()
         try:
@@ -200,7 +195,7 @@ def parse_space_file(text: str, file: str = "<string>") -> SpaceFile:
         raise p.err((), "the file must be a YAML mapping with keys objective and params", f"top-level keys: {list(TOP_KEYS)}")
     for key in data:
         if key not in TOP_KEYS:
-            raise p.err((key,), f"unknown top-level key{_did_you_mean(key, TOP_KEYS)}", f"allowed: {list(TOP_KEYS)}")
+            raise p.err((key,), f"unknown top-level key{did_you_mean(key, TOP_KEYS)}", f"allowed: {list(TOP_KEYS)}")
     for req in ("objective", "params"):
         if req not in data:
             raise p.err((), f"missing field {req!r}", "add objective: <name> and params: {...}")

@@ -1,10 +1,9 @@
 """The dependency direction models/spaces <- objectives <- search is enforced."""
 
 import ast
-from pathlib import Path
-
 import subprocess
 import sys
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ALLOWED = {"models": set(), "spaces": set(), "objectives": {"models"}, "search": {"models", "spaces", "objectives"}}

@@ -3,12 +3,23 @@
 Importing this package registers every built-in gate in :data:`GATES`.
 """
 
-from gatesearch.models.gates.base import GATES, Gate, RouteContext, Routing, build_gate, gate_names, register_gate
+from gatesearch.models.gates.base import (
+    GATES,
+    Gate,
+    RouteContext,
+    Routing,
+    build_gate,
+    gate_names,
+    register_gate,
+)
 from gatesearch.models.gates.comet import CometGate, CometGateConfig, tree_depth
 from gatesearch.models.gates.dselect_k import DSelectKGate, DSelectKGateConfig
 from gatesearch.models.gates.dts import DTSGate, DTSGateConfig, dts_temperature
 from gatesearch.models.gates.hash import HashGate, HashGateConfig
-from gatesearch.models.gates.local_search import LocalSearchConfig, PermutationLocalSearch
+from gatesearch.models.gates.local_search import (
+    LocalSearchConfig,
+    PermutationLocalSearch,
+)
 from gatesearch.models.gates.smooth_step import smooth_step
 from gatesearch.models.gates.softmax import SoftmaxGate, SoftmaxGateConfig
 from gatesearch.models.gates.topk import TopKGate, TopKGateConfig

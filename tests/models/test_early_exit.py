@@ -2,7 +2,13 @@
 
 import torch
 
-from gatesearch.models import EarlyExitConfig, EarlyExitNetwork, conditional_exit, exit_distribution, uncertainty_features
+from gatesearch.models import (
+    EarlyExitConfig,
+    EarlyExitNetwork,
+    conditional_exit,
+    exit_distribution,
+    uncertainty_features,
+)
 
 
 def test_exit_probabilities_sum_to_one():

@@ -5,8 +5,17 @@ import math
 import pytest
 import torch
 
-from gatesearch.models import (DTSGateConfig, EvoMoEConfig, EvoMoENetwork, ExpertBank, MoENetworkConfig, RouteContext,
-                    build_gate, dts_temperature, spawn_experts)
+from gatesearch.models import (
+    DTSGateConfig,
+    EvoMoEConfig,
+    EvoMoENetwork,
+    ExpertBank,
+    MoENetworkConfig,
+    RouteContext,
+    build_gate,
+    dts_temperature,
+    spawn_experts,
+)
 
 
 @pytest.mark.parametrize("decay, t, expected", [

@@ -6,9 +6,22 @@ import numpy as np
 import pytest
 import torch
 
-from gatesearch.models import (GATES, CometGateConfig, DTSGateConfig, DSelectKGateConfig, HashGateConfig, LocalSearchConfig, MoENetwork,
-                    MoENetworkConfig, PermutationLocalSearch, RouteContext, SoftmaxGateConfig, TopKGateConfig,
-                    build_gate, smooth_step)
+from gatesearch.models import (
+    GATES,
+    CometGateConfig,
+    DSelectKGateConfig,
+    DTSGateConfig,
+    HashGateConfig,
+    LocalSearchConfig,
+    MoENetwork,
+    MoENetworkConfig,
+    PermutationLocalSearch,
+    RouteContext,
+    SoftmaxGateConfig,
+    TopKGateConfig,
+    build_gate,
+    smooth_step,
+)
 from gatesearch.models.gates.comet import leaf_paths, tree_depth
 from gatesearch.models.gates.hash import hash_table
 

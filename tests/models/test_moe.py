@@ -4,8 +4,17 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from gatesearch.models import (CometGateConfig, DSelectKGateConfig, HashGateConfig, LocalSearchConfig, MoENetwork,
-                    MoENetworkConfig, RouteContext, SoftmaxGateConfig, TopKGateConfig)
+from gatesearch.models import (
+    CometGateConfig,
+    DSelectKGateConfig,
+    HashGateConfig,
+    LocalSearchConfig,
+    MoENetwork,
+    MoENetworkConfig,
+    RouteContext,
+    SoftmaxGateConfig,
+    TopKGateConfig,
+)
 
 CFGS = [SoftmaxGateConfig(), TopKGateConfig(k=1), TopKGateConfig(k=3, noisy=False), HashGateConfig(),
         DSelectKGateConfig(k=2, gamma=0.5), CometGateConfig(k=2, gamma=0.5)]

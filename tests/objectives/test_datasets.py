@@ -5,8 +5,15 @@ import numpy as np
 import pytest
 
 from gatesearch.objectives import get_objective
-from gatesearch.objectives.data import (DataMissing, data_dir, load_adult, load_char_lm, load_fashion_mnist, load_movielens,
-                             load_multi_fashion_mnist)
+from gatesearch.objectives.data import (
+    DataMissing,
+    data_dir,
+    load_adult,
+    load_char_lm,
+    load_fashion_mnist,
+    load_movielens,
+    load_multi_fashion_mnist,
+)
 from gatesearch.objectives.moe_classification import EvoMoEClassification, MoEClassification
 
 HAVE = {name: (data_dir() / sub).exists() for name, sub in

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from gatesearch.search.runner import read_front
+from gatesearch.search.front_report import read_front
 from gatesearch.search.tracking import Tracker
 from tests import harness
 

@@ -1,9 +1,6 @@
 """A real 4-trial search: Ray Tune + Optuna (multi-objective) + MLflow SQLite store."""
 
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +9,8 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from gatesearch.search.cli import app
-from gatesearch.search.runner import log_front, run_search
+from gatesearch.search.front_report import log_front
+from gatesearch.search.runner import run_search
 from gatesearch.search.tracking import Tracker
 from gatesearch.spaces import parse_space_file
 

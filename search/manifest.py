@@ -1,0 +1,62 @@
+"""A search's manifest: what ``gatesearch resume`` needs, in the search dir."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+MANIFEST = "gatesearch.json"
+SPACE_COPY = "space.yaml"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What ``gatesearch resume`` needs to finish a search, written into its search dir
+    (Ray's experiment dir) before the first trial starts, next to a copy of the space file."""
+
+    search_id: str
+    parent_run_id: str
+    tracking_uri: str
+    experiment: str
+    objective: str
+    space_file: str
+    settings: Mapping[str, Any]
+    output_dir: str
+    address: str | None = None
+    status: str = "running"
+
+    def write(self, search_dir: Path) -> None:
+        tmp = search_dir / f".{MANIFEST}.tmp"
+        tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
+        tmp.replace(search_dir / MANIFEST)  # atomic: a reader never sees half a manifest
+
+    @classmethod
+    def read(cls, search_dir: Path) -> "Manifest":
+        path = search_dir / MANIFEST
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            return cls(**raw)
+        except (OSError, json.JSONDecodeError, TypeError) as e:
+            raise ValueError(f"{path}: not a readable gatesearch manifest ({e}); "
+                             f"pass the search directory printed by `gatesearch run`") from e
+
+
+def find_search_dir(path: str | Path) -> Path:
+    """``path`` itself if it holds a manifest; else the one unfinished search under
+    ``path/ray`` (an output dir). Errors list the candidates."""
+    p = Path(path).expanduser().resolve()
+    if (p / MANIFEST).exists():
+        return p
+    if not p.exists():
+        raise ValueError(f"{p}: no such directory; pass the search directory printed by `gatesearch run`")
+    found = sorted((d for d in [*p.glob(f"*/{MANIFEST}"), *p.glob(f"ray/*/{MANIFEST}")]),
+                   key=lambda m: m.stat().st_mtime)
+    open_ = [m.parent for m in found if Manifest.read(m.parent).status != "finished"]
+    if len(open_) == 1:
+        return open_[0]
+    if not open_:
+        raise ValueError(f"{p}: no unfinished gatesearch search here ({len(found)} finished); "
+                         f"pass a search directory (it contains {MANIFEST})")
+    raise ValueError(f"{p}: {len(open_)} unfinished searches; pass one of: " + ", ".join(str(d) for d in open_))

@@ -1,0 +1,178 @@
+"""Ray trial events -> nested child runs in the tracking store, and the live Pareto front.
+
+Runs on the driver, behind :class:`~gatesearch.search.outbox.Outbox` (one background thread,
+in order, transient failures retried). Every method is safe to call again after a transient
+failure part-way (the outbox retries the whole call): each store write is guarded by state
+recorded only after it succeeded.
+
+Cost per trial is constant in the number of trials: child run ids are kept in memory (the
+store is searched only on resume, :meth:`MlflowTrialSink.restore`), each epoch is one batched
+write (metrics + placement tags), and the front is updated in memory
+(:class:`~gatesearch.search.front.LiveFront`). Every ``front_every`` finished trials the
+hypervolume is logged (one write, O(|front|)); the front's artifacts and changed rank tags
+(O(trials)) are written then too, unless the previous such write took more than
+:data:`ARTIFACT_SHARE` of the time since it, in which case they wait (and always at the end).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Mapping
+
+import numpy as np
+
+from gatesearch.objectives import Objective
+from gatesearch.objectives.metrics import is_partial, is_reported_metric
+from gatesearch.search.front import LiveFront
+from gatesearch.search.front_report import record_row, write_front
+from gatesearch.search.pareto import hypervolume, pareto_ranks, reference_point
+from gatesearch.search.store import TAG_ERROR, TrackingStore, TrialRecord
+
+PLACEMENT_KEYS = ("device", "gpu_ids", "node_ip", "node_id")
+TAG_STOPPED = "gatesearch.early_stopped_at_epoch"
+TAG_RETRIES = "gatesearch.retries"
+#: the front's artifacts may take at most this share of the driver's time during a search
+ARTIFACT_SHARE = 0.05
+
+
+class MlflowTrialSink:
+    """Turns trial events into child runs of ``parent_id`` and keeps the search's front."""
+
+    def __init__(self, store: TrackingStore, parent_id: str, search_id: str, objective: Objective,
+                 fixed: Mapping[str, Any], front_every: int = 0, title: str = ""):
+        self.store, self.parent_id, self.search_id = store, parent_id, search_id
+        self.objective, self.fixed = objective, dict(fixed)
+        self.names = tuple(m.name for m in objective.objectives)
+        self.modes = tuple(m.mode for m in objective.objectives)
+        self.front_every, self.title = front_every, title
+        self.front = LiveFront(self.names, self.modes)
+        self.finished = 0
+        self.reference: np.ndarray | None = None
+        self.runs: dict[str, str] = {}  # trial id -> run id
+        self.rows: dict[str, dict] = {}  # trial id -> summary row (the objective's front columns)
+        self._params_logged: set[str] = set()
+        self._placed: set[str] = set()
+        self._done: set[str] = set()  # trials whose completion/failure was recorded
+        self._next_front = front_every or 0
+        self._artifacts_at = -np.inf  # monotonic time of the last artifact write
+        self._artifacts_cost = 0.0  # how long it took
+        self.points: dict[str, list[dict]] = {}  # trial -> operating points (one trial, many front points)
+
+    # -- runs ---------------------------------------------------------------------------------
+    def restore(self, children: list[TrialRecord]) -> None:
+        """Resume: know the existing child runs (by trial id) and rebuild the front from the
+        finished ones, once."""
+        columns, metrics = self.objective.front_columns, self.objective.summary_metrics
+        for rec in children:
+            self.runs.setdefault(rec.trial_id, rec.run_id)
+            self._params_logged.add(rec.trial_id)
+            self._placed.add(rec.trial_id)
+            if rec.status in ("FINISHED", "KILLED", "FAILED"):
+                self._done.add(rec.trial_id)
+            if rec.status in ("FINISHED", "KILLED"):
+                self.finished += 1
+            if rec.status == "FINISHED":
+                self.front.add(rec.trial_id, rec.run_id, rec.metrics, record_row(rec, columns, metrics))
+        self.front.rank_changes()  # the tags in the store are what was last computed
+        self._next_front = self.finished + (self.front_every or 0)
+
+    def _run(self, trial_id: str, config: Mapping[str, Any] | None = None) -> str:
+        if trial_id not in self.runs:
+            name = f"trial-{trial_id.rsplit('_', 1)[-1]}"
+            self.runs[trial_id] = self.store.create_trial_run(self.parent_id, self.search_id, trial_id, name)
+        run = self.runs[trial_id]
+        if trial_id not in self._params_logged:
+            params, row = self._describe({**self.fixed, **(config or {})})
+            self.store.log_batch(run, params=params)
+            self._params_logged.add(trial_id)
+            self.rows[trial_id] = {"run_id": run, "trial": f"trial-{trial_id.rsplit('_', 1)[-1]}", **row}
+        return run
+
+    def _describe(self, cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(params to log, summary row) of a trial's configuration, resolved once: only the
+        parameters active for this configuration, plus derived ones (e.g. COMET depth)."""
+        try:
+            full = self.objective.resolve(cfg)
+        except ValueError:
+            return dict(cfg), {}
+        return {**self.objective.active(full), **self.objective.derived(full)}, self.objective.summary(full)
+
+    # -- events -------------------------------------------------------------------------------
+    def on_start(self, trial_id: str, config: Mapping[str, Any]) -> None:
+        self._run(trial_id, config)
+
+    def on_result(self, trial_id: str, result: Mapping[str, Any]) -> None:
+        run = self._run(trial_id, result.get("config"))
+        metrics = {k: v for k, v in result.items() if is_reported_metric(k)}
+        tags = {}
+        if trial_id not in self._placed:  # where the trial ran: device, Ray GPU ids, node
+            tags = {f"gatesearch.{k}": result[k] for k in PLACEMENT_KEYS if k in result}
+        self.store.log_batch(run, metrics=metrics, tags=tags,
+                             step=int(result.get("epoch", result.get("training_iteration", 0))))
+        self._placed.add(trial_id)
+
+    def on_complete(self, trial_id: str, result: Mapping[str, Any]) -> None:
+        run = self._run(trial_id, result.get("config"))
+        if trial_id not in self._done:
+            if result.get("operating_points"):  # e.g. the threshold baseline's budget sweep
+                self.points[trial_id] = list(result["operating_points"])
+                self.store.log_dict(run, {"operating_points": self.points[trial_id]}, "operating_points.json")
+            if is_partial(result):  # stopped early by the scheduler: lower fidelity, not on the front
+                self.store.log_batch(run, tags={TAG_STOPPED: int(result.get("epoch", 0))})
+                self.store.end_run(run, "KILLED")
+            else:
+                self.store.end_run(run, "FINISHED")
+                row = {**self.rows.get(trial_id, {"run_id": run}),
+                       **{m: result.get(m) for m in self.objective.summary_metrics}}
+                self.front.add(trial_id, run, result, row)
+            self._done.add(trial_id)
+            self.finished += 1
+        if self.front_every and self.finished >= self._next_front:
+            self.log_front(final=False)
+            self._next_front = self.finished + self.front_every
+
+    def on_retry(self, trial_id: str, failures: int) -> None:
+        """Ray is retrying the trial after a failure (node death, crash): same child run."""
+        self.store.log_batch(self._run(trial_id), tags={TAG_RETRIES: failures})
+
+    def on_error(self, trial_id: str, error: str) -> None:
+        run = self._run(trial_id)
+        if trial_id in self._done:
+            return
+        self.store.log_batch(run, tags={TAG_ERROR: error.strip().splitlines()[-1] if error.strip() else "error"})
+        self.store.log_text(run, error, "error.txt")
+        self.store.end_run(run, "FAILED")
+        self._done.add(trial_id)
+
+    # -- the front ----------------------------------------------------------------------------
+    def log_front(self, final: bool = True) -> tuple[list[dict], list[dict], float, np.ndarray]:
+        """Log the front now. The hypervolume reference point is fixed the first time (and
+        recorded as the parent's ``reference_point`` param) so the history is comparable.
+        Artifacts and rank tags are written when ``final`` or when their time share allows."""
+        if self.reference is None and len(self.front):
+            self.reference = reference_point(self.front.values(), self.modes)
+            self.store.log_batch(self.parent_id, params={"reference_point": json.dumps(self.reference.tolist())})
+        ref = self.reference if self.reference is not None else np.zeros(len(self.names))
+        now = time.monotonic()
+        artifacts = final or (now - self._artifacts_at) * ARTIFACT_SHARE >= self._artifacts_cost
+        label = self.objective.front_columns[0] if self.objective.front_columns else ""
+        hv = write_front(self.store, self.parent_id, self.front, ref, title=self.title,
+                         artifacts=artifacts, label=label)
+        if artifacts:
+            if self.points:
+                self._log_point_front(ref)
+            self._artifacts_at, self._artifacts_cost = time.monotonic(), time.monotonic() - now
+        return self.front.rows(), self.front.front_rows(), hv, ref
+
+    def _log_point_front(self, ref: np.ndarray) -> None:
+        """The front over every operating point of every trial (not only one point per trial)."""
+        flat = [{"trial_id": t, "run_id": self.runs.get(t), **p} for t, pts in self.points.items() for p in pts]
+        values = np.array([[p.get(n, np.nan) for n in self.names] for p in flat], dtype=float)
+        ranks = pareto_ranks(values, self.modes)
+        front = sorted((p for p, r in zip(flat, ranks) if r == 0), key=lambda p: p[self.names[1]])
+        self.store.log_dict(self.parent_id, {"objectives": list(self.names), "front": front},
+                            "operating_points_front.json")
+        self.store.log_batch(self.parent_id, metrics={"operating_points_hypervolume":
+                                                      hypervolume(values, self.modes, ref),
+                                                      "operating_points": len(flat)}, step=self.finished)
