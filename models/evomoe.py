@@ -25,6 +25,7 @@ from torch import Tensor
 
 from gatesearch.models.experts import ExpertBank
 from gatesearch.models.gates.base import RouteContext, Routing
+from gatesearch.models.knobs import knob
 from gatesearch.models.network import MoENetwork, MoENetworkConfig, NetworkOutput
 
 DIVERSIFY = ("copy", "noise", "mask")
@@ -40,10 +41,12 @@ class EvoMoEConfig:
         seed: seeds the spawning masks/noise.
     """
 
-    share_steps: int = 100
-    diversify: str = "mask"
-    mask_ratio: float = 0.3
-    noise_std: float = 0.1
+    share_steps: int = knob(100, "EvoMoE: epochs of phase 1 (one shared expert, dense)", flat="share_epochs",
+                            unit="epochs", flat_default=1.0, low=0.0, high=1e4)
+    diversify: str = knob("mask", "EvoMoE: how experts are spawned from the shared one", choices=DIVERSIFY)
+    mask_ratio: float = knob(0.3, "EvoMoE: fraction of weights zeroed per spawned expert", low=0.0, high=0.95,
+                             when={"diversify": ("mask",)})
+    noise_std: float = knob(0.1, "EvoMoE: relative spawn noise", low=0.0, high=10.0, when={"diversify": ("noise",)})
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -66,7 +69,8 @@ def spawn_experts(bank: ExpertBank, cfg: EvoMoEConfig, source: int = 0) -> None:
                 p.data[e].copy_(w)
             elif cfg.diversify == "noise":
                 eps = torch.randn(w.shape, generator=gen).to(w)
-                p.data[e].copy_(w + cfg.noise_std * w.std().clamp_min(1e-8) * eps)
+                # population std (0 for a 1-element tensor, e.g. a width-1 bias; the sample std would be NaN)
+                p.data[e].copy_(w + cfg.noise_std * w.std(correction=0).clamp_min(1e-8) * eps)
             else:
                 keep = (torch.rand(w.shape, generator=gen) >= cfg.mask_ratio).to(w)
                 p.data[e].copy_(w * keep)

@@ -1,34 +1,30 @@
 """Sparse-MoE classification objectives: gate type and hyper-parameters -> accuracy vs MACs.
 
-Flat configuration keys (all optional, defaults below) map onto
-:class:`models.MoENetworkConfig`, the gate configs and :class:`TrainConfig`.
+The flat configuration keys have one home each: the network/training keys are declared
+here (:data:`GENERIC_RULES`); every gate's keys (and the local search's, and EvoMoE's) are
+the :func:`~gatesearch.models.knobs.knob` fields of their config dataclasses, so the schema is
+built from the gate registry (:func:`moe_schema`) and a newly registered gate is searchable
+at once. :func:`gate_config` builds the chosen gate's config from a flat configuration.
 """
 
 from __future__ import annotations
 
-import math
+from functools import lru_cache
 from typing import Any, Callable, Mapping
 
 import torch
 
 from gatesearch.models import (
-    CometGateConfig,
-    DSelectKGateConfig,
-    DTSGateConfig,
+    GATES,
     EvoMoEConfig,
     EvoMoENetwork,
-    HashGateConfig,
     LocalSearchConfig,
     MoENetwork,
     MoENetworkConfig,
-    SoftmaxGateConfig,
-    TopKGateConfig,
     gate_names,
     tree_depth,
 )
-from gatesearch.models.evomoe import DIVERSIFY
-from gatesearch.models.gates.dts import DECAYS
-from gatesearch.models.gates.hash import HASH_KINDS
+from gatesearch.models.knobs import Knob, flat_defaults, flat_le, from_flat, knobs
 from gatesearch.objectives.base import DatasetObjective, Report, register_objective
 from gatesearch.objectives.data import (
     Dataset,
@@ -39,102 +35,108 @@ from gatesearch.objectives.data import (
     load_movielens,
     load_multi_fashion_mnist,
 )
-from gatesearch.objectives.metrics import (
-    ACCURACY,
-    ACTIVE_EXPERTS,
-    AUC,
-    MACS,
-    TEST_ACCURACY,
-)
+from gatesearch.objectives.metrics import ACCURACY, ACTIVE_EXPERTS, AUC, MACS, TEST_ACCURACY
 from gatesearch.objectives.schema import ParamRule, ParamSchema
 from gatesearch.objectives.trainer import TrainConfig, train
 
 R = ParamRule
-MOE_SCHEMA = ParamSchema(
-    rules={
-        "gate": R("str", "gate type", choices=tuple(gate_names())),
-        "n_experts": R("int", "number of shared experts", low=2, high=256),
-        "k": R("int", "experts per sample (trees for comet, selectors for dselect_k; hash forces 1)", low=1, high=256),
-        "gamma": R("float", "smooth-step width (dselect_k, comet)", low=1e-6, high=1e3),
-        "entropy_weight": R("float", "entropy regulariser λ (dselect_k, comet)", low=0.0, high=1e3),
-        "zeta": R("float", "reachable-mass weight, n not a power of 2 (dselect_k)", low=0.0, high=1e3),
-        "per_example": R("bool", "dselect_k: per-example (True) or static task-level selectors"),
-        "node_bias": R("bool", "comet: hyperplanes have a bias"),
-        "noisy": R("bool", "topk: learned Gaussian noise (Shazeer et al.)"),
-        "w_importance": R("float", "topk: importance loss weight", low=0.0, high=100.0),
-        "w_load": R("float", "topk: load loss weight (needs noisy)", low=0.0, high=100.0),
-        "hash_kind": R("str", "hash: table kind", choices=HASH_KINDS),
-        "local_search": R("bool", "attach permutation local search (COMET+) to the gate"),
-        "ls_budget_epochs": R("float", "local search: epochs before the permutation is hardened", low=1e-3, high=1e4),
-        "ls_tau_start": R("float", "local search: initial Sinkhorn temperature", low=1e-12, high=1e3),
-        "ls_tau_end": R("float", "local search: final Sinkhorn temperature", low=1e-12, high=1e3),
-        "ls_zeta": R("float", "local search: permutation entropy weight", low=0.0, high=1e3),
-        "tau_max": R("float", "dts: Gumbel-softmax temperature at the start", low=1e-3, high=100.0),
-        "tau_min": R("float", "dts: temperature floor", low=1e-3, high=100.0),
-        "tau_decay": R("str", "dts: temperature schedule", choices=DECAYS),
-        "tau_decay_epochs": R("float", "dts: epochs for tau to reach tau_min (D)", low=1e-3, high=1e4),
-        "dts_threshold": R("float", "dts: an expert is active above this Gumbel-softmax weight", low=0.0, high=0.5),
-        "switch_epoch": R("float", "dts: switch to top-1 routing at this epoch (-1 = never)", low=-1.0, high=1e4),
-        "use_gumbel_gates": R("bool", "dts: combine with the Gumbel-softmax weights (else softmax)"),
-        "balance_weight": R("float", "dts: balance-loss weight", low=0.0, high=100.0),
-        "expert_hidden": R("int", "expert hidden width", low=1, high=65536),
-        "expert_out": R("int", "expert output width", low=1, high=65536),
-        "tower_hidden": R("int", "task tower hidden width (0 = linear)", low=0, high=65536),
-        "dropout": R("float", "expert dropout", low=0.0, high=0.95),
-        "lr": R("float", "Adam learning rate", low=1e-7, high=10.0),
-        "batch_size": R("int", "training batch size", low=1, high=1 << 20),
-        "epochs": R("int", "training epochs", low=1, high=100000),
-        "weight_decay": R("float", "Adam weight decay", low=0.0, high=10.0),
-        "seed": R("int", "seed of init, shuffling and noise", low=0, high=2**31 - 1),
-        "data_seed": R("int", "seed of the train/val/test split (same for every trial)", low=0, high=2**31 - 1),
-    },
-    le_constraints=(("k", "n_experts"), ("ls_tau_end", "ls_tau_start"), ("tau_min", "tau_max")),
-)
-
-MOE_DEFAULTS: dict[str, Any] = {
-    "gate": "topk", "n_experts": 8, "k": 2, "gamma": 1.0, "entropy_weight": 0.1, "zeta": 1.0,
-    "per_example": True, "node_bias": True, "noisy": True, "w_importance": 0.0, "w_load": 0.0,
-    "hash_kind": "random", "local_search": False, "ls_budget_epochs": 1.0, "ls_tau_start": 1e-3,
-    "ls_tau_end": 1e-7, "ls_zeta": 1e-4, "expert_hidden": 64, "expert_out": 32, "tower_hidden": 0,
-    "tau_max": 1.0, "tau_min": 0.5, "tau_decay": "exp", "tau_decay_epochs": 4.0, "dts_threshold": 1e-3,
-    "switch_epoch": -1.0, "use_gumbel_gates": True, "balance_weight": 1e-2,
+#: keys of the network and training loop (every gate's own keys come from the registry)
+GENERIC_RULES: dict[str, ParamRule] = {
+    "n_experts": R("int", "number of shared experts", low=2, high=256),
+    "local_search": R("bool", "attach permutation local search (COMET+) to the gate"),
+    "expert_hidden": R("int", "expert hidden width", low=1, high=65536),
+    "expert_out": R("int", "expert output width", low=1, high=65536),
+    "tower_hidden": R("int", "task tower hidden width (0 = linear)", low=0, high=65536),
+    "dropout": R("float", "expert dropout", low=0.0, high=0.95),
+    "lr": R("float", "Adam learning rate", low=1e-7, high=10.0),
+    "batch_size": R("int", "training batch size", low=1, high=1 << 20),
+    "epochs": R("int", "training epochs", low=1, high=100000),
+    "weight_decay": R("float", "Adam weight decay", low=0.0, high=10.0),
+    "seed": R("int", "seed of init, shuffling, noise and hash tables", low=0, high=2**31 - 1),
+    "data_seed": R("int", "seed of the train/val/test split (same for every trial)", low=0, high=2**31 - 1),
+}
+GENERIC_DEFAULTS: dict[str, Any] = {
+    "gate": "topk", "n_experts": 8, "local_search": False, "expert_hidden": 64, "expert_out": 32, "tower_hidden": 0,
     "dropout": 0.0, "lr": 5e-3, "batch_size": 64, "epochs": 10, "weight_decay": 0.0, "seed": 0, "data_seed": 0,
 }
 
 
-def gate_config(config: Mapping[str, Any], steps_per_epoch: int = 1):
-    """The gate config object for a resolved flat configuration (epoch-valued schedule
-    knobs are turned into steps with ``steps_per_epoch``)."""
+def _rule(k: Knob, doc: str) -> ParamRule:
+    return ParamRule(k.kind, doc, choices=k.choices, low=k.low, high=k.high)
+
+
+def knob_rules(owners: Mapping[str, type]) -> tuple[dict[str, ParamRule], dict[str, Any], tuple[tuple[str, str], ...]]:
+    """Rules, defaults and ``<=`` constraints of the knobs of ``owners`` (name -> config type).
+    A key shared by several owners (``k`` of topk, dselect_k and comet) must agree on kind,
+    bounds, choices and default; its doc lists each owner's meaning."""
+    seen: dict[str, list[tuple[str, Knob]]] = {}
+    le: list[tuple[str, str]] = []
+    for owner, config_type in owners.items():
+        for key, (_, k) in knobs(config_type).items():
+            seen.setdefault(key, []).append((owner, k))
+        le.extend(c for c in flat_le(config_type) if c not in le)
+    rules, defaults = {}, {}
+    for key, entries in seen.items():
+        first = entries[0][1]
+        for owner, k in entries[1:]:
+            if (k.kind, k.low, k.high, k.choices, k.default) != (first.kind, first.low, first.high, first.choices,
+                                                                  first.default):
+                raise ValueError(f"knob {key!r}: {entries[0][0]} and {owner} declare it differently; a shared flat "
+                                 f"key needs the same kind, bounds, choices and default")
+        doc = first.doc if len(entries) == 1 else "; ".join(k.doc for _, k in entries)
+        rules[key], defaults[key] = _rule(first, doc), first.default
+    return rules, defaults, tuple(le)
+
+
+@lru_cache(maxsize=8)
+def _moe_schema(gates: tuple[str, ...]) -> tuple[ParamSchema, dict[str, Any]]:
+    owners: dict[str, type] = {g: GATES[g].config_type for g in gates}
+    owners["local_search"] = LocalSearchConfig
+    rules, defaults, le = knob_rules(owners)
+    clash = sorted(set(rules) & set(GENERIC_RULES))
+    if clash:
+        raise ValueError(f"gate knobs {clash} clash with the network/training keys; rename their flat keys")
+    all_rules = {"gate": R("str", "gate type", choices=gates), **GENERIC_RULES, **rules}
+    return (ParamSchema(rules=all_rules, le_constraints=(("k", "n_experts"), *le)),
+            {**GENERIC_DEFAULTS, **defaults})
+
+
+def moe_schema() -> ParamSchema:
+    """The MoE objectives' schema over every gate registered now."""
+    return _moe_schema(tuple(gate_names()))[0]
+
+
+def moe_defaults() -> dict[str, Any]:
+    return dict(_moe_schema(tuple(gate_names()))[1])
+
+
+#: snapshots over the built-in gates (for objectives that extend the schema)
+MOE_SCHEMA = moe_schema()
+MOE_DEFAULTS = moe_defaults()
+
+
+def gate_config(config: Mapping[str, Any], steps_per_epoch: int = 1, total_steps: int | None = None):
+    """The chosen gate's config object for a resolved flat configuration (epoch-valued knobs
+    are turned into steps with ``steps_per_epoch``; fraction-valued ones with ``total_steps``,
+    the steps of the gate's phase, by default all of training)."""
     gate = config["gate"]
-    if gate == "dts":
-        switch = config["switch_epoch"]
-        return DTSGateConfig(tau_max=config["tau_max"], tau_min=config["tau_min"], decay=config["tau_decay"],
-                             decay_steps=max(1, math.ceil(config["tau_decay_epochs"] * steps_per_epoch)),
-                             threshold=config["dts_threshold"],
-                             switch_step=-1 if switch < 0 else math.ceil(switch * steps_per_epoch),
-                             use_gumbel_gates=config["use_gumbel_gates"], balance_weight=config["balance_weight"])
-    if gate == "softmax":
-        return SoftmaxGateConfig()
-    if gate == "topk":
-        return TopKGateConfig(k=config["k"], noisy=config["noisy"], w_importance=config["w_importance"],
-                              w_load=config["w_load"] if config["noisy"] else 0.0)
-    if gate == "hash":
-        return HashGateConfig(kind=config["hash_kind"], seed=config["seed"])
-    if gate == "dselect_k":
-        return DSelectKGateConfig(k=config["k"], gamma=config["gamma"], entropy_weight=config["entropy_weight"],
-                                  zeta=config["zeta"], per_example=config["per_example"])
-    if gate == "comet":
-        return CometGateConfig(k=config["k"], gamma=config["gamma"], entropy_weight=config["entropy_weight"],
-                               node_bias=config["node_bias"])
-    raise ValueError(f"gate: no flat-config mapping for {gate!r}")
+    if total_steps is None:
+        total_steps = int(config.get("epochs", 1)) * steps_per_epoch
+    if gate not in GATES:
+        raise ValueError(f"gate: {gate!r} is not registered; registered: {gate_names()}")
+    return from_flat(GATES[gate].config_type, config, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
+                     seed=config["seed"])
+
+
+def active_keys(config: Mapping[str, Any], owners: Mapping[str, type]) -> set[str]:
+    """The knob keys of ``owners`` that have an effect in ``config``."""
+    return {key for t in owners.values() for key, (_, k) in knobs(t).items() if k.active(config)}
 
 
 class MoEClassification(DatasetObjective):
     """Train a multi-gate MoE classifier on a data set; maximise accuracy, minimise MACs."""
 
     objectives = (ACCURACY, MACS)
-    schema = MOE_SCHEMA
-    defaults = MOE_DEFAULTS
     front_columns = ("gate", "n_experts", "k", "local_search", "lr")
     summary_metrics = (TEST_ACCURACY.name, ACTIVE_EXPERTS.name)
 
@@ -144,9 +146,26 @@ class MoEClassification(DatasetObjective):
         super().__init__(name, load)
         self.objectives = tuple(objectives)
 
+    @property
+    def schema(self) -> ParamSchema:  # every gate registered now, with its own knobs
+        return moe_schema()
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return moe_defaults()
+
+    def active(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The network/training keys, the chosen gate's active knobs, the local search's when
+        it is on: a hash-gate trial does not log tau_* or ls_*."""
+        owners: dict[str, type] = {config["gate"]: GATES[config["gate"]].config_type}
+        if config.get("local_search"):
+            owners["local_search"] = LocalSearchConfig
+        keep = {"gate", *GENERIC_RULES, *active_keys(config, owners)}
+        return {k: v for k, v in config.items() if k in keep or k not in moe_schema().rules}
+
     def derived(self, config: Mapping[str, Any]) -> dict[str, Any]:
         gate = config["gate"]
-        k_eff = {"softmax": config["n_experts"], "hash": 1, "dts": 1}.get(gate, config["k"])
+        k_eff = {"softmax": config["n_experts"], "hash": 1, "dts": 1}.get(gate, config.get("k"))
         out: dict[str, Any] = {"k_effective": k_eff}
         if gate == "comet":
             out["tree_depth"] = tree_depth(config["n_experts"])
@@ -157,18 +176,20 @@ class MoEClassification(DatasetObjective):
         row["k"] = self.derived(config)["k_effective"]  # hash routes to 1 expert, softmax to all
         return row
 
+    def gate_phase_steps(self, config: Mapping[str, Any], tc: TrainConfig, n_train: int) -> int:
+        """Optimisation steps during which the gate routes (all of training here)."""
+        return tc.epochs * tc.steps_per_epoch(n_train)
+
     def build(self, config: Mapping[str, Any], data: Dataset) -> tuple[MoENetwork, TrainConfig]:
         """The network and training settings for a resolved configuration."""
         tc = TrainConfig(epochs=config["epochs"], lr=config["lr"], batch_size=config["batch_size"],
                          weight_decay=config["weight_decay"], seed=config["seed"])
-        ls = None
-        if config["local_search"]:
-            steps = max(1, math.ceil(config["ls_budget_epochs"] * tc.steps_per_epoch(len(data.train))))
-            ls = LocalSearchConfig(budget_steps=steps, tau_start=config["ls_tau_start"],
-                                   tau_end=config["ls_tau_end"], zeta=config["ls_zeta"])
-        net_cfg = MoENetworkConfig(gate=gate_config(config, tc.steps_per_epoch(len(data.train))), n_experts=config["n_experts"],
-                                   expert_hidden=config["expert_hidden"], expert_out=config["expert_out"],
-                                   dropout=config["dropout"], tower_hidden=config["tower_hidden"], local_search=ls)
+        spe = tc.steps_per_epoch(len(data.train))
+        ls = from_flat(LocalSearchConfig, config, steps_per_epoch=spe) if config["local_search"] else None
+        gate = gate_config(config, spe, total_steps=self.gate_phase_steps(config, tc, len(data.train)))
+        net_cfg = MoENetworkConfig(gate=gate, n_experts=config["n_experts"], expert_hidden=config["expert_hidden"],
+                                   expert_out=config["expert_out"], dropout=config["dropout"],
+                                   tower_hidden=config["tower_hidden"], local_search=ls)
         torch.manual_seed(config["seed"])
         return self.network(net_cfg, config, data, tc), tc
 
@@ -185,26 +206,37 @@ class MoEClassification(DatasetObjective):
 
 class EvoMoEClassification(MoEClassification):
     """EvoMoE: one shared expert for ``share_epochs``, spawned into ``n_experts`` by
-    ``diversify``, then the DTS gate (its temperature schedule starts at the spawn)."""
+    ``diversify``, then the DTS gate (its temperature schedule, decay and switch count from the
+    spawn)."""
 
-    schema = ParamSchema(rules={**MOE_SCHEMA.rules,
-                                "gate": R("str", "EvoMoE always uses the DTS gate", choices=("dts",)),
-                                "share_epochs": R("float", "epochs of phase 1 (one shared expert)", low=0.0, high=1e4),
-                                "diversify": R("str", "how experts are spawned from the shared one", choices=DIVERSIFY),
-                                "mask_ratio": R("float", "fraction of weights zeroed per spawned expert (mask)",
-                                                low=0.0, high=0.95),
-                                "noise_std": R("float", "relative spawn noise (noise)", low=0.0, high=10.0)},
-                         le_constraints=MOE_SCHEMA.le_constraints + (("share_epochs", "epochs"),))
-    defaults = {**MOE_DEFAULTS, "gate": "dts", "share_epochs": 1.0, "diversify": "mask", "mask_ratio": 0.3,
-                "noise_std": 0.1}
+    @property
+    def schema(self) -> ParamSchema:
+        base = moe_schema()
+        rules, _, le = knob_rules({"evomoe": EvoMoEConfig})
+        return ParamSchema(rules={**base.rules, "gate": R("str", "EvoMoE always uses the DTS gate", choices=("dts",)),
+                                  **rules},
+                           le_constraints=base.le_constraints + le + (("share_epochs", "epochs"),))
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return {**moe_defaults(), "gate": "dts", **flat_defaults(EvoMoEConfig)}
+
+    def active(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        evo = set(flat_defaults(EvoMoEConfig))
+        keep = active_keys(config, {"evomoe": EvoMoEConfig})
+        return {k: v for k, v in super().active(config).items() if k not in evo or k in keep}
 
     def derived(self, config: Mapping[str, Any]) -> dict[str, Any]:
         return {"k_effective": 1}
 
+    def gate_phase_steps(self, config: Mapping[str, Any], tc: TrainConfig, n_train: int) -> int:
+        spe = tc.steps_per_epoch(n_train)
+        share = from_flat(EvoMoEConfig, config, steps_per_epoch=spe).share_steps
+        return max(1, tc.epochs * spe - share)  # the DTS phase starts at the spawn
+
     def network(self, net_cfg, config, data, tc) -> MoENetwork:
-        evo = EvoMoEConfig(share_steps=math.ceil(config["share_epochs"] * tc.steps_per_epoch(len(data.train))),
-                           diversify=config["diversify"], mask_ratio=config["mask_ratio"],
-                           noise_std=config["noise_std"], seed=config["seed"])
+        evo = from_flat(EvoMoEConfig, config, steps_per_epoch=tc.steps_per_epoch(len(data.train)),
+                        seed=config["seed"])
         return EvoMoENetwork(net_cfg, evo, d_in=data.d_in, n_outputs=data.n_classes, num_ids=data.num_ids)
 
 

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from gatesearch.models.gates.base import Gate, RouteContext, Routing, register_gate
 from gatesearch.models.gates.smooth_step import smooth_step
+from gatesearch.models.knobs import knob
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,10 @@ class CometGateConfig:
         node_bias: hyperplanes have a bias term.
     """
 
-    k: int = 2
-    gamma: float = 1.0
-    entropy_weight: float = 0.1
-    node_bias: bool = True
+    k: int = knob(2, "comet: trees (max experts per sample)", low=1, high=256)
+    gamma: float = knob(1.0, "comet: smooth-step width", low=1e-6, high=1e3)
+    entropy_weight: float = knob(0.1, "comet: entropy regulariser λ", low=0.0, high=1e3)
+    node_bias: bool = knob(True, "comet: hyperplanes have a bias")
 
     def __post_init__(self) -> None:
         if self.k < 1:

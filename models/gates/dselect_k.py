@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from gatesearch.models.gates.base import Gate, RouteContext, Routing, register_gate
 from gatesearch.models.gates.smooth_step import smooth_step
+from gatesearch.models.knobs import knob
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,11 @@ class DSelectKGateConfig:
         per_example: selectors computed from x (True) or free task-level parameters (False).
     """
 
-    k: int = 2
-    gamma: float = 1.0
-    entropy_weight: float = 0.1
-    zeta: float = 1.0
-    per_example: bool = True
+    k: int = knob(2, "dselect_k: selectors (max experts per sample)", low=1, high=256)
+    gamma: float = knob(1.0, "dselect_k: smooth-step width", low=1e-6, high=1e3)
+    entropy_weight: float = knob(0.1, "dselect_k: entropy regulariser λ", low=0.0, high=1e3)
+    zeta: float = knob(1.0, "dselect_k: reachable-mass weight (n not a power of 2)", low=0.0, high=1e3)
+    per_example: bool = knob(True, "dselect_k: per-example (true) or static task-level selectors")
 
     def __post_init__(self) -> None:
         if self.k < 1:

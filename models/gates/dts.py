@@ -4,13 +4,25 @@
     h = W_g x                                       (no bias)
     ĝ = softmax((h + ζ) / τ_t),  ζ ~ Gumbel(0, 1)   (training; F.gumbel_softmax(hard=False))
     m_i = 1[ĝ_i > threshold]                        (soft phase: many experts while τ is high)
-    m   = one_hot(argmax ĝ)                         (after ``switch_step``: top-1)
+    m   = one_hot(argmax ĝ)                         (from ``switch_step`` on: top-1)
     g   = m ⊙ ĝ  (use_gumbel_gates)  or  m ⊙ softmax(h)
     l_aux = w · n² · mean_i(me_i · ce_i),  me = mean_rows g,  ce = mean_rows m   (balance loss)
 
 Evaluation routes top-1 on h. τ_t follows :func:`dts_temperature` of the step the caller
 passes in :class:`RouteContext` (no hidden counters), so the number of active experts per
 token decays from n towards 1 as τ falls.
+
+Switch semantics (as the released ``train.py``): ``switch_step = -1`` means top-1 routing from
+the first update; ``s >= 0`` means from step s; ``None`` means never (the decay alone sparsifies).
+The flat knob is ``switch_fraction`` (a fraction of the DTS phase, so it cannot be misread:
+0 = from the first update, 1 = never).
+
+Defaults: τ 2.0 -> 0.1 (exp) with the switch at 0.8 of the DTS phase. The released defaults
+(τ 1.0 -> 0.5 with switch = -1) train top-1 from the first update, so no dense-to-sparse decay
+happens; with τ 1.0 -> 0.5 and no switch, about half the experts stay active (Gumbel-softmax
+weights above the 1e-3 threshold at τ = 0.5). τ_min = 0.1 makes the Gumbel-softmax nearly
+one-hot, so training reaches about one active expert per token before the switch, which is the
+decay the paper describes (measured in the README's EvoMoE table).
 
 Deviation (documented): the released gate leaves g = m ⊙ ĝ unnormalised; our gate contract
 puts every row on the simplex, so g is divided by its row sum *detached* — the forward value
@@ -21,12 +33,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gatesearch.models.gates.base import Gate, RouteContext, Routing, register_gate
+from gatesearch.models.knobs import knob
 
 DECAYS = ("exp", "linear")
 
@@ -36,23 +50,33 @@ class DTSGateConfig:
     """DTS-gate settings.
 
     Attributes:
-        tau_max, tau_min: temperature at step 0 and its floor (code defaults 1.0 / 0.5).
+        tau_max, tau_min: temperature at step 0 and its floor (2.0 / 0.1; the released code's
+            1.0 / 0.5 never reach sparse routing without its switch, see the module doc).
         decay: ``exp`` or ``linear`` schedule from tau_max to tau_min.
         decay_steps: D, the step at which tau reaches tau_min.
         threshold: an expert is active when its Gumbel-softmax weight exceeds this (1e-3).
-        switch_step: from this step on, training routes top-1; -1 = never.
+        switch_step: from this step on, training routes top-1; -1 = from the first update
+            (released meaning); None = never.
         use_gumbel_gates: combine with ĝ (True) or with softmax(h) (False).
         balance_weight: weight of the balance loss (0 disables it).
     """
 
-    tau_max: float = 1.0
-    tau_min: float = 0.5
-    decay: str = "exp"
-    decay_steps: int = 1000
-    threshold: float = 1e-3
-    switch_step: int = -1
-    use_gumbel_gates: bool = True
-    balance_weight: float = 1e-2
+    tau_max: float = knob(2.0, "dts: Gumbel-softmax temperature at the start of the DTS phase", low=1e-3, high=100.0)
+    tau_min: float = knob(0.1, "dts: temperature floor", low=1e-3, high=100.0)
+    decay: str = knob("exp", "dts: temperature schedule", flat="tau_decay", choices=DECAYS)
+    decay_steps: int = knob(1000, "dts: epochs, counted from the start of the DTS phase (for EvoMoE: from the spawn), "
+                            "for tau to reach tau_min (D)", flat="tau_decay_epochs", unit="epochs", flat_default=4.0,
+                            low=1e-3, high=1e4)
+    threshold: float = knob(1e-3, "dts: an expert is active above this Gumbel-softmax weight", flat="dts_threshold",
+                            low=0.0, high=0.5)
+    switch_step: int | None = knob(None, "dts: fraction of the DTS phase (for EvoMoE: counted from the spawn) after "
+                                   "which training routes top-1; 0 = from the first update (the released code's "
+                                   "switch=-1), 1 = never", kind="float", flat="switch_fraction", unit="fraction",
+                                   flat_default=0.8, low=0.0, high=1.0)
+    use_gumbel_gates: bool = knob(True, "dts: combine with the Gumbel-softmax weights (else softmax)")
+    balance_weight: float = knob(1e-2, "dts: balance-loss weight", low=0.0, high=100.0)
+
+    flat_le: ClassVar[tuple[tuple[str, str], ...]] = (("tau_min", "tau_max"),)
 
     def __post_init__(self) -> None:
         if not 0 < self.tau_min <= self.tau_max:
@@ -63,8 +87,8 @@ class DTSGateConfig:
             raise ValueError(f"dts: decay_steps must be >= 1, got {self.decay_steps}")
         if not 0 <= self.threshold < 1:
             raise ValueError(f"dts: threshold must be in [0, 1), got {self.threshold}")
-        if self.switch_step < -1 or self.balance_weight < 0:
-            raise ValueError("dts: switch_step must be >= -1 and balance_weight >= 0")
+        if (self.switch_step is not None and self.switch_step < -1) or self.balance_weight < 0:
+            raise ValueError("dts: switch_step must be None or >= -1, and balance_weight >= 0")
 
 
 def dts_temperature(step: int, cfg: DTSGateConfig) -> float:
@@ -98,7 +122,7 @@ class DTSGate(Gate):
             return Routing(weights=weights, gate_macs=self.macs_per_sample())
         tau = dts_temperature(ctx.step, cfg)
         g_hat = F.gumbel_softmax(h, tau=tau, hard=False)
-        if 0 <= cfg.switch_step <= ctx.step:
+        if cfg.switch_step is not None and ctx.step >= cfg.switch_step:  # -1: from the first update
             mask = F.one_hot(g_hat.argmax(dim=-1), self.n_experts).to(g_hat.dtype)
         else:
             mask = (g_hat > cfg.threshold).to(g_hat.dtype)

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from gatesearch.models.gates.base import Gate, RouteContext, Routing, register_gate
+from gatesearch.models.knobs import knob
 
 HASH_KINDS = ("random", "balanced")
 
@@ -30,7 +31,8 @@ class HashGateConfig:
         id_counts: optional frequency of each id, for ``balanced``.
     """
 
-    kind: str = "random"
+    kind: str = knob("random", "hash: table kind (random, or balanced by id frequency)", flat="hash_kind",
+                     choices=HASH_KINDS)
     seed: int = 0
     id_counts: tuple[int, ...] | None = None
 

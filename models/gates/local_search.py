@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
 from gatesearch.models.gates.base import Gate, RouteContext, Routing
+from gatesearch.models.knobs import knob
 
 
 @dataclass(frozen=True)
@@ -43,12 +45,19 @@ class LocalSearchConfig:
         zeta: weight of the permutation entropy term.
     """
 
-    budget_steps: int
-    tau_start: float = 1e-3
-    tau_end: float = 1e-7
-    iters_start: int = 20
-    iters_end: int = 150
-    zeta: float = 1e-4
+    budget_steps: int = knob(1, "local search: epochs before the permutation is hardened (its budget)",
+                             flat="ls_budget_epochs", unit="epochs", flat_default=1.0, low=1e-3, high=1e4)
+    tau_start: float = knob(1e-3, "local search: initial Sinkhorn temperature", flat="ls_tau_start",
+                            low=1e-12, high=1e3)
+    tau_end: float = knob(1e-7, "local search: final Sinkhorn temperature", flat="ls_tau_end", low=1e-12, high=1e3)
+    iters_start: int = knob(20, "local search: Sinkhorn iterations at the start (paper: 20)",
+                            flat="ls_sinkhorn_iters_start", low=1, high=10000)
+    iters_end: int = knob(150, "local search: Sinkhorn iterations at the end of the budget (paper: 150)",
+                          flat="ls_sinkhorn_iters_end", low=1, high=10000)
+    zeta: float = knob(1e-4, "local search: permutation entropy weight", flat="ls_zeta", low=0.0, high=1e3)
+
+    flat_le: ClassVar[tuple[tuple[str, str], ...]] = (("ls_tau_end", "ls_tau_start"),
+                                                      ("ls_sinkhorn_iters_start", "ls_sinkhorn_iters_end"))
 
     def __post_init__(self) -> None:
         if self.budget_steps < 1:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gatesearch.models.gates.base import Gate, RouteContext, Routing, register_gate
+from gatesearch.models.knobs import knob
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,11 @@ class TopKGateConfig:
         w_load: weight of CV²(Load) (App. A, Eq. 8-10); 0 disables it; needs noisy.
     """
 
-    k: int = 2
-    noisy: bool = True
-    w_importance: float = 0.0
-    w_load: float = 0.0
+    k: int = knob(2, "topk: experts per row (1 = Switch)", low=1, high=256)
+    noisy: bool = knob(True, "topk: learned Gaussian noise (Shazeer et al.)")
+    w_importance: float = knob(0.0, "topk: importance loss weight", low=0.0, high=100.0)
+    w_load: float = knob(0.0, "topk: load loss weight (only with noisy: true)", low=0.0, high=100.0,
+                         when={"noisy": (True,)})
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -75,6 +77,8 @@ class TopKGate(Gate):
         else:
             logits = clean
         k = self.k
+        # the (k+1) largest noisy logits: the load loss's thresholds need them for every k
+        top_logits, top_idx = logits.topk(min(k + 1, self.n_experts), dim=-1)
         if k == 1:
             # Switch: softmax over all n, keep the top-1 probability (gradient flows to W_g).
             probs = logits.softmax(dim=-1)
@@ -83,7 +87,6 @@ class TopKGate(Gate):
             # Renormalise to stay on the simplex; the straight value keeps W_g's gradient.
             weights = weights / top_val.detach()
         else:
-            top_logits, top_idx = logits.topk(min(k + 1, self.n_experts), dim=-1)
             sel = top_logits[:, :k].softmax(dim=-1)
             weights = torch.zeros_like(logits).scatter(1, top_idx[:, :k], sel)
         aux: dict[str, Tensor] = {}

@@ -113,3 +113,52 @@ def test_evomoe_phases():
     assert out.active_experts > 1.0  # DTS starts dense (its schedule restarts at the spawn)
     state = net.state_dict()
     assert int(state["phase"]) == 2
+
+
+def test_noise_spawn_of_a_one_element_parameter_stays_finite():
+    """A width-1 bias has one element: its sample std is NaN (found by sampling the schema)."""
+    from gatesearch.models import EvoMoEConfig, spawn_experts
+    from gatesearch.models.experts import ExpertBank
+
+    bank = ExpertBank(4, d_in=3, hidden=2, d_out=1)
+    spawn_experts(bank, EvoMoEConfig(share_steps=1, diversify="noise", noise_std=0.5))
+    assert all(torch.isfinite(p).all() for p in (bank.w1, bank.b1, bank.w2, bank.b2))
+
+
+def test_switch_semantics_follow_the_released_code():
+    """switch_step = -1: top-1 from the first update (released train.py); None: never."""
+    x = torch.randn(256, 8)
+    first = build_gate(DTSGateConfig(switch_step=-1, tau_max=5.0, tau_min=5.0), d_in=8, n_experts=6)
+    never = build_gate(DTSGateConfig(switch_step=None, tau_max=5.0, tau_min=5.0), d_in=8, n_experts=6)
+    first.train(), never.train()
+    assert (first(x, RouteContext(step=0)).mask.sum(1) == 1).all()
+    assert never(x, RouteContext(step=10**6)).mask.sum(1).float().mean() > 1.5
+
+
+def test_switch_fraction_maps_onto_the_dts_phase():
+    from gatesearch.models.knobs import from_flat
+
+    def step(f):
+        return from_flat(DTSGateConfig, {"switch_fraction": f}, total_steps=100).switch_step
+
+    assert step(0.0) == -1 and step(1.0) is None and step(0.25) == 25
+
+
+def test_default_dts_decays_to_about_one_expert():
+    """The defaults (tau 2 -> 0.1 over D steps) go from all experts to under two at the end of
+    the decay (about 1.8 at init weights), and exactly one from the switch on; the released
+    temperatures (1.0 -> 0.5) without a switch stay around half the experts."""
+    torch.manual_seed(0)
+    gate = build_gate(DTSGateConfig(decay_steps=100, balance_weight=0.0), d_in=16, n_experts=16)
+    gate.train()
+    x = torch.randn(4096, 16)
+    start = gate(x, RouteContext(step=0)).mask.sum(1).float().mean().item()
+    end = gate(x, RouteContext(step=100)).mask.sum(1).float().mean().item()
+    assert start > 8 and end < 2.0, (start, end)
+    switched = build_gate(DTSGateConfig(decay_steps=100, switch_step=80, balance_weight=0.0), d_in=16, n_experts=16)
+    switched.train()
+    assert (switched(x, RouteContext(step=80)).mask.sum(1) == 1).all()
+    released = build_gate(DTSGateConfig(tau_max=1.0, tau_min=0.5, decay_steps=100, balance_weight=0.0), d_in=16,
+                          n_experts=16)
+    released.train()
+    assert released(x, RouteContext(step=100)).mask.sum(1).float().mean().item() > 4

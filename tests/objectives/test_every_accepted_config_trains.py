@@ -1,0 +1,114 @@
+"""Every configuration an objective's schema accepts must train: configurations are drawn
+from each registered objective's *full* schema (every gate, every boolean, every choice,
+numeric knobs across their whole accepted range with the bounds themselves drawn often) and
+each trains one epoch (one step) on a tiny subset of the objective's own data.
+
+Only knobs that cost compute are capped (widths, expert counts, epochs): the schema accepts
+65,536-wide experts, which is legitimate but not a unit test. Everything else is drawn from
+the schema as it is. A non-finite loss (``FloatingPointError``) is a reported training outcome
+(the trial ends FAILED with that message), not a crash; every other exception is a defect.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from gatesearch.objectives import OBJECTIVES, get_objective
+from gatesearch.objectives.base import DatasetObjective
+from gatesearch.objectives.data import DataMissing
+from gatesearch.objectives.schema import ParamRule, ParamSchema
+
+PER_OBJECTIVE = 40  # 12 objectives -> about 480 configurations
+ROWS = 32
+#: upper caps for knobs that only cost compute
+CAPS = {"n_experts": 12, "expert_hidden": 24, "expert_out": 12, "tower_hidden": 12, "batch_size": 64, "epochs": 1,
+        "n_blocks": 5, "hidden": 24, "ls_sinkhorn_iters_start": 200, "ls_sinkhorn_iters_end": 200,
+        "alternate_every": 8, "warmup_epochs": 1, "k": 12}
+
+
+def draw(name: str, rule: ParamRule, rng: random.Random):
+    if rule.kind == "bool":
+        return rng.random() < 0.5
+    if rule.kind == "str":
+        return rng.choice(rule.choices)
+    low, high = rule.low, min(rule.high, CAPS.get(name, rule.high))
+    u = rng.random()
+    if u < 0.15:
+        v = low
+    elif u < 0.3:
+        v = high
+    elif low > 0 and high / low > 100:  # wide positive range: log-uniform
+        v = math.exp(rng.uniform(math.log(low), math.log(high)))
+    elif low == 0 and high > 100:
+        v = math.exp(rng.uniform(math.log(1e-6), math.log(high)))
+    else:
+        v = rng.uniform(low, high)
+    return int(min(high, max(low, round(v)))) if rule.kind == "int" else float(v)
+
+
+def sample(schema: ParamSchema, rng: random.Random) -> dict:
+    cfg = {n: draw(n, r, rng) for n, r in schema.rules.items()}
+    cfg["data_seed"] = 0
+    for a, b in schema.le_constraints:  # the schema's own constraints: draw inside them
+        if a in cfg and b in cfg and cfg[a] > cfg[b]:
+            lo = schema.rules[a].low
+            cfg[a] = cfg[b] if schema.rules[a].kind == "int" or rng.random() < 0.3 else rng.uniform(lo, cfg[b])
+    return cfg
+
+
+def _tiny(objective: DatasetObjective) -> DatasetObjective:
+    data = objective.data(0)
+    cut = lambda s: replace(s, x=s.x[:ROWS], y=s.y[:ROWS], ids=s.ids[:ROWS])  # noqa: E731
+    tiny = copy.copy(objective)
+    tiny._cache = {0: replace(data, train=cut(data.train), val=cut(data.val), test=cut(data.test))}
+    return tiny
+
+
+BUILTIN = sorted(n for n in OBJECTIVES if ":" not in n)
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_sampled_configurations_train(name):
+    objective = get_objective(name)
+    try:
+        tiny = _tiny(objective)
+    except DataMissing as e:
+        pytest.skip(str(e).split(";")[0])
+    rng = random.Random(f"{name}-0")
+    accepted, diverged, seen = 0, 0, set()
+    for _ in range(PER_OBJECTIVE):
+        cfg = sample(objective.schema, rng)
+        try:
+            full = objective.resolve(cfg)
+        except ValueError:
+            continue  # rejected up front, with a message: the schema did its job
+        accepted += 1
+        seen.update(f"{k}={v}" for k, v in full.items() if isinstance(v, (bool, str)))
+        try:
+            out = tiny.run(full)
+        except FloatingPointError:
+            diverged += 1
+            continue
+        except Exception as e:  # noqa: BLE001 - the point of the test
+            pytest.fail(f"{name}: an accepted configuration raised {type(e).__name__}: {e}\n{full}")
+        assert all(np.isfinite(out[m.name]) for m in objective.objectives), (full, out)
+    assert accepted >= PER_OBJECTIVE * 0.8, f"only {accepted} of {PER_OBJECTIVE} drawn configurations accepted"
+    assert diverged <= accepted // 4, f"{diverged} of {accepted} diverged"
+    # every choice of every categorical knob was exercised (e.g. every gate)
+    for key, rule in objective.schema.rules.items():
+        if rule.kind == "str" and len(rule.choices) <= 6:
+            missing = [c for c in rule.choices if f"{key}={c}" not in seen]
+            assert not missing or len(rule.choices) > 1 and len(missing) < len(rule.choices), (key, missing)
+
+
+def test_topk_switch_with_noisy_load_loss_trains():
+    """The configuration that used to raise UnboundLocalError (k=1, noisy, w_load > 0)."""
+    objective = _tiny(get_objective("moe_digits"))
+    out = objective.run(objective.resolve({"gate": "topk", "k": 1, "noisy": True, "w_load": 0.5, "epochs": 1}))
+    assert np.isfinite(out["accuracy"])
