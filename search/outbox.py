@@ -26,6 +26,10 @@ class TrackingUnavailable(RuntimeError):
 class Outbox:
     """Applies ``target.<method>(*args)`` calls in order on a background thread.
 
+    When calls queue up faster than they are applied and the target has a
+    ``merge(event, next_event) -> event | None`` method, consecutive events it can fold into
+    one (e.g. a trial's start and first result: one write instead of two) are applied as one.
+
     Args:
         target: the object whose methods are called (e.g. an MLflow trial sink).
         is_transient: tells a retryable error from a real one.
@@ -94,13 +98,28 @@ class Outbox:
                 time.sleep(self.poll_s)
 
     def _loop(self) -> None:
+        merge = getattr(self.target, "merge", None)
+        held = None  # an event taken from the queue but not applied yet (it did not merge)
         while True:
-            method, args = self.queue.get()
+            method, args = held if held is not None else self.queue.get()
+            held, taken = None, 1
+            if merge is not None:  # a backlog: let the target fold the next event into this one
+                while True:
+                    try:
+                        nxt = self.queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    merged = merge((method, args), nxt)
+                    if merged is None:
+                        held = nxt
+                        break
+                    (method, args), taken = merged, taken + 1
             try:
                 if self.error is None:
                     self._apply(method, args)
             finally:
-                self.queue.task_done()
+                for _ in range(taken):  # the held event is marked done once it is applied
+                    self.queue.task_done()
 
 
 class BufferedSink:

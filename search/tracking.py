@@ -12,14 +12,29 @@ import json
 import logging
 import math
 import os
+import sqlite3
 import time
 from typing import Any, Mapping
 
+import sqlalchemy
 from mlflow.entities import Metric as MlflowMetric
 from mlflow.entities import Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
 logging.getLogger("mlflow").setLevel(logging.WARNING)  # no INFO lines about schema migrations
+
+
+@sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "connect")
+def _sqlite_wal(dbapi_connection, _record) -> None:
+    """A local SQLite store in write-ahead-log mode with ``synchronous=NORMAL``: a commit no
+    longer waits for an fsync of the database (the log is synced at checkpoints), which was
+    most of the driver's cost per logged call. Durable against a killed driver; a power loss
+    may drop the last few writes. Readers (``mlflow ui``) keep working while a search writes."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
 
 # MLflow's own HTTP retry defaults (7 retries, backoff factor 2, 120 s timeout) can block the
 # driver for minutes per call while a server is down. We fail fast here and retry in

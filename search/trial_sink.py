@@ -11,7 +11,7 @@ write (metrics + placement tags), and the front is updated in memory
 (:class:`~gatesearch.search.front.LiveFront`). Every ``front_every`` finished trials the
 hypervolume is logged (one write, O(|front|)); the front's artifacts and changed rank tags
 (O(trials)) are written then too, unless the previous such write took more than
-:data:`ARTIFACT_SHARE` of the time since it, in which case they wait (and always at the end).
+:data:`ARTIFACT_SHARE` (2%) of the time since it, in which case they wait (and always at the end).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ PLACEMENT_KEYS = ("device", "gpu_ids", "node_ip", "node_id")
 TAG_STOPPED = "gatesearch.early_stopped_at_epoch"
 TAG_RETRIES = "gatesearch.retries"
 #: the front's artifacts may take at most this share of the driver's time during a search
-ARTIFACT_SHARE = 0.05
+ARTIFACT_SHARE = 0.02
 
 
 class MlflowTrialSink:
@@ -52,6 +52,7 @@ class MlflowTrialSink:
         self.runs: dict[str, str] = {}  # trial id -> run id
         self.rows: dict[str, dict] = {}  # trial id -> summary row (the objective's front columns)
         self._params_logged: set[str] = set()
+        self._pending_params: dict[str, dict] = {}  # described, not written yet (see _run)
         self._placed: set[str] = set()
         self._done: set[str] = set()  # trials whose completion/failure was recorded
         self._next_front = front_every or 0
@@ -77,16 +78,21 @@ class MlflowTrialSink:
         self.front.rank_changes()  # the tags in the store are what was last computed
         self._next_front = self.finished + (self.front_every or 0)
 
-    def _run(self, trial_id: str, config: Mapping[str, Any] | None = None) -> str:
+    def _run(self, trial_id: str, config: Mapping[str, Any] | None = None, defer_params: bool = False) -> str:
+        """The trial's run id (created on first use). Its parameters are written now, or with
+        ``defer_params`` kept for the trial's next batched write (:meth:`on_result`)."""
         if trial_id not in self.runs:
             name = f"trial-{trial_id.rsplit('_', 1)[-1]}"
             self.runs[trial_id] = self.store.create_trial_run(self.parent_id, self.search_id, trial_id, name)
         run = self.runs[trial_id]
-        if trial_id not in self._params_logged:
+        if trial_id not in self._params_logged and trial_id not in self._pending_params:
             params, row = self._describe({**self.fixed, **(config or {})})
-            self.store.log_batch(run, params=params)
-            self._params_logged.add(trial_id)
+            self._pending_params[trial_id] = params
             self.rows[trial_id] = {"run_id": run, "trial": f"trial-{trial_id.rsplit('_', 1)[-1]}", **row}
+        if not defer_params and trial_id in self._pending_params:
+            self.store.log_batch(run, params=self._pending_params[trial_id])
+            self._params_logged.add(trial_id)
+            del self._pending_params[trial_id]
         return run
 
     def _describe(self, cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -99,18 +105,36 @@ class MlflowTrialSink:
         return {**self.objective.active(full), **self.objective.derived(full)}, self.objective.summary(full)
 
     # -- events -------------------------------------------------------------------------------
+    @staticmethod
+    def merge(event: tuple[str, tuple], nxt: tuple[str, tuple]) -> tuple[str, tuple] | None:
+        """Fold a trial's start and its first result (queued back to back under load) into one
+        event: the run's parameters, metrics and placement then go in one batched write."""
+        (method, args), (next_method, next_args) = event, nxt
+        if method == "on_start" and next_method == "on_result" and args[0] == next_args[0]:
+            return "on_first_result", (args[0], args[1], next_args[1])
+        return None
+
     def on_start(self, trial_id: str, config: Mapping[str, Any]) -> None:
         self._run(trial_id, config)
 
+    def on_first_result(self, trial_id: str, config: Mapping[str, Any], result: Mapping[str, Any]) -> None:
+        """:meth:`on_start` then :meth:`on_result`, with one write for params, metrics and tags."""
+        self._run(trial_id, config, defer_params=True)
+        self.on_result(trial_id, result)
+
     def on_result(self, trial_id: str, result: Mapping[str, Any]) -> None:
-        run = self._run(trial_id, result.get("config"))
+        run = self._run(trial_id, result.get("config"), defer_params=True)
         metrics = {k: v for k, v in result.items() if is_reported_metric(k)}
         tags = {}
         if trial_id not in self._placed:  # where the trial ran: device, Ray GPU ids, node
             tags = {f"gatesearch.{k}": result[k] for k in PLACEMENT_KEYS if k in result}
-        self.store.log_batch(run, metrics=metrics, tags=tags,
+        params = self._pending_params.get(trial_id)
+        self.store.log_batch(run, params=params, metrics=metrics, tags=tags,
                              step=int(result.get("epoch", result.get("training_iteration", 0))))
         self._placed.add(trial_id)
+        if params is not None:
+            self._params_logged.add(trial_id)
+            del self._pending_params[trial_id]
 
     def on_complete(self, trial_id: str, result: Mapping[str, Any]) -> None:
         run = self._run(trial_id, result.get("config"))

@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import ray
 from ray import tune
+from ray.tune.logger import JsonLoggerCallback
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
@@ -31,8 +32,11 @@ from gatesearch.search.settings import SearchSettings
 
 # TUNE_GLOBAL_CHECKPOINT_S: snapshot the experiment (trials + searcher state) every 2 s instead of
 # every >= 10 s, so a killed driver loses at most ~2 s of bookkeeping (see ``resume_tuner``).
+# TUNE_DISABLE_AUTO_CALLBACK_LOGGERS: no per-trial TensorBoard/CSV files (MLflow has it all); the
+# JSON logger is added back explicitly (_loggers), since Ray's per-trial history is read from it.
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
-           "RAY_AIR_NEW_OUTPUT": "0", "TUNE_MAX_PENDING_TRIALS_PG": "2", "TUNE_GLOBAL_CHECKPOINT_S": "2"}
+           "RAY_AIR_NEW_OUTPUT": "0", "TUNE_MAX_PENDING_TRIALS_PG": "2", "TUNE_GLOBAL_CHECKPOINT_S": "2",
+           "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
 TRIAL_DIR_PREFIX = "trial_"
 
 
@@ -350,7 +354,8 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
                                     max_concurrent_trials=settings.max_concurrent, reuse_actors=True,
                                     trial_dirname_creator=trial_dirname),
         run_config=tune.RunConfig(name=name, storage_path=os.path.abspath(storage_path), verbose=0,
-                                  callbacks=[_SinkCallback(sink, os.path.join(os.path.abspath(storage_path), name))],
+                                  callbacks=[_SinkCallback(sink, os.path.join(os.path.abspath(storage_path), name)),
+                                             JsonLoggerCallback()],
                                   stop=_StopAll(should_stop),
                                   failure_config=tune.FailureConfig(max_failures=settings.max_failures)),
     )
@@ -384,7 +389,7 @@ def resume_tuner(*, experiment_dir: str, objective_name: str, fixed: Mapping[str
                                resume_unfinished=True, resume_errored=False, restart_errored=False)
     # The pickled callback and stopper lost their live parts (see _SinkCallback.__getstate__): attach the live one.
     run_config = tuner._local_tuner.get_run_config()
-    run_config.callbacks = [_SinkCallback(sink, os.path.abspath(experiment_dir))]
+    run_config.callbacks = [_SinkCallback(sink, os.path.abspath(experiment_dir)), JsonLoggerCallback()]
     run_config.stop = _StopAll(should_stop)
     outcomes = _outcomes(tuner.fit())
     return outcomes, _counts(outcomes)

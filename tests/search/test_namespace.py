@@ -24,13 +24,14 @@ from models import WIDTH, EarlyExitConfig  # the user's, not ours
 from search import LABEL                   # the user's `search` package
 
 from gatesearch.objectives.data import load_digits
-from gatesearch.objectives.moe_classification import MoEClassification
+from gatesearch.objectives.moe_classification import MOE_DEFAULTS, MoEClassification
 
 
 class UserDigits(MoEClassification):
+    defaults = {**MOE_DEFAULTS, "expert_hidden": WIDTH}
+
     def __init__(self):
         super().__init__("userobj:UserDigits", lambda seed: load_digits(seed=seed))
-        self.defaults = {**MoEClassification.defaults, "expert_hidden": WIDTH}
         assert LABEL == "user-search" and EarlyExitConfig.__module__ == "models"
 '''
 
