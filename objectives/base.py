@@ -50,6 +50,11 @@ class Objective(ABC):
         trial's run logs as parameters). Default: all of them."""
         return dict(config)
 
+    def why_inert(self, key: str) -> str:
+        """Why ``key`` can have no effect (used when a space sets a key that no configuration of
+        it reads); objectives override this to name the component that reads it."""
+        return "no configuration of this space reads it"
+
     def summary(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """The :attr:`front_columns` of a resolved ``config`` (with :meth:`derived` values),
         omitting those without effect for it."""

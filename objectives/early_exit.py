@@ -70,7 +70,6 @@ class EarlyExitClassification(DatasetObjective):
     """Single-task classification with an early-exit MLP; ``method`` is ``jei`` or ``threshold``."""
 
     objectives = (ACCURACY, MACS)
-    schema = EXIT_SCHEMA
     defaults = EXIT_DEFAULTS
     front_columns = ("n_blocks", "lambda_cost", "confidence", "lr")
     summary_metrics = (TEST_ACCURACY.name,)
@@ -81,6 +80,14 @@ class EarlyExitClassification(DatasetObjective):
         super().__init__(name, load)
         self.method = method
 
+    @property
+    def schema(self) -> ParamSchema:
+        """The shared schema, without constraints on keys this method never reads (the
+        baseline does not care whether warmup_epochs <= epochs)."""
+        inert = set(self.inert())
+        return ParamSchema(rules=EXIT_SCHEMA.rules,
+                           le_constraints=tuple(c for c in EXIT_SCHEMA.le_constraints if not inert & set(c)))
+
     def inert(self) -> tuple[str, ...]:
         """Keys this objective accepts (they share one schema) but its method never reads."""
         other = "threshold" if self.method == "jei" else "jei"
@@ -88,6 +95,13 @@ class EarlyExitClassification(DatasetObjective):
 
     def active(self, config: Mapping[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in config.items() if k not in self.inert()}
+
+    def why_inert(self, key: str) -> str:
+        other = "threshold" if self.method == "jei" else "jei"
+        if key in METHOD_ONLY[other]:
+            return (f"only the {other} method reads it and {self.name} uses {self.method} "
+                    f"(JEI-DNN exits with learned gates; the baseline picks its operating point with budget_q)")
+        return super().why_inert(key)
 
     def build(self, config: Mapping[str, Any], data: Dataset) -> EarlyExitNetwork:
         torch.manual_seed(config["seed"])

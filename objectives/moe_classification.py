@@ -163,6 +163,14 @@ class MoEClassification(DatasetObjective):
         keep = {"gate", *GENERIC_RULES, *active_keys(config, owners)}
         return {k: v for k, v in config.items() if k in keep or k not in moe_schema().rules}
 
+    def why_inert(self, key: str) -> str:
+        owners = [g for g in gate_names() if key in knobs(GATES[g].config_type)]
+        if owners:
+            return f"it is a knob of the {', '.join(owners)} gate(s), which this space never selects"
+        if key in knobs(LocalSearchConfig):
+            return "it is a local-search knob and local_search is never true in this space"
+        return super().why_inert(key)
+
     def derived(self, config: Mapping[str, Any]) -> dict[str, Any]:
         gate = config["gate"]
         k_eff = {"softmax": config["n_experts"], "hash": 1, "dts": 1}.get(gate, config.get("k"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import sys
 from pathlib import Path
@@ -12,9 +13,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from gatesearch.search.searchers import SEARCHERS
 from gatesearch.spaces import SpaceError, load_space_file
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Multi-objective search over sparse-MoE gates and early-exit networks (accuracy vs compute).")
 space_app = typer.Typer(no_args_is_help=True, help="Inspect search-space files.")
 app.add_typer(space_app, name="space")
@@ -32,7 +34,7 @@ def run(
     space_file: Path = typer.Argument(..., help="YAML search-space file, e.g. spaces/examples/digits_moe.yaml"),
     num_samples: Optional[int] = typer.Option(None, "--num-samples", "-n", help="number of trials"),
     max_concurrent: Optional[int] = typer.Option(None, help="trials running at once"),
-    searcher: Optional[str] = typer.Option(None, help="tpe | nsga2 | random | gp | nevergrad"),
+    searcher: Optional[str] = typer.Option(None, help=" | ".join(SEARCHERS)),
     seed: Optional[int] = typer.Option(None, help="searcher seed"),
     output_dir: Path = typer.Option(Path("gatesearch-runs"), help="where the MLflow db and Ray results go"),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: sqlite in output-dir)"),
@@ -154,8 +156,11 @@ def space_validate(space_file: Path) -> None:
         return
     console.print(f"[green]ok[/] {escape(sf.path)}: objective {objective.name}, {len(sf.space.params)} parameters, "
                   f"searcher {settings.searcher}, {settings.num_samples} trials")
+    rules = objective.schema.rules
     for name, p in sf.space.params.items():
-        console.print(f"  {name}: {p}", highlight=False, markup=False)
+        console.print(f"  {name}: {p}\n      {rules[name].doc}", highlight=False, markup=False)
+    for name, value in sf.fixed.items():
+        console.print(f"  {name} = {value!r} (fixed)\n      {rules[name].doc}", highlight=False, markup=False)
 
 
 @space_app.command("sample")
@@ -176,7 +181,21 @@ def space_sample(space_file: Path, n: int = typer.Option(3, "-n", help="how many
 
 
 def main() -> None:
-    app()
+    """Entry point: an unexpected error is one line on stderr (exit 1), not a traceback;
+    ``GATESEARCH_DEBUG=1`` shows the traceback."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print("[bold red]interrupted[/]")
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - the last line of defence of a command-line tool
+        if os.environ.get("GATESEARCH_DEBUG"):
+            raise
+        first = (str(e).strip().splitlines() or [""])[0][:500]
+        err_console.print(f"[bold red]error:[/] {escape(type(e).__name__)}: {escape(first)}\n"
+                          f"  (unexpected; set GATESEARCH_DEBUG=1 to see the traceback, and please report it)",
+                          highlight=False, soft_wrap=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

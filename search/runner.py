@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, replace
@@ -15,11 +17,12 @@ from gatesearch.objectives import Objective
 from gatesearch.search import tuner as ray_tuner
 from gatesearch.search.manifest import SPACE_COPY, Manifest, find_search_dir
 from gatesearch.search.outbox import BufferedSink, Outbox
+from gatesearch.search.services import check_tracking_uri
 from gatesearch.search.settings import SearchSettings
 from gatesearch.search.tracking import Tracker
 from gatesearch.search.trial_sink import MlflowTrialSink
 from gatesearch.search.validate import validate_space_file
-from gatesearch.spaces import SpaceFile, parse_space_file
+from gatesearch.spaces import Fixed, SpaceFile, parse_space_file
 
 DEFAULT_OUTPUT = "gatesearch-runs"
 
@@ -188,9 +191,33 @@ def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, out
     """
     objective, settings = validate_space_file(sf)
     settings = settings.override(**(overrides or {}))
+    if not any(not isinstance(p, Fixed) for p in sf.space.params.values()):
+        # nothing to search: one fixed configuration is a search of size 1
+        if settings.num_samples != 1:
+            logging.getLogger(__name__).warning("%s: no searched parameter, running the fixed configuration once "
+                                                "(num_samples %d -> 1)", sf.path, settings.num_samples)
+        settings = settings.override(num_samples=1, searcher="random")
     out = Path(output_dir).expanduser().resolve()
-    out.mkdir(parents=True, exist_ok=True)
     uri = tracking_uri or default_tracking_uri(out)
+    # Services first: nothing (no folder, no MLflow run) is written unless both answer.
+    check_tracking_uri(uri)
+    ray_tuner.ensure_ray(address=address)
+    ray_tuner.check_resources(settings.cpus_per_trial, settings.gpus_per_trial)
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        search_id, parent, search_dir, manifest, tracker = _start(sf, objective, settings, out, uri, address)
+    except BaseException:
+        if created:  # nothing half-written
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    return _drive(tracker=tracker, parent=parent, manifest=manifest, sf=sf, objective=objective, settings=settings,
+                  search_dir=search_dir, resume=False)
+
+
+def _start(sf: SpaceFile, objective: Objective, settings: SearchSettings, out: Path, uri: str,
+           address: str | None):
+    """Create the parent run, the search dir, its manifest and space copy."""
     names = tuple(m.name for m in objective.objectives)
     modes = tuple(m.mode for m in objective.objectives)
     search_id = uuid.uuid4().hex[:12]
@@ -209,8 +236,7 @@ def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, out
                         address=address)
     manifest.write(search_dir)
     tracker.set_tags(parent, {"gatesearch.search_dir": str(search_dir)})
-    return _drive(tracker=tracker, parent=parent, manifest=manifest, sf=sf, objective=objective, settings=settings,
-                  search_dir=search_dir, resume=False)
+    return search_id, parent, search_dir, manifest, tracker
 
 
 def resume_search(path: str | Path, *, address: str | None = None, tracking_uri: str | None = None) -> SearchResult:
@@ -229,6 +255,8 @@ def resume_search(path: str | Path, *, address: str | None = None, tracking_uri:
         raise ValueError(f"{space_path}: missing copy of the space file ({e})") from e
     objective, _ = validate_space_file(sf)
     settings = SearchSettings(**manifest.settings)
+    check_tracking_uri(manifest.tracking_uri)
+    ray_tuner.ensure_ray(address=manifest.address)
     tracker = _open_tracker(manifest.tracking_uri, manifest.experiment, Path(manifest.output_dir))
     parent = tracker.start_search(manifest.search_id, "", {})  # finds the original parent run
     if parent != manifest.parent_run_id:

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
 from gatesearch._hints import did_you_mean
+from gatesearch.search.searchers import SEARCHERS  # the registry (light: no optuna at import)
 
-SEARCHERS = ("tpe", "nsga2", "random", "gp", "nevergrad")
+#: inclusive bounds of every numeric setting, and why (checked before anything runs)
+BOUNDS: dict[str, tuple[float, float, str]] = {
+    "num_samples": (1, 10_000_000, "trials in the search"),
+    "max_concurrent": (1, 100_000, "trials running at once"),
+    "seed": (0, 2**32 - 1, "samplers take a 32-bit unsigned seed"),
+    "cpus_per_trial": (0.001, 100_000, "Ray CPUs per trial; > 0"),
+    "gpus_per_trial": (0, 1_000, "Ray GPUs per trial; fractions allowed"),
+    "front_every": (1, 1_000_000_000, "finished trials between front logs"),
+    "moasha_grace": (1, 1_000_000, "epochs of MO-ASHA's first rung"),
+    "moasha_eta": (1.000001, 1_000, "MO-ASHA's reduction factor; > 1"),
+    "max_failures": (0, 1_000, "retries of a failed trial"),
+    "tracking_timeout_s": (0.001, 10_000_000, "seconds the tracking store may be unreachable; > 0"),
+}
 SCHEDULERS = ("fifo", "moasha")
 
 
@@ -16,8 +30,9 @@ class SearchSettings:
     """How to run a search.
 
     Attributes:
-        searcher: ``tpe``, ``nsga2``, ``random``, ``gp`` (Optuna samplers behind Ray Tune's
-            multi-objective OptunaSearch) or ``nevergrad`` (our multi-objective Nevergrad searcher).
+        searcher: a name in :data:`gatesearch.search.searchers.SEARCHERS` (``tpe``, ``nsga2``,
+            ``random``, ``gp``: Optuna samplers behind Ray Tune's multi-objective OptunaSearch;
+            ``nevergrad``: our multi-objective Nevergrad searcher).
         nevergrad_optimizer: Nevergrad registry name used when searcher is ``nevergrad``.
         front_every: re-log the Pareto front and hypervolume every this many finished trials.
         scheduler: ``fifo`` (run every trial to the end) or ``moasha`` (multi-objective early stopping).
@@ -48,24 +63,18 @@ class SearchSettings:
     tracking_timeout_s: float = 300.0
 
     def __post_init__(self) -> None:
+        for name, (low, high, why) in BOUNDS.items():
+            value = getattr(self, name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{name}: must be a finite number, got {value}")
+            if value < low or value > high:
+                raise ValueError(f"{name}: must be >= {low:g} and <= {high:g} ({why}), got {value!r}")
         if self.searcher not in SEARCHERS:
-            raise ValueError(f"searcher: unknown {self.searcher!r}{did_you_mean(self.searcher, SEARCHERS)}; choose one of {list(SEARCHERS)}")
-        if self.num_samples < 1:
-            raise ValueError(f"num_samples: must be >= 1, got {self.num_samples}")
-        if self.max_concurrent < 1:
-            raise ValueError(f"max_concurrent: must be >= 1, got {self.max_concurrent}")
+            raise ValueError(f"searcher: unknown {self.searcher!r}{did_you_mean(self.searcher, SEARCHERS)}; "
+                             f"choose one of {list(SEARCHERS)}")
         if self.scheduler not in SCHEDULERS:
-            raise ValueError(f"scheduler: unknown {self.scheduler!r}; choose one of {list(SCHEDULERS)}")
-        if self.moasha_grace < 1 or self.moasha_eta <= 1:
-            raise ValueError("moasha_grace must be >= 1 and moasha_eta > 1")
-        if self.front_every < 1:
-            raise ValueError(f"front_every: must be >= 1, got {self.front_every}")
-        if self.max_failures < 0:
-            raise ValueError(f"max_failures: must be >= 0, got {self.max_failures}")
-        if self.tracking_timeout_s <= 0:
-            raise ValueError(f"tracking_timeout_s: must be > 0, got {self.tracking_timeout_s}")
-        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
-            raise ValueError("cpus_per_trial must be > 0 and gpus_per_trial >= 0")
+            raise ValueError(f"scheduler: unknown {self.scheduler!r}{did_you_mean(self.scheduler, SCHEDULERS)}; "
+                             f"choose one of {list(SCHEDULERS)}")
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> "SearchSettings":

@@ -21,6 +21,9 @@ from mlflow.entities import Metric as MlflowMetric
 from mlflow.entities import Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
+# the tag names and the record type live with the store contract (re-exported for callers)
+from gatesearch.search.store import TAG_ERROR, TAG_PARENT, TAG_RANK, TAG_ROLE, TAG_SEARCH, TAG_TRIAL, TrialRecord  # noqa: F401
+
 logging.getLogger("mlflow").setLevel(logging.WARNING)  # no INFO lines about schema migrations
 
 
@@ -36,6 +39,7 @@ def _sqlite_wal(dbapi_connection, _record) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
+
 # MLflow's own HTTP retry defaults (7 retries, backoff factor 2, 120 s timeout) can block the
 # driver for minutes per call while a server is down. We fail fast here and retry in
 # search.outbox instead, which buffers in order and has a search-level timeout.
@@ -45,17 +49,6 @@ HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF
 _TRANSIENT_TEXT = ("max retries exceeded", "connection refused", "connectionerror", "timed out", "timeout",
                    "database is locked", "temporarily unavailable", "bad gateway", "service unavailable",
                    "remotedisconnected", "connection aborted", "connection reset", "error code 50")
-
-from gatesearch.search.store import (  # noqa: F401
-    TAG_ERROR,
-    TAG_PARENT,
-    TAG_RANK,
-    TAG_ROLE,
-    TAG_SEARCH,
-    TAG_TRIAL,
-    TrialRecord,
-)
-
 
 def _param_value(v: Any) -> str:
     s = json.dumps(v) if isinstance(v, (dict, list, tuple)) else str(v)

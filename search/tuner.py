@@ -27,7 +27,8 @@ from gatesearch.objectives.metrics import is_partial
 from gatesearch.search.moasha import MOASHA
 from gatesearch.search.nevergrad_mo import NevergradMO
 from gatesearch.search.ray_state import StateBackup, repair_experiment_state
-from gatesearch.search.searchers import make_sampler
+from gatesearch.search.searchers import SEARCHERS, make_sampler
+from gatesearch.search.services import check_ray_address
 from gatesearch.search.settings import SearchSettings
 
 # TUNE_GLOBAL_CHECKPOINT_S: snapshot the experiment (trials + searcher state) every 2 s instead of
@@ -53,10 +54,23 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     quiet_ray_env()
     _loopback_only(not address)
     if address:
+        check_ray_address(address)  # fail in seconds, not after minutes of Ray's own retries
         ray.init(address=address, logging_level="ERROR", log_to_driver=False)
     else:
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR",
                  log_to_driver=False)
+
+
+def check_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
+    """Raise ``ValueError`` when no node of the cluster can ever hold one trial (Ray would keep
+    the trial pending forever). Checked once Ray is up, before the search starts."""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(r.get("CPU", 0) >= cpus_per_trial and r.get("GPU", 0) >= gpus_per_trial for r in nodes):
+        return
+    have = ", ".join(f"{r.get('CPU', 0):g} CPU/{r.get('GPU', 0):g} GPU" for r in nodes) or "no nodes"
+    raise ValueError(f"cpus_per_trial={cpus_per_trial:g}, gpus_per_trial={gpus_per_trial:g}: no node of the Ray "
+                     f"cluster can hold one trial (nodes: {have}), so no trial would ever start; lower the "
+                     f"per-trial resources in `search:` or add a node that has them")
 
 
 def _loopback_only(on: bool) -> None:
@@ -335,11 +349,12 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
               should_stop: Callable[[], bool] | None = None) -> tuple[list[TrialOutcome], dict[str, int]]:
     """Run the search to completion (or until ``should_stop()``); return every trial's outcome
     and searcher/scheduler counts."""
-    if settings.searcher == "nevergrad":
-        searcher = NevergradMOSearch(NevergradMO(space, metrics, modes, optimizer=settings.nevergrad_optimizer,
-                                                 budget=settings.num_samples, num_workers=settings.max_concurrent,
-                                                 seed=settings.seed))
-    else:
+    spec = SEARCHERS[settings.searcher]
+    if spec.sampler is None:  # our own multi-objective Tune searcher over the spec's ask/tell core
+        searcher = NevergradMOSearch(spec.core(space, metrics, modes, seed=settings.seed, budget=settings.num_samples,
+                                               num_workers=settings.max_concurrent,
+                                               nevergrad_optimizer=settings.nevergrad_optimizer))
+    else:  # Ray's multi-objective OptunaSearch with the spec's sampler
         searcher = OptunaSearch(space=DefineByRun(space), metric=list(metrics), mode=list(modes),
                                 sampler=make_sampler(settings.searcher, seed=settings.seed,
                                                      num_samples=settings.num_samples))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
+from gatesearch._hints import did_you_mean
 from gatesearch.objectives import Objective, get_objective
 from gatesearch.search.settings import SearchSettings
 from gatesearch.spaces import Categorical, Fixed, Float, Int, SpaceFile
@@ -61,7 +63,42 @@ def validate_space_file(sf: SpaceFile) -> tuple[Objective, SearchSettings]:
             for key, v in (("low", p.low), ("high", p.high)):
                 check(path + (key,), name, int(v) if rule.kind == "int" else float(v))
     _check_constraints(sf, objective)
+    _check_inert(sf, objective)
+    if settings.searcher == "nevergrad":
+        import nevergrad as ng
+
+        if settings.nevergrad_optimizer not in ng.optimizers.registry:
+            raise sf.error(("search", "nevergrad_optimizer"), f"unknown Nevergrad optimizer "
+                           f"{settings.nevergrad_optimizer!r}"
+                           f"{did_you_mean(settings.nevergrad_optimizer, ng.optimizers.registry)}",
+                           "use a name of nevergrad.optimizers.registry, e.g. NGOpt, DE, TwoPointsDE")
     return objective, settings
+
+
+#: configurations drawn to find keys that no configuration of a space reads
+INERT_DRAWS = 256
+
+
+def _check_inert(sf: SpaceFile, objective: Objective) -> None:
+    """Reject a searched or fixed key that has no effect in any configuration the space can
+    produce (e.g. ``exit_threshold`` for the threshold baseline, ``tau_max`` without the dts
+    gate): drawn from the space, resolved, and asked which keys are active."""
+    keys = [*sf.fixed, *sf.space.params]
+    active: set[str] = set()
+    rng = random.Random(0)
+    for _ in range(INERT_DRAWS):
+        try:
+            full = objective.resolve({**sf.fixed, **sf.space.sample(rng)})
+        except ValueError:
+            continue
+        active.update(objective.active(full))
+        if active.issuperset(keys):
+            return
+    for key in keys:
+        if key not in active:
+            where = ("fixed", key) if key in sf.fixed else ("params", key)
+            raise sf.error(where, f"{key} has no effect here: {objective.why_inert(key)}",
+                           f"remove {key}, or search what reads it")
 
 
 def _check_constraints(sf: SpaceFile, objective: Objective) -> None:

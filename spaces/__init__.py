@@ -2,14 +2,17 @@
 
 from gatesearch.spaces.params import Categorical, Condition, Fixed, Float, Int, Param
 from gatesearch.spaces.space import Space
-from gatesearch.spaces.space_file import (
-           SpaceError,
-           SpaceFile,
-           load_space_file,
-           parse_space_file,
-)
-from gatesearch.spaces.to_nevergrad import decode, to_parametrization
+from gatesearch.spaces.space_file import SpaceError, SpaceFile, load_space_file, parse_space_file
 from gatesearch.spaces.to_optuna import suggest
 
 __all__ = ["Categorical", "Condition", "Fixed", "Float", "Int", "Param", "Space", "SpaceError", "SpaceFile",
            "load_space_file", "parse_space_file", "suggest", "to_parametrization", "decode"]
+
+
+def __getattr__(name: str):
+    """``to_parametrization``/``decode`` import Nevergrad (over a second): only when used."""
+    if name in ("to_parametrization", "decode"):
+        from gatesearch.spaces import to_nevergrad
+
+        return getattr(to_nevergrad, name)
+    raise AttributeError(f"module 'gatesearch.spaces' has no attribute {name!r}")

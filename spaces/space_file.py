@@ -46,6 +46,27 @@ class SpaceError(ValueError):
         super().__init__(text + (f"\n  fix: {fix}" if fix else ""))
 
 
+def _duplicate_key(node: yaml.Node, path: tuple = ()) -> tuple[tuple, int, int] | None:
+    """The first key written twice in one mapping: (key path, first line, second line).
+    YAML loaders let the later value win silently; a space file must not."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for k, v in node.value:
+            key = k.value
+            if key in seen:
+                return path + (key,), seen[key], k.start_mark.line + 1
+            seen[key] = k.start_mark.line + 1
+            found = _duplicate_key(v, path + (key,))
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            found = _duplicate_key(v, path + (i,))
+            if found:
+                return found
+    return None
+
+
 def _index_lines(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
     """Map every key path (tuple of keys/indices) to its 1-based line."""
     out = {} if out is None else out
@@ -189,6 +210,12 @@ def parse_space_file(text: str, file: str = "<string>") -> SpaceFile:
         problem = getattr(e, "problem", None) or str(e)
         raise SpaceError(file, mark.line + 1 if mark else None, "", f"YAML syntax error: {problem}",
                          "check indentation, colons and brackets on that line") from None
+    dup = _duplicate_key(node) if node is not None else None
+    if dup is not None:
+        key_path, first, second = dup
+        raise SpaceError(file, second, ".".join(map(str, key_path)),
+                         f"written twice (lines {first} and {second}); YAML would silently keep the second",
+                         "keep one of the two")
     lines = _index_lines(node) if node is not None else {}
     p = _Parser(file, lines)
     if not isinstance(data, dict):
@@ -201,9 +228,10 @@ def parse_space_file(text: str, file: str = "<string>") -> SpaceFile:
             raise p.err((), f"missing field {req!r}", "add objective: <name> and params: {...}")
     if not isinstance(data["objective"], str):
         raise p.err(("objective",), f"expected a name, got {data['objective']!r}", "e.g. objective: moe_digits")
-    raw_params = data["params"]
-    if not isinstance(raw_params, dict) or not raw_params:
-        raise p.err(("params",), "params must be a non-empty mapping name -> parameter", "see spaces/examples/")
+    raw_params = data["params"] if data["params"] is not None else {}
+    if not isinstance(raw_params, dict):
+        raise p.err(("params",), f"params must be a mapping name -> parameter, got {raw_params!r}",
+                    "see spaces/examples/ (an empty mapping {} runs the fixed configuration once)")
     params = {str(n): p.param(str(n), raw) for n, raw in raw_params.items()}
     fixed = data.get("fixed") or {}
     if not isinstance(fixed, dict):
@@ -231,4 +259,14 @@ def load_space_file(path: str | Path) -> SpaceFile:
     path = Path(path).expanduser().resolve()
     if not path.is_file():
         raise SpaceError(str(path), None, "", "file not found", "pass the path of a YAML space file")
-    return parse_space_file(path.read_text(encoding="utf-8"), str(path))
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise SpaceError(str(path), line, "", f"not a UTF-8 text file (byte {e.start}: {raw[e.start:e.start + 1]!r})",
+                         "pass a YAML space file saved as UTF-8 text") from None
+    if "\x00" in text:
+        raise SpaceError(str(path), text[: text.index("\x00")].count("\n") + 1, "", "not a text file (NUL byte)",
+                         "pass a YAML space file") from None
+    return parse_space_file(text, str(path))

@@ -211,3 +211,10 @@ def test_one_trial_many_front_points(ray_session, tmp_path):
     metrics = client.get_run(result.parent_run_id).data.metrics
     assert metrics["operating_points"] == 3 * 39
     assert metrics["operating_points_hypervolume"] >= metrics["hypervolume"] - 1e-9
+
+
+def test_a_space_with_only_fixed_values_is_a_search_of_one_trial(ray_session, tmp_path):
+    text = "name: fixed-only\nobjective: moe_digits\nsearch: {num_samples: 5}\nfixed: {epochs: 1, gate: hash}\nparams: {}\n"
+    result = run_search(parse_space_file(text, str(tmp_path / "fixed.yaml")), output_dir=tmp_path / "runs")
+    assert len(result.trials) == 1 and result.failed == 0
+    assert result.trials[0]["gate"] == "hash" and len(result.front) == 1
