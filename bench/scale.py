@@ -90,14 +90,15 @@ def _rows(db: Path) -> dict[str, int]:
         con.close()
 
 
-def one(n: int, mode: str, cpus: int, sleep_mean: float, concurrent: int) -> dict:
+def one(n: int, mode: str, cpus: int, sleep_mean: float, concurrent: int, searcher: str = "") -> dict:
     """Run in a child process: warm up, then time one search of ``n`` trials."""
     from gatesearch.search import tuner
     from gatesearch.search.runner import run_search
     from gatesearch.search.settings import SearchSettings
     from gatesearch.spaces import parse_space_file
 
-    extra = f", max_concurrent: {concurrent}" if concurrent != 2 else ""
+    extra = (f", max_concurrent: {concurrent}" if concurrent != 2 else "") + (f", searcher: {searcher}" if searcher
+                                                                               else "")
     sf = parse_space_file(_space(n, sleep_mean, extra), "scale.yaml")
     tuner.ensure_ray(num_cpus=cpus)
     with tempfile.TemporaryDirectory(prefix="gs-scale") as tmp:
@@ -109,7 +110,8 @@ def one(n: int, mode: str, cpus: int, sleep_mean: float, concurrent: int) -> dic
         if mode == "ray":
             _, counts = tuner.run_tuner(space=sf.space, objective_name=sf.objective, fixed=dict(sf.fixed),
                                         metrics=["accuracy", "macs_per_sample"], modes=["max", "min"],
-                                        settings=SearchSettings(num_samples=n, max_concurrent=concurrent),
+                                        settings=SearchSettings(num_samples=n, max_concurrent=concurrent,
+                                                                **({"searcher": searcher} if searcher else {})),
                                         storage_path=tmp, name="bare")
             finished, rows = counts["searcher_final"], {}
         else:
@@ -119,13 +121,15 @@ def one(n: int, mode: str, cpus: int, sleep_mean: float, concurrent: int) -> dic
     tuner.shutdown_ray()
     return {"n": n, "mode": mode, "finished": finished, "wall_s": wall, "driver_cpu_s": cpu,
             "s_per_trial": wall / max(1, finished), "driver_cpu_s_per_trial": cpu / max(1, finished),
-            "trials_per_s": finished / wall, "mlflow_rows": rows, "concurrent": concurrent, "sleep_mean": sleep_mean}
+            "trials_per_s": finished / wall, "mlflow_rows": rows, "concurrent": concurrent, "sleep_mean": sleep_mean,
+            "searcher": searcher or SearchSettings().searcher}
 
 
-def _child(n: int, mode: str, cpus: int = 2, sleep_mean: float = 0.0, concurrent: int = 2) -> dict:
+def _child(n: int, mode: str, cpus: int = 2, sleep_mean: float = 0.0, concurrent: int = 2, searcher: str = "") -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "RAY_TMPDIR": tempfile.mkdtemp(prefix="gsb", dir="/tmp")}
-    done = subprocess.run([sys.executable, __file__, "_one", str(n), mode, str(cpus), str(sleep_mean), str(concurrent)],
+    done = subprocess.run([sys.executable, __file__, "_one", str(n), mode, str(cpus), str(sleep_mean), str(concurrent),
+                           searcher],
                           capture_output=True, text=True, env=env, cwd=str(ROOT))
     if done.returncode != 0:
         raise RuntimeError(f"child failed ({done.returncode}):\n{done.stderr[-4000:]}")
@@ -181,7 +185,8 @@ print(json.dumps({"which": which, "wall_s": time.perf_counter() - t0, "trials": 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_one":
         n, mode, cpus, sleep_mean, conc = sys.argv[2:7]
-        print(json.dumps(one(int(n), mode, int(cpus), float(sleep_mean), int(conc))))
+        searcher = sys.argv[7] if len(sys.argv) > 7 else ""
+        print(json.dumps(one(int(n), mode, int(cpus), float(sleep_mean), int(conc), searcher)))
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ladder", type=int, nargs="*", default=[])
@@ -190,6 +195,7 @@ def main() -> None:
     ap.add_argument("--cluster-cpus", type=int, default=12)
     ap.add_argument("--cluster-trials", type=int, default=600)
     ap.add_argument("--sleep", type=float, default=0.5)
+    ap.add_argument("--searcher", default="", help="override the default searcher (ladder, floor, cluster)")
     ap.add_argument("--demo", action="store_true")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale.json")
@@ -197,18 +203,18 @@ def main() -> None:
     report: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                                 "python": platform.python_version()}, "device": "cpu", "ladder": [], "floor": []}
     for n in args.ladder:
-        r = _child(n, "gatesearch")
+        r = _child(n, "gatesearch", searcher=args.searcher)
         report["ladder"].append(r)
-        print(f"gatesearch N={n}: {r['s_per_trial']:.4f} s/trial, driver CPU {r['driver_cpu_s_per_trial']:.4f} "
+        print(f"gatesearch {r['searcher']} N={n}: {r['s_per_trial']:.4f} s/trial, driver CPU {r['driver_cpu_s_per_trial']:.4f} "
               f"s/trial, {r['trials_per_s']:.1f} trials/s, MLflow rows {r['mlflow_rows']}", flush=True)
     for n in (args.ladder if args.floor is None else args.floor):
-        r = _child(n, "ray")
+        r = _child(n, "ray", searcher=args.searcher)
         report["floor"].append(r)
-        print(f"ray only   N={n}: {r['s_per_trial']:.4f} s/trial, driver CPU {r['driver_cpu_s_per_trial']:.4f} s/trial",
+        print(f"ray only {r['searcher']} N={n}: {r['s_per_trial']:.4f} s/trial, driver CPU {r['driver_cpu_s_per_trial']:.4f} s/trial",
               flush=True)
     if args.cluster:
         r = _child(args.cluster_trials, "gatesearch", cpus=args.cluster_cpus, sleep_mean=args.sleep,
-                   concurrent=args.cluster_cpus)
+                   concurrent=args.cluster_cpus, searcher=args.searcher)
         report["cluster"] = r
         ideal = args.sleep / args.cluster_cpus
         print(f"cluster {args.cluster_cpus} fake CPUs, {args.cluster_trials} trials sleeping ~Exp({args.sleep} s): "
