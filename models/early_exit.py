@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gatesearch.models.entropy import entropy
+
 
 @dataclass(frozen=True)
 class EarlyExitConfig:
@@ -47,10 +49,6 @@ class EarlyExitConfig:
             raise ValueError(f"early exit: dropout must be in [0, 1), got {self.dropout}")
 
 
-def _entropy(p: Tensor) -> Tensor:
-    return -(p * p.clamp_min(1e-12).log()).sum(dim=-1)
-
-
 @torch.no_grad()
 def uncertainty_features(logits: Tensor) -> Tensor:
     """The 4 detached uncertainty statistics of a classifier's softmax: ``(B, 4)``
@@ -59,7 +57,7 @@ def uncertainty_features(logits: Tensor) -> Tensor:
     top2 = p.topk(2, dim=-1).values
     sq = p**2
     sq = sq / sq.sum(dim=-1, keepdim=True)
-    return torch.stack([top2[:, 0], _entropy(p), top2[:, 0] - top2[:, 1], _entropy(sq)], dim=-1)
+    return torch.stack([top2[:, 0], entropy(p, eps=1e-12), top2[:, 0] - top2[:, 1], entropy(sq, eps=1e-12)], dim=-1)
 
 
 def exit_distribution(g: Tensor) -> Tensor:

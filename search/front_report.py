@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from gatesearch.objectives.metrics import ACTIVE_EXPERTS, TEST_ACCURACY
 from gatesearch.search.figure import pareto_figure
 from gatesearch.search.front import LiveFront
 from gatesearch.search.pareto import reference_point
@@ -50,7 +51,7 @@ def front_from_records(records: Sequence[TrialRecord], names: Sequence[str], mod
 def read_front(store: TrackingStore, parent_id: str, names: Sequence[str], modes: Sequence[str],
                columns: Sequence[str] = ("gate", "n_experts", "k", "local_search", "n_blocks", "lambda_cost",
                                          "confidence", "lr"),
-               metrics: Sequence[str] = ("test_accuracy", "active_experts")):
+               metrics: Sequence[str] = (TEST_ACCURACY.name, ACTIVE_EXPERTS.name)):
     """Read-only: the FINISHED children of ``parent_id``, their objective matrix, Pareto
     ranks, one summary row each, and the front rows (sorted by the last objective)."""
     records = [r for r in store.children(parent_id) if r.status == "FINISHED"]
@@ -96,7 +97,7 @@ def log_front(store: TrackingStore, parent_id: str, names: tuple[str, ...], mode
     :func:`reference_point` of the data. Returns (all rows, front rows, hypervolume, reference)."""
     records = [r for r in store.children(parent_id) if r.status == "FINISHED"]
     front = front_from_records(records, names, modes, ("gate", "n_experts", "k", "local_search", "lr"),
-                               ("test_accuracy", "active_experts"))
+                               (TEST_ACCURACY.name, ACTIVE_EXPERTS.name))
     if ref is None:
         ref = reference_point(front.values(), modes) if len(front) else np.zeros(len(names))
     hv = write_front(store, parent_id, front, ref, title=title, label="gate")

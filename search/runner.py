@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from gatesearch.objectives import Objective
+from gatesearch.objectives.metrics import EPOCH
 from gatesearch.search import tuner as ray_tuner
 from gatesearch.search.manifest import SPACE_COPY, Manifest, find_search_dir
 from gatesearch.search.outbox import BufferedSink, Outbox
@@ -122,7 +123,7 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
         if resume:
             orphans = _retire_orphans(tracker, parent, {o.trial_id for o in outcomes})
             backfilled = _backfill(sink, tracker, parent, outcomes)
-        epochs = sum(int(o.metrics.get("epoch", 0)) for o in outcomes)
+        epochs = sum(int(o.metrics.get(EPOCH.name, 0)) for o in outcomes)
         tracker.log_metrics(parent, {**counts, "orphaned_trials": orphans, "backfilled_trials": backfilled,
                                      "tracking_retries": outbox.retries,
                                      "tracking_outage_seconds": outbox.outage_seconds,

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from gatesearch.objectives import Objective
-from gatesearch.objectives.metrics import is_partial, is_reported_metric
+from gatesearch.objectives.metrics import EPOCH, is_partial, is_reported_metric
 from gatesearch.search.front import LiveFront
 from gatesearch.search.front_report import record_row, write_front
 from gatesearch.search.pareto import hypervolume, pareto_ranks, reference_point
@@ -130,7 +130,7 @@ class MlflowTrialSink:
             tags = {f"gatesearch.{k}": result[k] for k in PLACEMENT_KEYS if k in result}
         params = self._pending_params.get(trial_id)
         self.store.log_batch(run, params=params, metrics=metrics, tags=tags,
-                             step=int(result.get("epoch", result.get("training_iteration", 0))))
+                             step=int(result.get(EPOCH.name, result.get("training_iteration", 0))))  # Ray's own counter
         self._placed.add(trial_id)
         if params is not None:
             self._params_logged.add(trial_id)
@@ -143,7 +143,7 @@ class MlflowTrialSink:
                 self.points[trial_id] = list(result["operating_points"])
                 self.store.log_dict(run, {"operating_points": self.points[trial_id]}, "operating_points.json")
             if is_partial(result):  # stopped early by the scheduler: lower fidelity, not on the front
-                self.store.log_batch(run, tags={TAG_STOPPED: int(result.get("epoch", 0))})
+                self.store.log_batch(run, tags={TAG_STOPPED: int(result.get(EPOCH.name, 0))})
                 self.store.end_run(run, "KILLED")
             else:
                 self.store.end_run(run, "FINISHED")

@@ -23,7 +23,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from gatesearch import spaces
 from gatesearch.objectives import get_objective
-from gatesearch.objectives.metrics import is_partial
+from gatesearch.objectives.metrics import EPOCH, EPOCHS_TOTAL, is_partial
 from gatesearch.search.moasha import MOASHA
 from gatesearch.search.nevergrad_mo import NevergradMO
 from gatesearch.search.ray_state import StateBackup, repair_experiment_state
@@ -236,9 +236,9 @@ class MOASHAScheduler(FIFOScheduler):
         return True
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-        if not all(m in result for m in self.metrics) or "epoch" not in result:
+        if not all(m in result for m in self.metrics) or EPOCH.name not in result:
             return TrialScheduler.CONTINUE
-        if self.core.decide(trial.trial_id, int(result["epoch"]), [float(result[m]) for m in self.metrics]):
+        if self.core.decide(trial.trial_id, int(result[EPOCH.name]), [float(result[m]) for m in self.metrics]):
             return TrialScheduler.CONTINUE
         self.stopped.append(trial.trial_id)
         return TrialScheduler.STOP
@@ -296,7 +296,7 @@ def _trainable(config: dict, objective_name: str, fixed: dict, threads: int, use
                  "node_ip": node_ip, "node_id": node_id}
     objective = get_objective(objective_name)
     full = objective.resolve({**fixed, **config})
-    placement["epochs_total"] = int(full.get("epochs", 0))
+    placement[EPOCHS_TOTAL.name] = int(full.get("epochs", 0))
     objective.run(full, report=lambda m: tune.report({**m, **placement}), device=device)
 
 

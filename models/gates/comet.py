@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from gatesearch.models.entropy import entropy
 from gatesearch.models.gates.base import Gate, RouteContext, Routing, register_gate
 from gatesearch.models.gates.smooth_step import smooth_step
 from gatesearch.models.knobs import knob
@@ -121,7 +122,7 @@ class CometGate(Gate):
         weights = scores.softmax(dim=-1).view(B, k, n).sum(dim=1)  # joint softmax, then sum over trees
         aux = {}
         if self.config.entropy_weight > 0:
-            leaf_entropy = -(mu * torch.log(mu + 1e-6))  # (B, k, n)
+            leaf_entropy = entropy(mu, dim=None)  # (B, k, n) elementwise terms
             aux["entropy"] = self.config.entropy_weight * leaf_entropy.sum(dim=1).mean(dim=0).sum()
         return Routing(weights=weights, aux_losses=aux, gate_macs=self.macs_per_sample())
 

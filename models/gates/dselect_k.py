@@ -15,6 +15,15 @@ leaves the simplex and a selector saturated on such a code routes nowhere (zero
 gradient, stuck). We fold code c >= n onto expert c - n (2^m < 2n, so that is a
 valid expert): g stays exactly on the simplex and a hard selector always picks one
 expert; the ζ term still prefers the primary codes.
+
+Side effect of the folding, at initialisation: the selectors start with S(z) ≈ 1/2, so every
+one of the 2^m codes has probability ≈ 2^-m and experts 0..(2^m − n − 1), which receive two
+codes each, start with twice the weight of the others (n = 5, m = 3: experts 0-2 get 2/8 each,
+experts 3-4 get 1/8). We considered spreading the folded codes over the experts instead of
+folding them onto the first ones: that changes *which* experts are doubled, not that some are
+(2^m codes cannot be split evenly over n experts unless n is a power of two), so we keep the
+simple folding. The ζ term moves the mass onto the primary codes (one per expert) as training
+proceeds; for a power-of-two n there is no folding and the initial load is uniform.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from gatesearch.models.entropy import entropy
 from gatesearch.models.gates.base import Gate, RouteContext, Routing, register_gate
 from gatesearch.models.gates.smooth_step import smooth_step
 from gatesearch.models.knobs import knob
@@ -60,11 +70,6 @@ class DSelectKGateConfig:
 def binary_codes(n: int, m: int) -> Tensor:
     """``(n, m)`` float tensor: row i is the m-bit binary code of i, MSB first."""
     return torch.tensor([[int(c) for c in format(i, f"0{m}b")] for i in range(n)], dtype=torch.float32)
-
-
-def entropy(p: Tensor, dim: int = -1) -> Tensor:
-    """H(p) = -Σ p log(p + 1e-6) along ``dim`` (the official codes' ε)."""
-    return -(p * torch.log(p + 1e-6)).sum(dim=dim)
 
 
 @register_gate("dselect_k", DSelectKGateConfig)

@@ -30,6 +30,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
+from gatesearch.models.entropy import entropy
 from gatesearch.models.gates.base import Gate, RouteContext, Routing
 from gatesearch.models.knobs import knob
 
@@ -133,7 +134,7 @@ class PermutationLocalSearch(Gate):
             permuted = permuted / permuted.sum(dim=1, keepdim=True).clamp_min(1e-12)
             if self.config.zeta > 0:
                 p_hat = p / p.sum(dim=1, keepdim=True)
-                ent = -(p * torch.log(p + 1e-6)).sum(1).mean() - (p_hat * torch.log(p_hat + 1e-6)).sum(1).mean()
+                ent = entropy(p, dim=1).mean() + entropy(p_hat, dim=1).mean()
                 aux["permutation_entropy"] = self.config.zeta * ent
             macs = inner.gate_macs + float(self.n_experts**2)
         else:

@@ -162,3 +162,14 @@ def test_hash_without_ids_is_a_clear_error():
     gate = build_gate(HashGateConfig(), d_in=4, n_experts=4, num_ids=10)
     with pytest.raises(ValueError, match="token_ids"):
         gate(torch.zeros(2, 4), RouteContext())
+
+
+def test_dselect_k_folding_doubles_the_initial_weight_of_the_first_experts():
+    """Documented side effect (models/gates/dselect_k.py): n = 5, m = 3 -> experts 0-2 get
+    2/8 of the initial mass, experts 3-4 get 1/8; a power-of-two n starts uniform."""
+    for n, expected in ((5, [2 / 8] * 3 + [1 / 8] * 2), (8, [1 / 8] * 8)):
+        gate = build_gate(DSelectKGateConfig(k=1, per_example=False), d_in=4, n_experts=n)
+        with torch.no_grad():
+            gate.z.zero_()  # S(0) = 1/2: the state the U(-γ/100, γ/100) init starts near
+        w = gate(torch.randn(16, 4), RouteContext()).weights.mean(0)
+        assert torch.allclose(w, torch.tensor(expected), atol=1e-6), (n, w)
