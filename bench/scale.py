@@ -126,7 +126,8 @@ def one(n: int, mode: str, cpus: int, sleep_mean: float, concurrent: int, search
 
 
 def _child(n: int, mode: str, cpus: int = 2, sleep_mean: float = 0.0, concurrent: int = 2, searcher: str = "") -> dict:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    # ROOT last: a staged or installed gatesearch on PYTHONPATH wins over the checkout's gatesearch/ root
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [os.environ.get("PYTHONPATH", ""), str(ROOT)] if p),
            "RAY_TMPDIR": tempfile.mkdtemp(prefix="gsb", dir="/tmp")}
     done = subprocess.run([sys.executable, __file__, "_one", str(n), mode, str(cpus), str(sleep_mean), str(concurrent),
                            searcher],

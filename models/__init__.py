@@ -1,25 +1,33 @@
-"""PyTorch models: sparse-MoE gates, permutation local search, MoE layers, compute accounting.
+"""PyTorch models: sparse-MoE gates, permutation local search, MoE layers, EvoMoE, early
+exits, compute accounting. This package imports nothing else of gatesearch.
 
-This package imports nothing else of gatesearch.
+Names are imported on first use (PEP 562): the configs and knobs (``*_config`` modules,
+:mod:`~gatesearch.models.knobs`) need no PyTorch, the modules do.
 """
 
-from gatesearch.models.early_exit import (
-                               EarlyExitConfig,
-                               EarlyExitNetwork,
-                               ExitOutput,
-                               conditional_exit,
-                               exit_distribution,
-                               first_exit,
-                               per_exit_ce,
-                               uncertainty_features,
-)
-from gatesearch.models.evomoe import EvoMoEConfig, EvoMoENetwork, spawn_experts
-from gatesearch.models.experts import ExpertBank
-from gatesearch.models.gates import *  # noqa: F401,F403 - registers the built-in gates
-from gatesearch.models.gates import __all__ as _gates_all
-from gatesearch.models.moe import MoELayer, MoEOutput
-from gatesearch.models.network import MoENetwork, MoENetworkConfig, NetworkOutput
+from __future__ import annotations
 
-__all__ = ["EarlyExitConfig", "EarlyExitNetwork", "ExitOutput", "conditional_exit", "exit_distribution", "first_exit",
-           "per_exit_ce", "uncertainty_features",
-           "EvoMoEConfig", "EvoMoENetwork", "spawn_experts", "ExpertBank", "MoELayer", "MoEOutput", "MoENetwork", "MoENetworkConfig", "NetworkOutput", *_gates_all]
+import importlib
+from typing import Any
+
+from gatesearch.models.gates import __all__ as _GATE_NAMES
+
+_WHERE = {
+    "EarlyExitConfig": "early_exit", "EarlyExitNetwork": "early_exit", "ExitOutput": "early_exit",
+    "conditional_exit": "early_exit", "exit_distribution": "early_exit", "first_exit": "early_exit",
+    "per_exit_ce": "early_exit", "uncertainty_features": "early_exit",
+    "EvoMoEConfig": "evomoe_config", "EvoMoENetwork": "evomoe", "spawn_experts": "evomoe",
+    "ExpertBank": "experts", "MoELayer": "moe", "MoEOutput": "moe",
+    "MoENetwork": "network", "MoENetworkConfig": "network", "NetworkOutput": "network",
+    **{name: "gates" for name in _GATE_NAMES},
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    mod = _WHERE.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
+    globals()[name] = value
+    return value

@@ -9,11 +9,12 @@ import torch
 from torch import Tensor, nn
 
 from gatesearch.models.experts import ExpertBank
-from gatesearch.models.gates.base import GATES, Gate, RouteContext, Routing, build_gate
+from gatesearch.models.gates.base import Gate, RouteContext, Routing, build_gate
 from gatesearch.models.gates.local_search import (
     LocalSearchConfig,
     PermutationLocalSearch,
 )
+from gatesearch.models.gates.registry import gate_configs
 from gatesearch.models.moe import MoELayer
 
 
@@ -39,7 +40,7 @@ class MoENetworkConfig:
     local_search: LocalSearchConfig | None = None
 
     def __post_init__(self) -> None:
-        if not any(type(self.gate) is e.config_type for e in GATES.values()):
+        if not any(type(self.gate) is t for t in gate_configs().values()):
             raise TypeError(f"gate config {type(self.gate).__name__} is not registered")
         if self.n_experts < 2:
             raise ValueError(f"n_experts must be >= 2, got {self.n_experts}")

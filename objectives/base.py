@@ -81,6 +81,17 @@ class DatasetObjective(Objective):
         return self._cache[seed]
 
 
+class DataLoader:
+    """``seed -> Dataset`` by the name of a loader in :mod:`gatesearch.objectives.data`, imported
+    when first called (registering objectives, and checking a space, need no PyTorch)."""
+
+    def __init__(self, name: str, **kwargs: Any):
+        self.name, self.kwargs = name, kwargs
+
+    def __call__(self, seed: int):
+        return getattr(importlib.import_module("gatesearch.objectives.data"), self.name)(seed=seed, **self.kwargs)
+
+
 OBJECTIVES: dict[str, Objective] = {}
 
 

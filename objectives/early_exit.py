@@ -11,19 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-import torch
-
-from gatesearch.models import EarlyExitConfig, EarlyExitNetwork
-from gatesearch.objectives.base import DatasetObjective, Report, register_objective
-from gatesearch.objectives.data import Dataset, load_digits, load_fashion_mnist
-from gatesearch.objectives.exit_training import (
-    CONFIDENCES,
-    IM_LOSSES,
-    ExitTrainConfig,
-    budget_sweep,
-    evaluate_gated,
-    train_early_exit,
-)
+from gatesearch.objectives.base import DataLoader, DatasetObjective, Report, register_objective
+from gatesearch.objectives.exit_options import CONFIDENCES, IM_LOSSES
 from gatesearch.objectives.metrics import ACCURACY, MACS, TEST_ACCURACY, TEST_MACS
 from gatesearch.objectives.schema import ParamRule, ParamSchema
 
@@ -74,7 +63,7 @@ class EarlyExitClassification(DatasetObjective):
     front_columns = ("n_blocks", "lambda_cost", "confidence", "lr")
     summary_metrics = (TEST_ACCURACY.name,)
 
-    def __init__(self, name: str, load: Callable[[int], Dataset], method: str):
+    def __init__(self, name: str, load: Callable[[int], Any], method: str):
         if method not in ("jei", "threshold"):
             raise ValueError(f"method must be 'jei' or 'threshold', got {method!r}")
         super().__init__(name, load)
@@ -103,23 +92,32 @@ class EarlyExitClassification(DatasetObjective):
                     f"(JEI-DNN exits with learned gates; the baseline picks its operating point with budget_q)")
         return super().why_inert(key)
 
-    def build(self, config: Mapping[str, Any], data: Dataset) -> EarlyExitNetwork:
+    def build(self, config: Mapping[str, Any], data):
+        """The early-exit network for a resolved configuration (``data``: a ``Dataset``)."""
+        import torch
+
+        from gatesearch.models import EarlyExitConfig, EarlyExitNetwork
+
         torch.manual_seed(config["seed"])
         cfg = EarlyExitConfig(n_blocks=config["n_blocks"], hidden=config["hidden"], dropout=config["dropout"],
                               exit_threshold=config["exit_threshold"])
         return EarlyExitNetwork(cfg, d_in=data.d_in, n_classes=data.n_classes[0], gated=self.method == "jei")
 
     def run(self, config: Mapping[str, Any], *, report: Report | None = None, device: str = "cpu") -> dict[str, Any]:
+        from gatesearch.objectives.exit_training import ExitTrainConfig, budget_sweep, evaluate_gated, train_early_exit
+
         full = self.resolve(config)
         data = self.data(full["data_seed"])
         net = self.build(full, data)
-        tc = ExitTrainConfig(epochs=full["epochs"], warmup_epochs=full["warmup_epochs"], lr=full["lr"],
+        # the baseline trains backbone + classifiers throughout (warmup_epochs is a JEI-DNN knob)
+        warmup = full["warmup_epochs"] if self.method == "jei" else full["epochs"]
+        tc = ExitTrainConfig(epochs=full["epochs"], warmup_epochs=warmup, lr=full["lr"],
                              gate_lr=full["gate_lr"],
                              batch_size=full["batch_size"], lambda_cost=full["lambda_cost"],
                              alternate_every=full["alternate_every"], im_loss=full["im_loss"], seed=full["seed"])
         sweep: list[dict] = []
 
-        def evaluate(model: EarlyExitNetwork, epoch: int) -> dict[str, Any]:
+        def evaluate(model, epoch: int) -> dict[str, Any]:
             if self.method == "jei":
                 out = evaluate_gated(model, data, device)
                 if epoch == tc.epochs:
@@ -139,11 +137,7 @@ class EarlyExitClassification(DatasetObjective):
                                 evaluate=evaluate)
 
 
-def _fashion(seed: int) -> Dataset:
-    return load_fashion_mnist(seed=seed)
-
-
-register_objective(EarlyExitClassification("early_exit_digits", lambda seed: load_digits(seed=seed), "jei"))
-register_objective(EarlyExitClassification("threshold_exit_digits", lambda seed: load_digits(seed=seed), "threshold"))
-register_objective(EarlyExitClassification("early_exit_fashion", _fashion, "jei"))
-register_objective(EarlyExitClassification("threshold_exit_fashion", _fashion, "threshold"))
+register_objective(EarlyExitClassification("early_exit_digits", DataLoader("load_digits"), "jei"))
+register_objective(EarlyExitClassification("threshold_exit_digits", DataLoader("load_digits"), "threshold"))
+register_objective(EarlyExitClassification("early_exit_fashion", DataLoader("load_fashion_mnist"), "jei"))
+register_objective(EarlyExitClassification("threshold_exit_fashion", DataLoader("load_fashion_mnist"), "threshold"))

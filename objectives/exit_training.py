@@ -32,6 +32,7 @@ from gatesearch.models import EarlyExitNetwork, first_exit, per_exit_ce
 from gatesearch.objectives.calibration import expected_calibration_error
 from gatesearch.objectives.conformal import split_conformal
 from gatesearch.objectives.data import Dataset, Split
+from gatesearch.objectives.exit_options import CONFIDENCES, IM_LOSSES  # noqa: F401 - re-exported
 from gatesearch.objectives.metrics import (
     ACCURACY,
     COVERAGE,
@@ -42,9 +43,6 @@ from gatesearch.objectives.metrics import (
     VAL_LOSS,
     Report,
 )
-
-CONFIDENCES = ("max_softmax", "entropy", "margin")
-IM_LOSSES = ("weighted", "plain")
 
 
 @dataclass(frozen=True)

@@ -12,32 +12,14 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 
-import torch
-
-from gatesearch.models import (
-    GATES,
-    EvoMoEConfig,
-    EvoMoENetwork,
-    LocalSearchConfig,
-    MoENetwork,
-    MoENetworkConfig,
-    gate_names,
-    tree_depth,
-)
+from gatesearch.models.evomoe_config import EvoMoEConfig
+from gatesearch.models.gates.comet_config import tree_depth
+from gatesearch.models.gates.local_search_config import LocalSearchConfig
+from gatesearch.models.gates.registry import gate_config_names, gate_configs
 from gatesearch.models.knobs import Knob, flat_defaults, flat_le, from_flat, knobs
-from gatesearch.objectives.base import DatasetObjective, Report, register_objective
-from gatesearch.objectives.data import (
-    Dataset,
-    load_adult,
-    load_char_lm,
-    load_digits,
-    load_fashion_mnist,
-    load_movielens,
-    load_multi_fashion_mnist,
-)
+from gatesearch.objectives.base import DataLoader, DatasetObjective, Report, register_objective
 from gatesearch.objectives.metrics import ACCURACY, ACTIVE_EXPERTS, AUC, MACS, TEST_ACCURACY
 from gatesearch.objectives.schema import ParamRule, ParamSchema
-from gatesearch.objectives.trainer import TrainConfig, train
 
 R = ParamRule
 #: keys of the network and training loop (every gate's own keys come from the registry)
@@ -90,7 +72,8 @@ def knob_rules(owners: Mapping[str, type]) -> tuple[dict[str, ParamRule], dict[s
 
 @lru_cache(maxsize=8)
 def _moe_schema(gates: tuple[str, ...]) -> tuple[ParamSchema, dict[str, Any]]:
-    owners: dict[str, type] = {g: GATES[g].config_type for g in gates}
+    configs = gate_configs()
+    owners: dict[str, type] = {g: configs[g] for g in gates}
     owners["local_search"] = LocalSearchConfig
     rules, defaults, le = knob_rules(owners)
     clash = sorted(set(rules) & set(GENERIC_RULES))
@@ -103,11 +86,11 @@ def _moe_schema(gates: tuple[str, ...]) -> tuple[ParamSchema, dict[str, Any]]:
 
 def moe_schema() -> ParamSchema:
     """The MoE objectives' schema over every gate registered now."""
-    return _moe_schema(tuple(gate_names()))[0]
+    return _moe_schema(tuple(gate_config_names()))[0]
 
 
 def moe_defaults() -> dict[str, Any]:
-    return dict(_moe_schema(tuple(gate_names()))[1])
+    return dict(_moe_schema(tuple(gate_config_names()))[1])
 
 
 #: snapshots over the built-in gates (for objectives that extend the schema)
@@ -122,9 +105,10 @@ def gate_config(config: Mapping[str, Any], steps_per_epoch: int = 1, total_steps
     gate = config["gate"]
     if total_steps is None:
         total_steps = int(config.get("epochs", 1)) * steps_per_epoch
-    if gate not in GATES:
-        raise ValueError(f"gate: {gate!r} is not registered; registered: {gate_names()}")
-    return from_flat(GATES[gate].config_type, config, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
+    configs = gate_configs()
+    if gate not in configs:
+        raise ValueError(f"gate: {gate!r} is not registered; registered: {list(configs)}")
+    return from_flat(configs[gate], config, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
                      seed=config["seed"])
 
 
@@ -140,7 +124,7 @@ class MoEClassification(DatasetObjective):
     front_columns = ("gate", "n_experts", "k", "local_search", "lr")
     summary_metrics = (TEST_ACCURACY.name, ACTIVE_EXPERTS.name)
 
-    def __init__(self, name: str, load: Callable[[int], Dataset], objectives: tuple = (ACCURACY, MACS)):
+    def __init__(self, name: str, load: Callable[[int], Any], objectives: tuple = (ACCURACY, MACS)):
         """``objectives``: what the search optimises (AUC, not accuracy, for the recommender and
         census tasks)."""
         super().__init__(name, load)
@@ -157,14 +141,14 @@ class MoEClassification(DatasetObjective):
     def active(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """The network/training keys, the chosen gate's active knobs, the local search's when
         it is on: a hash-gate trial does not log tau_* or ls_*."""
-        owners: dict[str, type] = {config["gate"]: GATES[config["gate"]].config_type}
+        owners: dict[str, type] = {config["gate"]: gate_configs()[config["gate"]]}
         if config.get("local_search"):
             owners["local_search"] = LocalSearchConfig
         keep = {"gate", *GENERIC_RULES, *active_keys(config, owners)}
         return {k: v for k, v in config.items() if k in keep or k not in moe_schema().rules}
 
     def why_inert(self, key: str) -> str:
-        owners = [g for g in gate_names() if key in knobs(GATES[g].config_type)]
+        owners = [g for g, t in gate_configs().items() if key in knobs(t)]
         if owners:
             return f"it is a knob of the {', '.join(owners)} gate(s), which this space never selects"
         if key in knobs(LocalSearchConfig):
@@ -184,12 +168,17 @@ class MoEClassification(DatasetObjective):
         row["k"] = self.derived(config)["k_effective"]  # hash routes to 1 expert, softmax to all
         return row
 
-    def gate_phase_steps(self, config: Mapping[str, Any], tc: TrainConfig, n_train: int) -> int:
+    def gate_phase_steps(self, config: Mapping[str, Any], tc, n_train: int) -> int:
         """Optimisation steps during which the gate routes (all of training here)."""
         return tc.epochs * tc.steps_per_epoch(n_train)
 
-    def build(self, config: Mapping[str, Any], data: Dataset) -> tuple[MoENetwork, TrainConfig]:
-        """The network and training settings for a resolved configuration."""
+    def build(self, config: Mapping[str, Any], data):
+        """The network and its ``TrainConfig`` for a resolved configuration (``data``: a ``Dataset``)."""
+        import torch
+
+        from gatesearch.models import MoENetworkConfig
+        from gatesearch.objectives.trainer import TrainConfig
+
         tc = TrainConfig(epochs=config["epochs"], lr=config["lr"], batch_size=config["batch_size"],
                          weight_decay=config["weight_decay"], seed=config["seed"])
         spe = tc.steps_per_epoch(len(data.train))
@@ -201,11 +190,14 @@ class MoEClassification(DatasetObjective):
         torch.manual_seed(config["seed"])
         return self.network(net_cfg, config, data, tc), tc
 
-    def network(self, net_cfg: MoENetworkConfig, config: Mapping[str, Any], data: Dataset,
-                tc: TrainConfig) -> MoENetwork:
+    def network(self, net_cfg, config: Mapping[str, Any], data, tc):
+        from gatesearch.models import MoENetwork
+
         return MoENetwork(net_cfg, d_in=data.d_in, n_outputs=data.n_classes, num_ids=data.num_ids)
 
     def run(self, config: Mapping[str, Any], *, report: Report | None = None, device: str = "cpu") -> dict[str, float]:
+        from gatesearch.objectives.trainer import train
+
         full = self.resolve(config)
         data = self.data(full["data_seed"])
         net, tc = self.build(full, data)
@@ -237,23 +229,25 @@ class EvoMoEClassification(MoEClassification):
     def derived(self, config: Mapping[str, Any]) -> dict[str, Any]:
         return {"k_effective": 1}
 
-    def gate_phase_steps(self, config: Mapping[str, Any], tc: TrainConfig, n_train: int) -> int:
+    def gate_phase_steps(self, config: Mapping[str, Any], tc, n_train: int) -> int:
         spe = tc.steps_per_epoch(n_train)
         share = from_flat(EvoMoEConfig, config, steps_per_epoch=spe).share_steps
         return max(1, tc.epochs * spe - share)  # the DTS phase starts at the spawn
 
-    def network(self, net_cfg, config, data, tc) -> MoENetwork:
+    def network(self, net_cfg, config, data, tc):
+        from gatesearch.models import EvoMoENetwork
+
         evo = from_flat(EvoMoEConfig, config, steps_per_epoch=tc.steps_per_epoch(len(data.train)),
                         seed=config["seed"])
         return EvoMoENetwork(net_cfg, evo, d_in=data.d_in, n_outputs=data.n_classes, num_ids=data.num_ids)
 
 
-register_objective(MoEClassification("moe_digits", lambda seed: load_digits(seed=seed)))
-register_objective(EvoMoEClassification("evomoe_digits", lambda seed: load_digits(seed=seed)))
+register_objective(MoEClassification("moe_digits", DataLoader("load_digits")))
+register_objective(EvoMoEClassification("evomoe_digits", DataLoader("load_digits")))
 # the sets below need `make data` (except the char LM, read from CPython's own pydoc texts)
-register_objective(MoEClassification("moe_fashion", lambda seed: load_fashion_mnist(seed=seed)))
-register_objective(MoEClassification("moe_multifashion", lambda seed: load_multi_fashion_mnist(seed=seed)))
-register_objective(MoEClassification("moe_movielens", lambda seed: load_movielens(seed=seed), (AUC, MACS)))
-register_objective(MoEClassification("moe_adult", lambda seed: load_adult(seed=seed), (AUC, MACS)))
-register_objective(MoEClassification("moe_charlm", lambda seed: load_char_lm(seed=seed)))
-register_objective(EvoMoEClassification("evomoe_charlm", lambda seed: load_char_lm(seed=seed)))
+register_objective(MoEClassification("moe_fashion", DataLoader("load_fashion_mnist")))
+register_objective(MoEClassification("moe_multifashion", DataLoader("load_multi_fashion_mnist")))
+register_objective(MoEClassification("moe_movielens", DataLoader("load_movielens"), (AUC, MACS)))
+register_objective(MoEClassification("moe_adult", DataLoader("load_adult"), (AUC, MACS)))
+register_objective(MoEClassification("moe_charlm", DataLoader("load_char_lm")))
+register_objective(EvoMoEClassification("evomoe_charlm", DataLoader("load_char_lm")))

@@ -1,33 +1,39 @@
-"""Gates: the contract (:mod:`models.gates.base`) and one module per gate.
+"""Gates: the contract (:mod:`~gatesearch.models.gates.base`), one module per gate, and one
+torch-free config module per gate (``<gate>_config``, registered in
+:mod:`~gatesearch.models.gates.registry`).
 
-Importing this package registers every built-in gate in :data:`GATES`.
+Names are imported on first use (PEP 562), so reading a gate's config does not import
+PyTorch; touching the gate registry (``GATES``, ``gate_names``) registers every built-in gate.
 """
 
-from gatesearch.models.gates.base import (
-    GATES,
-    Gate,
-    RouteContext,
-    Routing,
-    build_gate,
-    gate_names,
-    register_gate,
-)
-from gatesearch.models.gates.comet import CometGate, CometGateConfig, tree_depth
-from gatesearch.models.gates.dselect_k import DSelectKGate, DSelectKGateConfig
-from gatesearch.models.gates.dts import DTSGate, DTSGateConfig, dts_temperature
-from gatesearch.models.gates.hash import HashGate, HashGateConfig
-from gatesearch.models.gates.local_search import (
-    LocalSearchConfig,
-    PermutationLocalSearch,
-)
-from gatesearch.models.gates.smooth_step import smooth_step
-from gatesearch.models.gates.softmax import SoftmaxGate, SoftmaxGateConfig
-from gatesearch.models.gates.topk import TopKGate, TopKGateConfig
+from __future__ import annotations
 
-__all__ = [
-    "GATES", "Gate", "RouteContext", "Routing", "build_gate", "gate_names", "register_gate",
-    "CometGate", "CometGateConfig", "tree_depth", "DSelectKGate", "DSelectKGateConfig",
-    "DTSGate", "DTSGateConfig", "dts_temperature",
-    "HashGate", "HashGateConfig", "LocalSearchConfig", "PermutationLocalSearch", "smooth_step",
-    "SoftmaxGate", "SoftmaxGateConfig", "TopKGate", "TopKGateConfig",
-]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "Gate": "base", "RouteContext": "base", "Routing": "base", "build_gate": "base", "gate_names": "base",
+    "register_gate": "base", "unregister_gate": "base", "GATES": "base",
+    "CometGate": "comet", "tree_depth": "comet", "CometGateConfig": "comet_config",
+    "DSelectKGate": "dselect_k", "DSelectKGateConfig": "dselect_k_config",
+    "DTSGate": "dts", "dts_temperature": "dts", "DTSGateConfig": "dts_config",
+    "HashGate": "hash", "HashGateConfig": "hash_config",
+    "LocalSearchConfig": "local_search_config", "PermutationLocalSearch": "local_search",
+    "smooth_step": "smooth", "SoftmaxGate": "softmax", "SoftmaxGateConfig": "softmax_config",
+    "TopKGate": "topk", "TopKGateConfig": "topk_config",
+    "GATE_CONFIGS": "registry", "gate_configs": "registry", "gate_config_names": "registry",
+    "register_gate_config": "registry",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    mod = _WHERE.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{mod}")
+    if name == "GATES":
+        module._load_builtins()  # the registry is complete when it is read
+    value = getattr(module, name)
+    globals()[name] = value
+    return value

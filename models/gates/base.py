@@ -11,12 +11,15 @@ both with :func:`register_gate`. The registry rejects duplicate names.
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
+
+from gatesearch.models.gates.registry import register_gate_config, unregister_gate_config
 
 #: Threshold below which a combine weight counts as "sparse" (COMET's avg_sparsity).
 SPARSITY_EPS = 1e-5
@@ -114,24 +117,47 @@ GATES: dict[str, _Entry] = {}
 
 
 def register_gate(name: str, config_type: type) -> Callable[[type], type]:
-    """Class decorator registering ``gate_type`` under ``name`` with its config type."""
+    """Class decorator registering ``gate_type`` under ``name`` with its config type (the
+    config is registered in the torch-free :mod:`~gatesearch.models.gates.registry` too)."""
 
     def deco(gate_type: type) -> type:
         if name in GATES:
             raise ValueError(f"gate {name!r} is already registered by {GATES[name].gate_type.__name__}")
+        register_gate_config(name, config_type)
         GATES[name] = _Entry(config_type=config_type, gate_type=gate_type)
         return gate_type
 
     return deco
 
 
+def unregister_gate(name: str) -> None:
+    """Remove gate ``name`` (and its config) from the registries."""
+    GATES.pop(name, None)
+    unregister_gate_config(name)
+
+
+#: the built-in gate modules, imported on first use of the registry
+BUILTIN_GATE_MODULES = ("comet", "dselect_k", "dts", "hash", "softmax", "topk")
+_builtins_loaded = False
+
+
+def _load_builtins() -> None:
+    global _builtins_loaded
+    if not _builtins_loaded:
+        for mod in BUILTIN_GATE_MODULES:
+            importlib.import_module(f"gatesearch.models.gates.{mod}")
+        _builtins_loaded = True
+
+
 def gate_names() -> list[str]:
     """Registered gate names, sorted."""
+    _load_builtins()
     return sorted(GATES)
 
 
 def build_gate(config, *, d_in: int, n_experts: int, num_ids: int | None = None) -> Gate:
     """Instantiate the gate registered for ``config``'s type."""
+    _load_builtins()
     for name, entry in GATES.items():
         if type(config) is entry.config_type:
             return entry.gate_type(config, d_in=d_in, n_experts=n_experts, num_ids=num_ids)

@@ -17,45 +17,14 @@ Entropy regulariser: λ Σ_l mean_batch Σ_j −μ_jl log(μ_jl + 1e-6).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from gatesearch.models.entropy import entropy
 from gatesearch.models.gates.base import Gate, RouteContext, Routing, register_gate
-from gatesearch.models.gates.smooth_step import smooth_step
-from gatesearch.models.knobs import knob
-
-
-@dataclass(frozen=True)
-class CometGateConfig:
-    """COMET settings.
-
-    Attributes:
-        k: number of trees (max nonzeros).
-        gamma: smooth-step width γ.
-        entropy_weight: λ of the leaf-distribution entropy (batch mean).
-        node_bias: hyperplanes have a bias term.
-    """
-
-    k: int = knob(2, "comet: trees (max experts per sample)", low=1, high=256)
-    gamma: float = knob(1.0, "comet: smooth-step width", low=1e-6, high=1e3)
-    entropy_weight: float = knob(0.1, "comet: entropy regulariser λ", low=0.0, high=1e3)
-    node_bias: bool = knob(True, "comet: hyperplanes have a bias")
-
-    def __post_init__(self) -> None:
-        if self.k < 1:
-            raise ValueError(f"comet: k must be >= 1, got {self.k}")
-        if self.gamma <= 0:
-            raise ValueError(f"comet: gamma must be > 0, got {self.gamma}")
-        if self.entropy_weight < 0:
-            raise ValueError("comet: entropy_weight must be >= 0")
-
-
-def tree_depth(n_experts: int) -> int:
-    """Depth of the complete binary tree with ``n_experts`` leaves: ceil(log2 n)."""
-    return max(1, math.ceil(math.log2(n_experts)))
+from gatesearch.models.gates.comet_config import CometGateConfig, tree_depth  # noqa: F401 - re-exported
+from gatesearch.models.gates.smooth import smooth_step
 
 
 def leaf_paths(n: int) -> tuple[Tensor, Tensor]:

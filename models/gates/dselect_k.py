@@ -29,42 +29,14 @@ proceeds; for a power-of-two n there is no folding and the initial load is unifo
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from gatesearch.models.entropy import entropy
 from gatesearch.models.gates.base import Gate, RouteContext, Routing, register_gate
-from gatesearch.models.gates.smooth_step import smooth_step
-from gatesearch.models.knobs import knob
-
-
-@dataclass(frozen=True)
-class DSelectKGateConfig:
-    """DSelect-k settings.
-
-    Attributes:
-        k: number of selectors (max nonzeros).
-        gamma: smooth-step width γ.
-        entropy_weight: λ of the entropy regulariser (batch mean).
-        zeta: weight of the reachable-mass term (used only when n is not a power of 2).
-        per_example: selectors computed from x (True) or free task-level parameters (False).
-    """
-
-    k: int = knob(2, "dselect_k: selectors (max experts per sample)", low=1, high=256)
-    gamma: float = knob(1.0, "dselect_k: smooth-step width", low=1e-6, high=1e3)
-    entropy_weight: float = knob(0.1, "dselect_k: entropy regulariser λ", low=0.0, high=1e3)
-    zeta: float = knob(1.0, "dselect_k: reachable-mass weight (n not a power of 2)", low=0.0, high=1e3)
-    per_example: bool = knob(True, "dselect_k: per-example (true) or static task-level selectors")
-
-    def __post_init__(self) -> None:
-        if self.k < 1:
-            raise ValueError(f"dselect_k: k must be >= 1, got {self.k}")
-        if self.gamma <= 0:
-            raise ValueError(f"dselect_k: gamma must be > 0, got {self.gamma}")
-        if self.entropy_weight < 0 or self.zeta < 0:
-            raise ValueError("dselect_k: entropy_weight and zeta must be >= 0")
+from gatesearch.models.gates.dselect_k_config import DSelectKGateConfig  # noqa: F401 - re-exported
+from gatesearch.models.gates.smooth import smooth_step
 
 
 def binary_codes(n: int, m: int) -> Tensor:

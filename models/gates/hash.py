@@ -8,7 +8,6 @@ counts once, which gives a round-robin over a seeded shuffle.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -16,29 +15,7 @@ import torch
 from torch import Tensor
 
 from gatesearch.models.gates.base import Gate, RouteContext, Routing, register_gate
-from gatesearch.models.knobs import knob
-
-HASH_KINDS = ("random", "balanced")
-
-
-@dataclass(frozen=True)
-class HashGateConfig:
-    """Hash gate settings.
-
-    Attributes:
-        kind: ``random`` or ``balanced``.
-        seed: seed of the table (the table is a deterministic function of it).
-        id_counts: optional frequency of each id, for ``balanced``.
-    """
-
-    kind: str = knob("random", "hash: table kind (random, or balanced by id frequency)", flat="hash_kind",
-                     choices=HASH_KINDS)
-    seed: int = 0
-    id_counts: tuple[int, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in HASH_KINDS:
-            raise ValueError(f"hash: kind must be one of {HASH_KINDS}, got {self.kind!r}")
+from gatesearch.models.gates.hash_config import HASH_KINDS, HashGateConfig  # noqa: F401 - re-exported
 
 
 def hash_table(num_ids: int, n_experts: int, kind: str, seed: int, counts: Sequence[int] | None = None) -> np.ndarray:

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from torch import Tensor, nn
 
 from gatesearch.models.gates.base import Gate, RouteContext, Routing, register_gate
-
-
-@dataclass(frozen=True)
-class SoftmaxGateConfig:
-    """Dense gate: g(x) = softmax(W x + b). No parameters beyond the linear map."""
+from gatesearch.models.gates.softmax_config import SoftmaxGateConfig  # noqa: F401 - re-exported
 
 
 @register_gate("softmax", SoftmaxGateConfig)

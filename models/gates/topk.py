@@ -9,40 +9,12 @@ the Switch-Transformer form: softmax over all n logits, keep the top-1 probabili
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gatesearch.models.gates.base import Gate, RouteContext, Routing, register_gate
-from gatesearch.models.knobs import knob
-
-
-@dataclass(frozen=True)
-class TopKGateConfig:
-    """Top-k gate settings.
-
-    Attributes:
-        k: experts per row (1 <= k <= n_experts).
-        noisy: add the learned Gaussian noise of Shazeer et al. during training.
-        w_importance: weight of CV²(Importance) (App. A, Eq. 6); 0 disables it.
-        w_load: weight of CV²(Load) (App. A, Eq. 8-10); 0 disables it; needs noisy.
-    """
-
-    k: int = knob(2, "topk: experts per row (1 = Switch)", low=1, high=256)
-    noisy: bool = knob(True, "topk: learned Gaussian noise (Shazeer et al.)")
-    w_importance: float = knob(0.0, "topk: importance loss weight", low=0.0, high=100.0)
-    w_load: float = knob(0.0, "topk: load loss weight (only with noisy: true)", low=0.0, high=100.0,
-                         when={"noisy": (True,)})
-
-    def __post_init__(self) -> None:
-        if self.k < 1:
-            raise ValueError(f"topk: k must be >= 1, got {self.k}")
-        if self.w_importance < 0 or self.w_load < 0:
-            raise ValueError("topk: w_importance and w_load must be >= 0")
-        if self.w_load > 0 and not self.noisy:
-            raise ValueError("topk: the load loss needs noisy=True (it is defined through the noise CDF)")
+from gatesearch.models.gates.topk_config import TopKGateConfig  # noqa: F401 - re-exported
 
 
 def cv_squared(v: Tensor) -> Tensor:

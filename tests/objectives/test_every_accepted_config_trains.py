@@ -1,7 +1,7 @@
 """Every configuration an objective's schema accepts must train: configurations are drawn
 from each registered objective's *full* schema (every gate, every boolean, every choice,
 numeric knobs across their whole accepted range with the bounds themselves drawn often) and
-each trains one epoch (one step) on a tiny subset of the objective's own data.
+each trains one or two epochs (a step each) on a tiny subset of the objective's own data.
 
 Only knobs that cost compute are capped (widths, expert counts, epochs): the schema accepts
 65,536-wide experts, which is legitimate but not a unit test. Everything else is drawn from
@@ -27,9 +27,9 @@ from gatesearch.objectives.schema import ParamRule, ParamSchema
 PER_OBJECTIVE = 40  # 12 objectives -> about 480 configurations
 ROWS = 32
 #: upper caps for knobs that only cost compute
-CAPS = {"n_experts": 12, "expert_hidden": 24, "expert_out": 12, "tower_hidden": 12, "batch_size": 64, "epochs": 1,
+CAPS = {"n_experts": 12, "expert_hidden": 24, "expert_out": 12, "tower_hidden": 12, "batch_size": 64, "epochs": 2,
         "n_blocks": 5, "hidden": 24, "ls_sinkhorn_iters_start": 200, "ls_sinkhorn_iters_end": 200,
-        "alternate_every": 8, "warmup_epochs": 1, "k": 12}
+        "alternate_every": 8, "warmup_epochs": 4, "k": 12}
 
 
 def draw(name: str, rule: ParamRule, rng: random.Random):

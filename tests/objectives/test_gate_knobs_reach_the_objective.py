@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from gatesearch.models import GATES, Gate, RouteContext, Routing, gate_names, register_gate
+from gatesearch.models import GATES, Gate, RouteContext, Routing, gate_names, register_gate, unregister_gate
 from gatesearch.models.knobs import knob, knobs
 from gatesearch.objectives import get_objective
 from gatesearch.objectives.moe_classification import MoEClassification, gate_config
@@ -69,7 +69,8 @@ def test_a_newly_registered_gate_is_searchable_with_its_knobs():
         out = _tiny(MoEClassification("tmp_digits2", objective._load)).run(full)
         assert np.isfinite(out["accuracy"])
     finally:
-        GATES.pop("scaled_top1")
+        unregister_gate("scaled_top1")
+    assert "scaled_top1" not in GATES
     assert "st1_scale" not in get_objective("moe_digits").schema.rules
 
 

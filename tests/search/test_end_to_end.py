@@ -186,7 +186,7 @@ THRESHOLD_SPACE = """\
 name: thr
 objective: threshold_exit_digits
 search: {searcher: random, num_samples: 3, max_concurrent: 2, seed: 0}
-fixed: {epochs: 2, warmup_epochs: 2, hidden: 32}
+fixed: {epochs: 2, hidden: 32}
 params:
   budget_q: {type: float, low: 0.05, high: 1.95}
   confidence: {type: categorical, choices: [max_softmax, margin]}

@@ -1,0 +1,16 @@
+"""The softmax gate's settings: a frozen dataclass whose searchable fields are knobs
+(torch-free, so a search space can be checked without importing PyTorch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gatesearch.models.gates.registry import register_gate_config
+
+
+@dataclass(frozen=True)
+class SoftmaxGateConfig:
+    """Dense gate: g(x) = softmax(W x + b). No parameters beyond the linear map."""
+
+
+register_gate_config("softmax", SoftmaxGateConfig)
