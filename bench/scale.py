@@ -144,7 +144,7 @@ import json, sys, time, tempfile
 from pathlib import Path
 which = sys.argv[1]
 from gatesearch.spaces import load_space_file
-sf = load_space_file("spaces/examples/digits_moe.yaml")
+sf = load_space_file(sys.argv[2])
 t0 = time.perf_counter()
 if which == "gatesearch":
     from gatesearch.search.runner import run_search
@@ -174,8 +174,9 @@ print(json.dumps({"which": which, "wall_s": time.perf_counter() - t0, "trials": 
     for _ in range(repeats):
         for which in ("gatesearch", "optuna"):
             env = {**os.environ, "RAY_TMPDIR": tempfile.mkdtemp(prefix="gsb", dir="/tmp")}
-            done = subprocess.run([sys.executable, "-c", code, which], capture_output=True, text=True, env=env,
-                                  cwd=str(ROOT))
+            # cwd outside the checkout: its gatesearch/ root must not shadow the package on PYTHONPATH
+            done = subprocess.run([sys.executable, "-c", code, which, str(ROOT / "spaces" / "examples" / "digits_moe.yaml")],
+                                  capture_output=True, text=True, env=env, cwd=tempfile.gettempdir())
             if done.returncode != 0:
                 raise RuntimeError(done.stderr[-4000:])
             out[which].append(json.loads(done.stdout.strip().splitlines()[-1])["wall_s"])
