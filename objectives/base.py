@@ -50,6 +50,11 @@ class Objective(ABC):
         trial's run logs as parameters). Default: all of them."""
         return dict(config)
 
+    def run_label(self, config: Mapping[str, Any]) -> str:
+        """A few words saying what a trial is, for its run name (e.g. ``comet n8 k2``); the
+        search appends ``#<trial number>``. Default: the :meth:`summary` values."""
+        return " ".join(str(v) for v in self.summary(config).values())
+
     def why_inert(self, key: str) -> str:
         """Why ``key`` can have no effect (used when a space sets a key that no configuration of
         it reads); objectives override this to name the component that reads it."""

@@ -77,6 +77,11 @@ class EarlyExitClassification(DatasetObjective):
         return ParamSchema(rules=EXIT_SCHEMA.rules,
                            le_constraints=tuple(c for c in EXIT_SCHEMA.le_constraints if not inert & set(c)))
 
+    def run_label(self, config: Mapping[str, Any]) -> str:
+        if self.method == "jei":
+            return f"jei L{config['n_blocks']} λ{config['lambda_cost']:.3g}"
+        return f"threshold L{config['n_blocks']} {config['confidence']}"
+
     def inert(self) -> tuple[str, ...]:
         """Keys this objective accepts (they share one schema) but its method never reads."""
         other = "threshold" if self.method == "jei" else "jei"

@@ -43,6 +43,16 @@ METRICS: dict[str, Metric] = {m.name: m for m in (ACCURACY, MACS, TEST_ACCURACY,
                                                   TRAIN_ACTIVE_EXPERTS, TRAIN_MACS, AUC, TEST_AUC, ECE, COVERAGE,
                                                   SET_SIZE, TEST_MACS)}
 
+# -- search-level metrics (logged by the search, not reported by trials) ---------------------
+PARETO_RANK = Metric("pareto_rank", "min", "a finished trial's non-dominated sorting layer (0 = on the front)")
+HYPERVOLUME = Metric("hypervolume", "max", "hypervolume of the front w.r.t. the fixed reference point")
+HYPERVOLUME_SHARE = Metric("hypervolume_share", "max", "hypervolume / volume of the box between the reference "
+                           "point and the ideal point of the finished trials (in [0, 1])")
+FRONT_SIZE = Metric("front_size", "max", "trials on the Pareto front")
+FINISHED_TRIALS = Metric("finished_trials", "max", "trials finished at full fidelity")
+SEARCH_METRICS: dict[str, Metric] = {m.name: m for m in (PARETO_RANK, HYPERVOLUME, HYPERVOLUME_SHARE, FRONT_SIZE,
+                                                         FINISHED_TRIALS)}
+
 #: per-exit metrics of early-exit objectives: ``exit_fraction_1`` ... ``exit_fraction_L``
 EXIT_FRACTION_PREFIX = "exit_fraction_"
 

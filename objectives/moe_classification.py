@@ -168,6 +168,10 @@ class MoEClassification(DatasetObjective):
         row["k"] = self.derived(config)["k_effective"]  # hash routes to 1 expert, softmax to all
         return row
 
+    def run_label(self, config: Mapping[str, Any]) -> str:
+        label = f"{config['gate']} n{config['n_experts']} k{self.derived(config)['k_effective']}"
+        return label + (" +ls" if config.get("local_search") else "")
+
     def gate_phase_steps(self, config: Mapping[str, Any], tc, n_train: int) -> int:
         """Optimisation steps during which the gate routes (all of training here)."""
         return tc.epochs * tc.steps_per_epoch(n_train)

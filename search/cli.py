@@ -84,12 +84,21 @@ def _search_and_print(start) -> None:
                   f"search took {result.wall_seconds:.0f} s", markup=False)
     console.print(f"search dir (for `gatesearch resume`): {result.search_dir}", soft_wrap=True, markup=False,
                   highlight=False)
-    if result.tracking_uri.startswith("sqlite:"):
-        console.print("Inspect it in MLflow:\n  "
-                      f"mlflow ui --backend-store-uri {result.tracking_uri}", soft_wrap=True, highlight=False,
-                      markup=False)
+    _print_links(result.tracking_uri, result.experiment_id, result.parent_run_id)
+
+
+def _print_links(uri: str, experiment_id: str, parent_run_id: str) -> None:
+    """How to open the search in MLflow: the `mlflow ui` command for a local store, and a deep
+    link to the parent run (its description is the front, linked to each trial's run)."""
+    from gatesearch.search.front_report import run_link
+
+    if uri.startswith("sqlite:"):
+        console.print(f"Inspect it in MLflow:\n  mlflow ui --backend-store-uri {uri} --port 5000\n"
+                      f"  then open http://127.0.0.1:5000/{run_link(experiment_id, parent_run_id)}", soft_wrap=True,
+                      highlight=False, markup=False)
     else:
-        console.print(f"Inspect it in MLflow: {result.tracking_uri}", soft_wrap=True, highlight=False, markup=False)
+        console.print(f"Inspect it in MLflow: {uri.rstrip('/')}/{run_link(experiment_id, parent_run_id)}",
+                      soft_wrap=True, highlight=False, markup=False)
 
 
 @app.command()
@@ -130,6 +139,7 @@ def pareto(
         return
     console.print(front_table(front, objectives, columns=columns, metrics=metrics,
                               title=f"Pareto front of {name} ({len(rows)} finished trials)"))
+    _print_links(uri, tracker.experiment_id, parent)
     if plot is not None:
         import matplotlib.pyplot as plt
 

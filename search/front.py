@@ -53,7 +53,8 @@ class LiveFront:
         """Record a finished trial; returns whether it is on the front now. Re-adding a trial
         replaces its values (a resumed search may report a trial again)."""
         values = np.array([float(metrics.get(n, np.nan)) for n in self.names], dtype=float)
-        entry = FrontEntry(trial_id, run_id, values, {**row, **{n: metrics.get(n) for n in self.names}})
+        entry = FrontEntry(trial_id, run_id, values,
+                           {"run_id": run_id, **row, **{n: metrics.get(n) for n in self.names}})
         if trial_id in self._index:
             self.entries[self._index[trial_id]] = entry
             self._rebuild_front()
@@ -97,6 +98,16 @@ class LiveFront:
     def hypervolume(self, ref: Sequence[float]) -> float:
         """Hypervolume of the front w.r.t. ``ref`` (equal to that of all finished trials)."""
         return hypervolume(self.front_values(), self.modes, ref) if self._front else 0.0
+
+    def hypervolume_share(self, ref: Sequence[float]) -> float:
+        """The hypervolume as a share of the box between ``ref`` and the ideal point (the best
+        value of each objective over the finished trials); 1 = a single point dominates the box."""
+        vals = self.front_values()
+        if not len(vals):
+            return 0.0
+        ideal = np.where(self._sign < 0, vals.max(axis=0), vals.min(axis=0))
+        box = float(np.prod(np.abs(ideal - np.asarray(ref, dtype=float))))
+        return self.hypervolume(ref) / box if box > 0 else 0.0
 
     def ranks(self) -> np.ndarray:
         """``(N,)`` Pareto rank of every finished trial (moocore non-dominated sorting)."""

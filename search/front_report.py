@@ -18,7 +18,15 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from gatesearch.objectives.metrics import ACTIVE_EXPERTS, TEST_ACCURACY
+from gatesearch.objectives.metrics import (
+    ACTIVE_EXPERTS,
+    FINISHED_TRIALS,
+    FRONT_SIZE,
+    HYPERVOLUME,
+    HYPERVOLUME_SHARE,
+    PARETO_RANK,
+    TEST_ACCURACY,
+)
 from gatesearch.search.figure import pareto_figure
 from gatesearch.search.front import LiveFront
 from gatesearch.search.pareto import reference_point
@@ -61,19 +69,22 @@ def read_front(store: TrackingStore, parent_id: str, names: Sequence[str], modes
 
 
 def write_front(store: TrackingStore, parent_id: str, front: LiveFront, ref: np.ndarray, *, title: str = "",
-                step: int | None = None, artifacts: bool = True, label: str = "") -> float:
+                step: int | None = None, artifacts: bool = True, label: str = "", experiment_id: str = "") -> float:
     """Log the hypervolume/front size (cheap) and, with ``artifacts``, the front's files and the
     changed ``pareto_rank`` tags. Returns the hypervolume."""
     hv = front.hypervolume(ref)
     rows_front = front.front_rows()
-    store.log_batch(parent_id, metrics={"hypervolume": hv, "front_size": len(rows_front),
-                                        "finished_trials": len(front)},
-                    step=len(front) if step is None else step)
+    step = len(front) if step is None else step
+    store.log_batch(parent_id, metrics={HYPERVOLUME.name: hv, HYPERVOLUME_SHARE.name: front.hypervolume_share(ref),
+                                        FRONT_SIZE.name: len(rows_front), FINISHED_TRIALS.name: len(front)},
+                    step=step)
     if not artifacts:
         return hv
     ranks = front.ranks()
     for run_id, rank in front.rank_changes(ranks).items():
-        store.log_batch(run_id, tags={TAG_RANK: rank})
+        # a tag (filter/search) and a metric (sortable, usable as a colour in the chart views)
+        store.log_batch(run_id, tags={TAG_RANK: rank}, metrics={PARETO_RANK.name: rank}, step=step)
+    store.log_batch(parent_id, tags={NOTE: front_markdown(front, ref, hv, experiment_id)})
     store.log_dict(parent_id, {"objectives": list(front.names), "modes": list(front.modes),
                                "reference_point": [float(v) for v in ref], "hypervolume": hv, "front": rows_front},
                    "pareto_front.json")
@@ -90,6 +101,38 @@ def write_front(store: TrackingStore, parent_id: str, front: LiveFront, ref: np.
     return hv
 
 
+#: MLflow shows this tag as the run's description (Markdown)
+NOTE = "mlflow.note.content"
+
+
+def run_link(experiment_id: str, run_id: str) -> str:
+    """The MLflow UI's (hash-routed) address of a run, relative to the UI's root."""
+    return f"#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def front_markdown(front: LiveFront, ref: Sequence[float], hv: float, experiment_id: str = "") -> str:
+    """The parent run's description: the front as a Markdown table, each trial linked to its run,
+    then hypervolume, reference point and trial counts."""
+    rows = front.front_rows()
+    skip = {"run_id", "trial", "pareto_rank"}
+    cols = [c for c in (rows[0] if rows else {}) if c not in skip]
+    lines = [f"**Pareto front**: {len(rows)} of {len(front)} finished trials", "",
+             "| trial | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for r in rows:
+        name = r.get("trial", r["run_id"])
+        cell = f"[{name}]({run_link(experiment_id, r['run_id'])})" if experiment_id else name
+        lines.append(f"| {cell} | " + " | ".join(_md(r.get(c)) for c in cols) + " |")
+    lines += ["", f"hypervolume **{hv:,.6g}** (share of the box to the ideal point: {front.hypervolume_share(ref):.3f}); "
+              f"reference point ({', '.join(f'{front.names[i]} {v:,.6g}' for i, v in enumerate(ref))})"]
+    return "\n".join(lines)[:4900]
+
+
+def _md(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:,.4g}"
+    return "" if v is None else str(v).replace("|", "/")
+
+
 def log_front(store: TrackingStore, parent_id: str, names: tuple[str, ...], modes: tuple[str, ...],
               title: str = "", ref: np.ndarray | None = None) -> tuple[list[dict], list[dict], float, np.ndarray]:
     """Recompute the front from the store's FINISHED child runs and log it (idempotent: tags are
@@ -100,7 +143,8 @@ def log_front(store: TrackingStore, parent_id: str, names: tuple[str, ...], mode
                                (TEST_ACCURACY.name, ACTIVE_EXPERTS.name))
     if ref is None:
         ref = reference_point(front.values(), modes) if len(front) else np.zeros(len(names))
-    hv = write_front(store, parent_id, front, ref, title=title, label="gate")
+    hv = write_front(store, parent_id, front, ref, title=title, label="gate",
+                     experiment_id=getattr(store, "experiment_id", ""))
     return front.rows(), front.front_rows(), hv, ref
 
 

@@ -53,6 +53,7 @@ class SearchResult:
     failed: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
     columns: tuple[str, ...] = ()  # the objective's front columns (what each trial was)
+    experiment_id: str = ""
     summary_metrics: tuple[str, ...] = ()  # extra metrics shown beside the objectives
 
 
@@ -144,6 +145,7 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
                         reference_point=tuple(ref.tolist()), wall_seconds=wall, output_dir=manifest.output_dir,
                         failed=sum(1 for o in outcomes if o.error), search_dir=str(search_dir),
                         columns=objective.front_columns, summary_metrics=objective.summary_metrics,
+                        experiment_id=tracker.experiment_id,
                         extra={**counts, "orphaned": orphans, "early_stopped": sum(1 for o in outcomes if o.early_stopped),
                                "epochs_trained": epochs,
                                "tracking_retries": outbox.retries})

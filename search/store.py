@@ -37,6 +37,7 @@ class TrackingStore(Protocol):
 
     uri: str
     experiment: str
+    experiment_id: str
 
     def start_search(self, search_id: str, run_name: str, params: Mapping[str, Any],
                      tags: Mapping[str, str] | None = None) -> str:

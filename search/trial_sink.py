@@ -82,27 +82,28 @@ class MlflowTrialSink:
         """The trial's run id (created on first use). Its parameters are written now, or with
         ``defer_params`` kept for the trial's next batched write (:meth:`on_result`)."""
         if trial_id not in self.runs:
-            name = f"trial-{trial_id.rsplit('_', 1)[-1]}"
+            params, row, label = self._describe({**self.fixed, **config}) if config is not None else ({}, {}, "")
+            # e.g. "comet n8 k2 #17": what the trial is, and its number in this search
+            name = f"{label} #{len(self.runs) + 1}" if label else f"trial-{trial_id.rsplit('_', 1)[-1]}"
             self.runs[trial_id] = self.store.create_trial_run(self.parent_id, self.search_id, trial_id, name)
-        run = self.runs[trial_id]
-        if trial_id not in self._params_logged and trial_id not in self._pending_params:
-            params, row = self._describe({**self.fixed, **(config or {})})
             self._pending_params[trial_id] = params
-            self.rows[trial_id] = {"run_id": run, "trial": f"trial-{trial_id.rsplit('_', 1)[-1]}", **row}
+            self.rows[trial_id] = {"run_id": self.runs[trial_id], "trial": name, **row}
+        run = self.runs[trial_id]
         if not defer_params and trial_id in self._pending_params:
             self.store.log_batch(run, params=self._pending_params[trial_id])
             self._params_logged.add(trial_id)
             del self._pending_params[trial_id]
         return run
 
-    def _describe(self, cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(params to log, summary row) of a trial's configuration, resolved once: only the
-        parameters active for this configuration, plus derived ones (e.g. COMET depth)."""
+    def _describe(self, cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
+        """(params to log, summary row, run label) of a trial's configuration, resolved once:
+        only the parameters active for this configuration, plus derived ones (e.g. COMET depth)."""
         try:
             full = self.objective.resolve(cfg)
         except ValueError:
-            return dict(cfg), {}
-        return {**self.objective.active(full), **self.objective.derived(full)}, self.objective.summary(full)
+            return dict(cfg), {}, ""
+        return ({**self.objective.active(full), **self.objective.derived(full)}, self.objective.summary(full),
+                self.objective.run_label(full))
 
     # -- events -------------------------------------------------------------------------------
     @staticmethod
@@ -182,7 +183,7 @@ class MlflowTrialSink:
         artifacts = final or (now - self._artifacts_at) * ARTIFACT_SHARE >= self._artifacts_cost
         label = self.objective.front_columns[0] if self.objective.front_columns else ""
         hv = write_front(self.store, self.parent_id, self.front, ref, title=self.title,
-                         artifacts=artifacts, label=label)
+                         artifacts=artifacts, label=label, experiment_id=getattr(self.store, "experiment_id", ""))
         if artifacts:
             if self.points:
                 self._log_point_front(ref)

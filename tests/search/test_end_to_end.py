@@ -86,6 +86,30 @@ def test_tagged_front_equals_the_recomputed_non_dominated_set(finished):
     assert saved["hypervolume"] == pytest.approx(finished.hypervolume) and finished.hypervolume > 0
 
 
+def test_the_parent_describes_the_front_and_children_are_sortable_by_rank(finished):
+    """The parent's description (Markdown) is the front, each trial linked to its run; every
+    child has pareto_rank as a metric equal to its tag; run names say the configuration."""
+    client = MlflowClient(finished.tracking_uri)
+    parent = client.get_run(finished.parent_run_id)
+    note = parent.data.tags["mlflow.note.content"]
+    exp_id = parent.info.experiment_id
+    for row in finished.front:
+        assert f"]({'#'}/experiments/{exp_id}/runs/{row['run_id']})" in note
+    assert f"{len(finished.front)} of 4 finished trials" in note and "hypervolume" in note
+    share = parent.data.metrics["hypervolume_share"]
+    assert 0.0 < share <= 1.0
+    children = [r for r in client.search_runs([exp_id]) if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    numbers = set()
+    for c in children:
+        assert c.data.metrics["pareto_rank"] == float(c.data.tags["pareto_rank"])
+        name, _, number = c.info.run_name.rpartition(" #")
+        gate, n, k = name.split()[:3]
+        assert gate == c.data.params["gate"] and n == f"n{c.data.params['n_experts']}"
+        assert k == f"k{c.data.params['k_effective']}"
+        numbers.add(int(number))
+    assert numbers == {1, 2, 3, 4}
+
+
 def test_front_and_hypervolume_are_logged_during_the_search(finished):
     client = MlflowClient(finished.tracking_uri)
     hist = sorted((m.step, m.value) for m in client.get_metric_history(finished.parent_run_id, "hypervolume"))
@@ -141,6 +165,7 @@ def test_cli_pareto_reads_the_same_front_back(finished, tmp_path):
     non_front = {r["trial"] for r in finished.trials} - {r["trial"] for r in finished.front}
     assert not any(t in res.output for t in non_front)
     assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+    assert f"/runs/{finished.parent_run_id}" in res.output and "mlflow ui --backend-store-uri" in res.output
     res = CliRunner().invoke(app, ["pareto", "--tracking-uri", finished.tracking_uri, "--experiment", "nope"])
     assert res.exit_code == 2 and "not found" in res.output
 

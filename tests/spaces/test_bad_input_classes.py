@@ -13,18 +13,8 @@ from typer.testing import CliRunner
 
 from gatesearch.search.cli import app
 from gatesearch.search.settings import BOUNDS
+from tests.spaces.test_space_file import GOOD
 
-GOOD = """\
-objective: moe_digits
-search: {searcher: tpe, num_samples: 4}
-fixed: {epochs: 2}
-params:
-  gate: {type: categorical, choices: [topk, comet]}
-  n_experts: {type: int, low: 4, high: 8}
-  k: {type: int, low: 1, high: 4}
-  gamma: {type: float, low: 1e-2, high: 10, log: true, when: {gate: [comet]}}
-  lr: 0.01
-"""
 
 
 def _validate(tmp_path: Path, text: str | bytes):
@@ -72,7 +62,7 @@ def test_a_file_that_is_not_text_is_rejected(tmp_path):
     (GOOD.replace("fixed: {epochs: 2}", "fixed: {epochs: 2}\nfixed: {epochs: 3}"), ("fixed", 3, 4)),
     (GOOD + "  lr: 0.02\n", ("params.lr", 9, 10)),
     (GOOD.replace("{type: int, low: 1, high: 4}", "{type: int, low: 1, high: 4, low: 2}"), ("params.k.low", 7, 7)),
-    (GOOD.replace("search: {searcher: tpe, num_samples: 4}", "search: {searcher: tpe, searcher: nsga2}"),
+    (GOOD.replace("search: {searcher: nsga2, num_samples: 4}", "search: {searcher: tpe, searcher: nsga2}"),
      ("search.searcher", 2, 2)),
 ])
 def test_duplicate_keys_at_any_depth_are_rejected_with_both_lines(tmp_path, text, where):
