@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export RAY_USAGE_STATS_ENABLED = 0
 export RAY_AUTH_MODE = disabled
 
-.PHONY: demo test lint bench clean data
+.PHONY: demo test lint bench clean data browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,12 +23,20 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	@PY=$(PY) bash scripts/get_data.sh || echo "make data failed (registries unreachable?): tests of those data sets are skipped"
+	@$(MAKE) --no-print-directory browser || echo "no browser could be installed: the MLflow UI browser test is skipped"
 	$(PY) scripts/lint_imports.py
 	$(PY) -m pytest -q; rc=$$?; if [ $$rc = 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
 bench: $(STAMP)
 	$(PY) bench/moe_layer.py
 	$(PY) bench/searchers.py
+
+# Debian's Chromium (headless) and playwright's Python driver, for the MLflow UI browser test
+browser: $(STAMP)
+	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  (timeout 300 apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq chromium >/dev/null); }
+	@command -v chromium >/dev/null
+	@$(PY) -c "import playwright" 2>/dev/null || timeout 300 $(PY) -m pip install -q "playwright>=1.40"
 
 data: $(STAMP)
 	PY=$(PY) bash scripts/get_data.sh

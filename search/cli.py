@@ -39,6 +39,7 @@ def run(
     output_dir: Path = typer.Option(Path("gatesearch-runs"), help="where the MLflow db and Ray results go"),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: sqlite in output-dir)"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: a private local instance)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no live progress (only the front at the end)"),
 ) -> None:
     """Run a search and print the Pareto front."""
     from gatesearch.search.runner import run_search
@@ -46,7 +47,8 @@ def run(
     _search_and_print(lambda: run_search(load_space_file(space_file),
                                          overrides={"num_samples": num_samples, "max_concurrent": max_concurrent,
                                                     "searcher": searcher, "seed": seed},
-                                         output_dir=output_dir, tracking_uri=tracking_uri, address=address))
+                                         output_dir=output_dir, tracking_uri=tracking_uri, address=address,
+                                         progress=None if quiet else "auto"))
 
 
 @app.command()
@@ -54,11 +56,13 @@ def resume(
     search_dir: Path = typer.Argument(..., help="the search directory printed by `run` (or its --output-dir)"),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: the one recorded)"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: the one recorded)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no live progress (only the front at the end)"),
 ) -> None:
     """Finish an interrupted search: same trials, searcher state and MLflow parent run."""
     from gatesearch.search.runner import resume_search
 
-    _search_and_print(lambda: resume_search(search_dir, address=address, tracking_uri=tracking_uri))
+    _search_and_print(lambda: resume_search(search_dir, address=address, tracking_uri=tracking_uri,
+                                            progress=None if quiet else "auto"))
 
 
 def _search_and_print(start) -> None:
@@ -85,6 +89,9 @@ def _search_and_print(start) -> None:
     console.print(f"search dir (for `gatesearch resume`): {result.search_dir}", soft_wrap=True, markup=False,
                   highlight=False)
     _print_links(result.tracking_uri, result.experiment_id, result.parent_run_id)
+    if result.optuna_storage:
+        console.print(f"Also in optuna-dashboard (pip install 'gatesearch[dashboard]'), study {result.optuna_study}:\n"
+                      f"  optuna-dashboard {result.optuna_storage}", soft_wrap=True, highlight=False, markup=False)
 
 
 def _print_links(uri: str, experiment_id: str, parent_run_id: str) -> None:
@@ -151,6 +158,27 @@ def pareto(
         fig.savefig(plot)
         plt.close(fig)
         console.print(f"figure written to {plot.resolve()}", markup=False)
+
+
+@app.command()
+def relocate(output_dir: Path = typer.Argument(..., help="a moved or copied output folder of `run`")) -> None:
+    """Make a moved or copied output folder open again: re-root its MLflow artifact locations
+    (and its search manifests) from the old absolute path to this one."""
+    from gatesearch.search.manifest import relocate_manifests
+    from gatesearch.search.tracking import relocate_sqlite_store
+
+    db = output_dir.expanduser().resolve() / "mlflow.db"
+    if not db.exists():
+        _fail(f"{db}: no MLflow store here; pass the output folder of `gatesearch run` (it holds mlflow.db)")
+        return
+    try:
+        old, rows = relocate_sqlite_store(db, db.parent)
+    except ValueError as e:
+        _fail(str(e))
+        return
+    manifests = relocate_manifests(db.parent, old)
+    console.print(f"re-rooted {old} -> {db.parent}: {rows} MLflow rows, {manifests} search manifests", markup=False,
+                  highlight=False, soft_wrap=True)
 
 
 @space_app.command("validate")

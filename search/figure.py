@@ -12,14 +12,15 @@ import numpy as np  # noqa: E402
 
 
 def pareto_figure(values: np.ndarray, front: np.ndarray, names: Sequence[str], modes: Sequence[str],
-                  labels: Sequence[str] | None = None, title: str = ""):
+                  labels: Sequence[str] | None = None, title: str = "", note: str = ""):
     """Scatter objective 1 (x) against objective 0 (y); the front as a staircase.
 
     Args:
         values: ``(N, 2)`` objective values (x = column 1, y = column 0).
         front: ``(N,)`` bool, rows on the front.
         names, modes: the two objectives' names and directions.
-        labels: optional per-row annotation for front points (e.g. the gate).
+        labels: optional per-row annotation for front points (e.g. the trial's run name).
+        note: a line under the plot (e.g. hypervolume and reference point).
     """
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
     values = np.asarray(values, dtype=float)
@@ -38,5 +39,51 @@ def pareto_figure(values: np.ndarray, front: np.ndarray, names: Sequence[str], m
     ax.set_title(title or "Pareto front")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
+    if note:
+        fig.text(0.01, 0.01, note, fontsize=7, color="0.3")
+    fig.tight_layout(rect=(0, 0.04 if note else 0, 1, 1))
     return fig
+
+
+def pareto_html(rows: Sequence[dict], values: np.ndarray, front: np.ndarray, names: Sequence[str],
+                modes: Sequence[str], *, links: Sequence[str] = (), title: str = "", subtitle: str = "") -> str:
+    """A self-contained interactive front (plotly, plotly.js inlined: no CDN, works offline).
+
+    Every trial is a point (x = objective 1, y = objective 0); the front is highlighted and
+    joined by its staircase. Hovering shows the trial's name, run id, its configuration columns
+    and objective values; clicking a point opens its MLflow run (``links``: UI-relative run
+    addresses, e.g. ``#/experiments/1/runs/<id>``, resolved against the MLflow UI that shows
+    the page) in a new tab.
+    """
+    import plotly.graph_objects as go
+
+    values = np.asarray(values, dtype=float).reshape(len(rows), len(names))
+    front = np.asarray(front, dtype=bool)
+    skip = {"run_id", "trial", "pareto_rank", *names}
+
+    def hover(r: dict) -> str:
+        cfg = "<br>".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in r.items()
+                          if k not in skip and v is not None)
+        objs = "<br>".join(f"<b>{n}</b>: {r.get(n):,.6g}" for n in names if isinstance(r.get(n), (int, float)))
+        return f"<b>{r.get('trial', '')}</b><br>run {r.get('run_id', '')}<br>{cfg}<br>{objs}"
+
+    texts = [hover(r) for r in rows]
+    links = list(links) or [""] * len(rows)
+    fig = go.Figure()
+    for mask, name, colour, size in ((~front, "trials", "rgba(140,140,140,0.7)", 8),
+                                     (front, "Pareto front", "#d62728", 12)):
+        idx = np.flatnonzero(mask)
+        fig.add_trace(go.Scatter(x=values[idx, 1], y=values[idx, 0], mode="markers", name=name,
+                                 marker={"color": colour, "size": size}, text=[texts[i] for i in idx],
+                                 customdata=[links[i] for i in idx], hovertemplate="%{text}<extra></extra>"))
+    order = np.flatnonzero(front)[np.argsort(values[front, 1])]
+    fig.add_trace(go.Scatter(x=values[order, 1], y=values[order, 0], mode="lines", line={"shape": "hv",
+                             "color": "#d62728", "width": 1}, hoverinfo="skip", showlegend=False))
+    fig.update_layout(title={"text": f"{title or 'Pareto front'}<br><sup>{subtitle}</sup>"},
+                      xaxis_title=f"{names[1]} ({modes[1]})", yaxis_title=f"{names[0]} ({modes[0]})",
+                      template="plotly_white", hovermode="closest")
+    # a click opens the run in the MLflow UI that shows this page (the artifact viewer's top window)
+    click = ("var p=document.getElementById('{plot_id}');p.on('plotly_click',function(d){var l=d.points[0].customdata;"
+             "if(!l)return;var b;try{b=window.top.location.origin+window.top.location.pathname;}catch(e){"
+             "b=document.referrer||'';}window.open(b.replace(/#.*$/,'')+l,'_blank');});")
+    return fig.to_html(full_html=True, include_plotlyjs=True, post_script=click)

@@ -27,7 +27,7 @@ from gatesearch.objectives.metrics import (
     PARETO_RANK,
     TEST_ACCURACY,
 )
-from gatesearch.search.figure import pareto_figure
+from gatesearch.search.figure import pareto_figure, pareto_html
 from gatesearch.search.front import LiveFront
 from gatesearch.search.pareto import reference_point
 from gatesearch.search.store import TAG_RANK, TrackingStore, TrialRecord
@@ -94,10 +94,15 @@ def write_front(store: TrackingStore, parent_id: str, front: LiveFront, ref: np.
     if len(front):
         import matplotlib.pyplot as plt
 
+        note = (f"hypervolume {hv:,.6g} w.r.t. reference point "
+                f"({', '.join(f'{n} {v:,.6g}' for n, v in zip(front.names, ref))}); {len(front)} finished trials")
         fig = pareto_figure(front.values(), ranks == 0, front.names, front.modes,
-                            labels=[str(r.get(label, "")) for r in rows] if label else None, title=title)
+                            labels=[str(r.get(label, "")) for r in rows] if label else None, title=title, note=note)
         store.log_figure(parent_id, fig, "pareto_front.png")
         plt.close(fig)
+        links = [run_link(experiment_id, r["run_id"]) if experiment_id else "" for r in rows]
+        store.log_text(parent_id, pareto_html(rows, front.values(), ranks == 0, front.names, front.modes,
+                                              links=links, title=title, subtitle=note), "pareto_front.html")
     return hv
 
 
@@ -143,7 +148,7 @@ def log_front(store: TrackingStore, parent_id: str, names: tuple[str, ...], mode
                                (TEST_ACCURACY.name, ACTIVE_EXPERTS.name))
     if ref is None:
         ref = reference_point(front.values(), modes) if len(front) else np.zeros(len(names))
-    hv = write_front(store, parent_id, front, ref, title=title, label="gate",
+    hv = write_front(store, parent_id, front, ref, title=title, label="trial",
                      experiment_id=getattr(store, "experiment_id", ""))
     return front.rows(), front.front_rows(), hv, ref
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -60,3 +60,18 @@ def find_search_dir(path: str | Path) -> Path:
         raise ValueError(f"{p}: no unfinished gatesearch search here ({len(found)} finished); "
                          f"pass a search directory (it contains {MANIFEST})")
     raise ValueError(f"{p}: {len(open_)} unfinished searches; pass one of: " + ", ".join(str(d) for d in open_))
+
+
+def relocate_manifests(output_dir: Path, old_root: str) -> int:
+    """Rewrite the manifests under ``output_dir/ray`` whose paths start with ``old_root`` (a moved
+    output folder); returns how many changed."""
+    new_root, n = str(Path(output_dir).resolve()), 0
+    for path in Path(output_dir).glob(f"ray/*/{MANIFEST}"):
+        m = Manifest.read(path.parent)
+        fix = {k: new_root + v[len(old_root):] if isinstance(v, str) and v.startswith(old_root) else v
+               for k, v in (("output_dir", m.output_dir), ("tracking_uri", m.tracking_uri.replace(
+                   f"sqlite:///{old_root}", f"sqlite:///{new_root}")))}
+        if fix["output_dir"] != m.output_dir or fix["tracking_uri"] != m.tracking_uri:
+            replace(m, **fix).write(path.parent)
+            n += 1
+    return n

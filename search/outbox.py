@@ -142,3 +142,38 @@ class BufferedSink:
 
     def on_retry(self, trial_id, failures) -> None:
         self.outbox.call("on_retry", trial_id, failures)
+
+
+class TeeSink:
+    """Forwards every trial event to ``primary`` (the tracking sink) and to ``observers`` (e.g.
+    the terminal progress). An observer that raises is dropped with a warning; it never stops the
+    search."""
+
+    def __init__(self, primary, *observers):
+        self.primary, self.observers = primary, [o for o in observers if o is not None]
+
+    def _fan(self, method: str, *args) -> None:
+        getattr(self.primary, method)(*args)
+        for o in list(self.observers):
+            try:
+                getattr(o, method)(*args)
+            except Exception as e:  # noqa: BLE001 - display only
+                import logging
+
+                logging.getLogger(__name__).warning("progress display stopped: %s: %s", type(e).__name__, e)
+                self.observers.remove(o)
+
+    def on_start(self, trial_id, config) -> None:
+        self._fan("on_start", trial_id, config)
+
+    def on_result(self, trial_id, result) -> None:
+        self._fan("on_result", trial_id, result)
+
+    def on_complete(self, trial_id, result) -> None:
+        self._fan("on_complete", trial_id, result)
+
+    def on_error(self, trial_id, error) -> None:
+        self._fan("on_error", trial_id, error)
+
+    def on_retry(self, trial_id, failures) -> None:
+        self._fan("on_retry", trial_id, failures)

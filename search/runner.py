@@ -17,7 +17,9 @@ from gatesearch.objectives import Objective
 from gatesearch.objectives.metrics import EPOCH
 from gatesearch.search import tuner as ray_tuner
 from gatesearch.search.manifest import SPACE_COPY, Manifest, find_search_dir
-from gatesearch.search.outbox import BufferedSink, Outbox
+from gatesearch.search.optuna_mirror import OptunaMirror, optuna_storage
+from gatesearch.search.outbox import BufferedSink, Outbox, TeeSink
+from gatesearch.search.progress import SearchProgress
 from gatesearch.search.services import check_tracking_uri
 from gatesearch.search.settings import SearchSettings
 from gatesearch.search.tracking import Tracker
@@ -54,6 +56,8 @@ class SearchResult:
     extra: Mapping[str, Any] = field(default_factory=dict)
     columns: tuple[str, ...] = ()  # the objective's front columns (what each trial was)
     experiment_id: str = ""
+    optuna_storage: str = ""  # every finished trial, mirrored for optuna-dashboard
+    optuna_study: str = ""
     summary_metrics: tuple[str, ...] = ()  # extra metrics shown beside the objectives
 
 
@@ -85,6 +89,11 @@ def max_epochs(sf: SpaceFile, objective: Objective) -> int:
 TAG_ORPHANED = "gatesearch.orphaned"
 
 
+def study_name(manifest: Manifest) -> str:
+    """The Optuna study mirroring a search (see :mod:`gatesearch.search.optuna_mirror`)."""
+    return f"{manifest.experiment}-{manifest.search_id}"
+
+
 def _open_tracker(uri: str, experiment: str, out: Path) -> Tracker:
     # A local SQLite store keeps artifacts next to it; a tracking server decides for itself.
     location = (out / "artifacts").as_uri() if uri.startswith("sqlite:") else None
@@ -92,24 +101,30 @@ def _open_tracker(uri: str, experiment: str, out: Path) -> Tracker:
 
 
 def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, objective: Objective,
-           settings: SearchSettings, search_dir: Path, resume: bool) -> SearchResult:
+           settings: SearchSettings, search_dir: Path, resume: bool, progress: str | None = None) -> SearchResult:
     """Run (or resume) the Tuner with a buffered MLflow sink; log the front; close the parent."""
     names = tuple(m.name for m in objective.objectives)
     modes = tuple(m.mode for m in objective.objectives)
+    mirror = OptunaMirror(optuna_storage(manifest.output_dir), study_name(manifest), sf.space, names, modes)
     sink = MlflowTrialSink(tracker, parent, manifest.search_id, objective, sf.fixed,
-                           front_every=settings.front_every, title=sf.name)
+                           front_every=settings.front_every, title=sf.name, mirror=mirror)
     if resume:  # the only time the store is read back: known runs, and the front so far
         ref = tracker.params(parent).get("reference_point")
         sink.reference = np.array(json.loads(ref), dtype=float) if ref else None
         sink.restore(tracker.children(parent))
     outbox = Outbox(sink, Tracker.is_transient, settings.tracking_timeout_s, describe=f"MLflow at {tracker.uri}")
+    shown = None if progress is None else SearchProgress(
+        objective, settings.num_samples, fixed=sf.fixed, live={"live": True, "plain": False}.get(progress),
+        done=len(sink.front) if resume else 0)
     t0 = time.time()
     status = "FAILED"
     try:
         ray_tuner.ensure_ray(address=manifest.address)
-        common = dict(objective_name=sf.objective, fixed=sf.fixed, settings=settings, sink=BufferedSink(outbox),
-                      should_stop=lambda: outbox.failed)
+        common = dict(objective_name=sf.objective, fixed=sf.fixed, settings=settings,
+                      sink=TeeSink(BufferedSink(outbox), shown), should_stop=lambda: outbox.failed)
         try:
+            if shown is not None:
+                shown.__enter__()
             if resume and ray_tuner.can_resume(str(search_dir)):
                 outcomes, counts = ray_tuner.resume_tuner(experiment_dir=str(search_dir), **common)
             else:
@@ -119,6 +134,9 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
         except Exception:
             outbox.raise_if_failed()  # the root cause, if tracking failed first
             raise
+        finally:
+            if shown is not None:
+                shown.__exit__(None, None, None)
         outbox.flush()  # raises TrackingUnavailable if the store never came back
         orphans = backfilled = 0
         if resume:
@@ -145,7 +163,8 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
                         reference_point=tuple(ref.tolist()), wall_seconds=wall, output_dir=manifest.output_dir,
                         failed=sum(1 for o in outcomes if o.error), search_dir=str(search_dir),
                         columns=objective.front_columns, summary_metrics=objective.summary_metrics,
-                        experiment_id=tracker.experiment_id,
+                        experiment_id=tracker.experiment_id, optuna_storage=mirror.storage,
+                        optuna_study=mirror.study_name,
                         extra={**counts, "orphaned": orphans, "early_stopped": sum(1 for o in outcomes if o.early_stopped),
                                "epochs_trained": epochs,
                                "tracking_retries": outbox.retries})
@@ -186,8 +205,12 @@ def _retire_orphans(tracker: Tracker, parent: str, known: set[str]) -> int:
 
 
 def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, output_dir: str | Path = DEFAULT_OUTPUT,
-               tracking_uri: str | None = None, address: str | None = None) -> SearchResult:
+               tracking_uri: str | None = None, address: str | None = None,
+               progress: str | None = None) -> SearchResult:
     """Validate ``sf``, run the search, log everything, return the front.
+
+    ``progress``: show the search live in the terminal (``"auto"``: a rich panel on a tty, plain
+    lines otherwise; ``"live"``, ``"plain"``), or nothing (None, the default for the API).
 
     The search dir (``<output_dir>/ray/<name>-<id>``) holds Ray's experiment state and a
     manifest, so an interrupted search can be finished with :func:`resume_search`.
@@ -215,7 +238,7 @@ def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, out
             shutil.rmtree(out, ignore_errors=True)
         raise
     return _drive(tracker=tracker, parent=parent, manifest=manifest, sf=sf, objective=objective, settings=settings,
-                  search_dir=search_dir, resume=False)
+                  search_dir=search_dir, resume=False, progress=progress)
 
 
 def _start(sf: SpaceFile, objective: Objective, settings: SearchSettings, out: Path, uri: str,
@@ -242,7 +265,8 @@ def _start(sf: SpaceFile, objective: Objective, settings: SearchSettings, out: P
     return search_id, parent, search_dir, manifest, tracker
 
 
-def resume_search(path: str | Path, *, address: str | None = None, tracking_uri: str | None = None) -> SearchResult:
+def resume_search(path: str | Path, *, address: str | None = None, tracking_uri: str | None = None,
+                  progress: str | None = None) -> SearchResult:
     """Finish an interrupted search: same Ray experiment (trials, searcher state), same MLflow
     parent run, no duplicate child runs. ``path`` is the search dir (or an output dir holding
     exactly one unfinished search); ``address``/``tracking_uri`` override the recorded ones."""
@@ -268,4 +292,4 @@ def resume_search(path: str | Path, *, address: str | None = None, tracking_uri:
     tags = tracker.tags(parent)
     tracker.set_tags(parent, {"gatesearch.resumes": int(tags.get("gatesearch.resumes", "0")) + 1})
     return _drive(tracker=tracker, parent=parent, manifest=manifest, sf=sf, objective=objective, settings=settings,
-                  search_dir=search_dir, resume=True)
+                  search_dir=search_dir, resume=True, progress=progress)

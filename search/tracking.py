@@ -14,6 +14,7 @@ import math
 import os
 import sqlite3
 import time
+from pathlib import Path
 from typing import Any, Mapping
 
 import sqlalchemy
@@ -25,6 +26,7 @@ from mlflow.tracking import MlflowClient
 from gatesearch.search.store import TAG_ERROR, TAG_PARENT, TAG_RANK, TAG_ROLE, TAG_SEARCH, TAG_TRIAL, TrialRecord  # noqa: F401
 
 logging.getLogger("mlflow").setLevel(logging.WARNING)  # no INFO lines about schema migrations
+EXPERIMENT_KIND = "mlflow.experimentKind"  # read by MLflow 3's UI to pick the experiment's view
 
 
 @sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "connect")
@@ -68,8 +70,9 @@ class Tracker:
                 os.environ.setdefault(k, v)
         self.client = MlflowClient(tracking_uri)
         exp = self.client.get_experiment_by_name(experiment)
+        # "Model training" (not the GenAI traces page) is the view a search's experiment opens in
         self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(
-            experiment, artifact_location=artifact_location)
+            experiment, artifact_location=artifact_location, tags={EXPERIMENT_KIND: "custom_model_development"})
         self.experiment = experiment
 
     @staticmethod
@@ -185,3 +188,36 @@ class Tracker:
 
     def list_artifacts(self, run_id: str) -> list[str]:
         return [a.path for a in self.client.list_artifacts(run_id)]
+
+
+def relocate_sqlite_store(db_path: str | os.PathLike, new_root: str | os.PathLike) -> tuple[str, int]:
+    """Re-root the artifact locations of a local SQLite store whose output folder was moved or
+    copied: every ``file://<old root>/...`` experiment location and run artifact URI (and tag
+    value naming the old root) is rewritten under ``new_root``. The old root is read from the
+    store itself (the experiments' ``file://.../artifacts`` locations). Returns (old root,
+    rows changed). Plain SQLite on MLflow's schema, so it works without a running server."""
+    new = str(Path(new_root).resolve())
+    con = sqlite3.connect(str(db_path))
+    try:
+        locations = [r[0] for r in con.execute("SELECT artifact_location FROM experiments") if r[0]]
+        roots = {loc[len("file://"):].rsplit("/artifacts", 1)[0] for loc in locations
+                 if loc.startswith("file://") and "/artifacts" in loc}
+        if not roots:
+            raise ValueError(f"{db_path}: no file:// artifact location to re-root (nothing to do)")
+        if len(roots) > 1:
+            raise ValueError(f"{db_path}: experiments under several roots {sorted(roots)}; re-root them one by one")
+        old = roots.pop()
+        if old == new:
+            return old, 0
+        changed = 0
+        for table, column in (("experiments", "artifact_location"), ("runs", "artifact_uri")):
+            cur = con.execute(f"UPDATE {table} SET {column} = 'file://' || ? || substr({column}, ?) "  # noqa: S608
+                              f"WHERE {column} LIKE ?", (new, len("file://" + old) + 1, f"file://{old}/%"))
+            changed += cur.rowcount
+        cur = con.execute("UPDATE tags SET value = ? || substr(value, ?) WHERE value LIKE ?",
+                          (new, len(old) + 1, f"{old}/%"))
+        changed += cur.rowcount
+        con.commit()
+        return old, changed
+    finally:
+        con.close()

@@ -40,7 +40,9 @@ class MlflowTrialSink:
     """Turns trial events into child runs of ``parent_id`` and keeps the search's front."""
 
     def __init__(self, store: TrackingStore, parent_id: str, search_id: str, objective: Objective,
-                 fixed: Mapping[str, Any], front_every: int = 0, title: str = ""):
+                 fixed: Mapping[str, Any], front_every: int = 0, title: str = "", mirror=None):
+        """``mirror``: an :class:`~gatesearch.search.optuna_mirror.OptunaMirror` that gets every
+        finished trial too (for optuna-dashboard), or None."""
         self.store, self.parent_id, self.search_id = store, parent_id, search_id
         self.objective, self.fixed = objective, dict(fixed)
         self.names = tuple(m.name for m in objective.objectives)
@@ -59,6 +61,8 @@ class MlflowTrialSink:
         self._artifacts_at = -np.inf  # monotonic time of the last artifact write
         self._artifacts_cost = 0.0  # how long it took
         self.points: dict[str, list[dict]] = {}  # trial -> operating points (one trial, many front points)
+        self.mirror = mirror
+        self.configs: dict[str, dict] = {}  # trial -> its searched parameters (for the mirror)
 
     # -- runs ---------------------------------------------------------------------------------
     def restore(self, children: list[TrialRecord]) -> None:
@@ -75,12 +79,16 @@ class MlflowTrialSink:
                 self.finished += 1
             if rec.status == "FINISHED":
                 self.front.add(rec.trial_id, rec.run_id, rec.metrics, record_row(rec, columns, metrics))
+                if self.mirror is not None:  # finished before, perhaps never mirrored
+                    self.mirror.add_record(rec.trial_id, rec.params, rec.metrics)
         self.front.rank_changes()  # the tags in the store are what was last computed
         self._next_front = self.finished + (self.front_every or 0)
 
     def _run(self, trial_id: str, config: Mapping[str, Any] | None = None, defer_params: bool = False) -> str:
         """The trial's run id (created on first use). Its parameters are written now, or with
         ``defer_params`` kept for the trial's next batched write (:meth:`on_result`)."""
+        if config is not None:
+            self.configs.setdefault(trial_id, dict(config))
         if trial_id not in self.runs:
             params, row, label = self._describe({**self.fixed, **config}) if config is not None else ({}, {}, "")
             # e.g. "comet n8 k2 #17": what the trial is, and its number in this search
@@ -151,6 +159,8 @@ class MlflowTrialSink:
                 row = {**self.rows.get(trial_id, {"run_id": run}),
                        **{m: result.get(m) for m in self.objective.summary_metrics}}
                 self.front.add(trial_id, run, result, row)
+                if self.mirror is not None:
+                    self.mirror.add(trial_id, self.configs.get(trial_id, {}), result)
             self._done.add(trial_id)
             self.finished += 1
         if self.front_every and self.finished >= self._next_front:
@@ -181,12 +191,14 @@ class MlflowTrialSink:
         ref = self.reference if self.reference is not None else np.zeros(len(self.names))
         now = time.monotonic()
         artifacts = final or (now - self._artifacts_at) * ARTIFACT_SHARE >= self._artifacts_cost
-        label = self.objective.front_columns[0] if self.objective.front_columns else ""
+        label = "trial"  # the run name, e.g. "comet n8 k2 #17"
         hv = write_front(self.store, self.parent_id, self.front, ref, title=self.title,
                          artifacts=artifacts, label=label, experiment_id=getattr(self.store, "experiment_id", ""))
         if artifacts:
             if self.points:
                 self._log_point_front(ref)
+            if self.mirror is not None:
+                self.mirror.flush()
             self._artifacts_at, self._artifacts_cost = time.monotonic(), time.monotonic() - now
         return self.front.rows(), self.front.front_rows(), hv, ref
 

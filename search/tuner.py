@@ -32,13 +32,22 @@ from gatesearch.search.services import check_ray_address
 from gatesearch.search.settings import SearchSettings
 
 # TUNE_GLOBAL_CHECKPOINT_S: snapshot the experiment (trials + searcher state) every 2 s instead of
-# every >= 10 s, so a killed driver loses at most ~2 s of bookkeeping (see ``resume_tuner``).
+# every >= 10 s, so a killed driver loses at most ~2 s of bookkeeping (see ``resume_tuner``); for
+# budgets above LARGE_SEARCH trials the snapshot (which grows with the trials) is left to Ray's
+# adaptive period (>= 10 s, at most 5% of the driver's time): see ``_snapshot_period``.
 # TUNE_DISABLE_AUTO_CALLBACK_LOGGERS: no per-trial TensorBoard/CSV files (MLflow has it all); the
 # JSON logger is added back explicitly (_loggers), since Ray's per-trial history is read from it.
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
            "RAY_AIR_NEW_OUTPUT": "0", "TUNE_MAX_PENDING_TRIALS_PG": "2", "TUNE_GLOBAL_CHECKPOINT_S": "2",
            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
 TRIAL_DIR_PREFIX = "trial_"
+LARGE_SEARCH = 1000
+
+
+def _snapshot_period(num_samples: int) -> None:
+    """Every 2 s for searches up to LARGE_SEARCH trials; Ray's adaptive period above (a 10,000-trial
+    snapshot takes long enough that every 2 s it would dominate the driver)."""
+    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = "2" if num_samples <= LARGE_SEARCH else "auto"
 
 
 def quiet_ray_env() -> None:
@@ -363,6 +372,7 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
     if settings.scheduler == "moasha":
         scheduler = MOASHAScheduler(MOASHA(modes=list(modes), max_t=max_epochs, grace=settings.moasha_grace,
                                            eta=settings.moasha_eta), metrics)
+    _snapshot_period(settings.num_samples)
     tuner = tune.Tuner(
         _trainable_with_resources(objective_name, fixed, settings),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=settings.num_samples,
@@ -396,6 +406,7 @@ def resume_tuner(*, experiment_dir: str, objective_name: str, fixed: Mapping[str
     are kept as they are; unfinished ones restart from scratch (trials do not checkpoint).
     Counts are derived from the outcomes (the searcher object is Ray's restored copy).
     """
+    _snapshot_period(settings.num_samples)
     repaired = repair_experiment_state(experiment_dir)
     if repaired:
         logging.getLogger(__name__).warning(repaired)

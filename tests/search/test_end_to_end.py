@@ -110,6 +110,22 @@ def test_the_parent_describes_the_front_and_children_are_sortable_by_rank(finish
     assert numbers == {1, 2, 3, 4}
 
 
+def test_every_trial_is_mirrored_in_an_optuna_study(finished):
+    import optuna
+
+    study = optuna.load_study(study_name=finished.optuna_study, storage=finished.optuna_storage)
+    assert study.metric_names == ["accuracy", "macs_per_sample"]
+    by_id = {t.user_attrs["gatesearch.trial_id"]: t for t in study.trials}
+    assert len(by_id) == 4 and all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    client = MlflowClient(finished.tracking_uri)
+    for row in finished.trials:
+        run = client.get_run(row["run_id"])
+        t = by_id[run.data.tags["gatesearch.trial_id"]]
+        assert t.values == [pytest.approx(run.data.metrics["accuracy"]), pytest.approx(run.data.metrics["macs_per_sample"])]
+        assert t.params["gate"] == run.data.params["gate"] and t.params["n_experts"] == int(run.data.params["n_experts"])
+        assert ("gamma" in t.params) == (t.params["gate"] in ("dselect_k", "comet"))
+
+
 def test_front_and_hypervolume_are_logged_during_the_search(finished):
     client = MlflowClient(finished.tracking_uri)
     hist = sorted((m.step, m.value) for m in client.get_metric_history(finished.parent_run_id, "hypervolume"))
@@ -182,6 +198,9 @@ def test_nevergrad_multi_objective_search_on_ray(ray_session, tmp_path):
     assert len(children) == 4 and all(r.info.status == "FINISHED" for r in children)
     for r in children:  # conditional parameter only where its condition holds; runs log only active params
         assert ("gamma" in r.data.params) == (r.data.params["gate"] in ("dselect_k", "comet"))
+    import optuna  # the Nevergrad search is mirrored for optuna-dashboard too
+
+    assert len(optuna.load_study(study_name=result.optuna_study, storage=result.optuna_storage).trials) == 4
 
 
 def test_moasha_stops_dominated_trials_early_and_keeps_them_off_the_front(ray_session, tmp_path):

@@ -1,0 +1,96 @@
+"""Every search mirrored into an Optuna study, so optuna-dashboard can show it too.
+
+Whatever the searcher (Optuna's samplers, Nevergrad, ...), each finished trial's searched
+parameters and objective values are added to an Optuna study in RDB storage (SQLite in the
+output directory, one study per search, named after the search id), with the distributions of
+the space's parameters. Writes are batched (:meth:`OptunaMirror.flush` is called with the
+front's artifacts, within their time share, and at the end). On resume the study is reopened and
+trials it already holds (by ``gatesearch.trial_id``) are not added twice.
+
+    optuna-dashboard sqlite:///<output dir>/optuna.db     # pip install 'gatesearch[dashboard]'
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Mapping, Sequence
+
+from gatesearch.spaces import Categorical, Fixed, Float, Int, Space
+
+ATTR_TRIAL = "gatesearch.trial_id"
+
+
+def optuna_storage(output_dir) -> str:
+    """The SQLite URL of the output directory's Optuna storage."""
+    from pathlib import Path
+
+    return f"sqlite:///{Path(output_dir).resolve() / 'optuna.db'}"
+
+
+def distribution(p):
+    """The Optuna distribution of a space parameter (a fixed value: a one-choice categorical)."""
+    import optuna
+
+    if isinstance(p, Float):
+        return optuna.distributions.FloatDistribution(p.low, p.high, log=p.log)
+    if isinstance(p, Int):
+        return optuna.distributions.IntDistribution(p.low, p.high, log=p.log)
+    if isinstance(p, Categorical):
+        return optuna.distributions.CategoricalDistribution(list(p.choices))
+    if isinstance(p, Fixed):
+        return optuna.distributions.CategoricalDistribution([p.value])
+    raise TypeError(f"unsupported parameter {p!r}")
+
+
+class OptunaMirror:
+    """Buffers finished trials and adds them to the study ``study_name`` in ``storage``."""
+
+    def __init__(self, storage: str, study_name: str, space: Space, names: Sequence[str], modes: Sequence[str]):
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.space, self.names = space, list(names)
+        self.study = optuna.create_study(storage=storage, study_name=study_name, load_if_exists=True,
+                                         directions=["maximize" if m == "max" else "minimize" for m in modes])
+        with warnings.catch_warnings():  # "experimental" since Optuna 3.2; optuna-dashboard reads it
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.study.set_metric_names(self.names)
+        self.storage, self.study_name = storage, study_name
+        self.added = {t.user_attrs.get(ATTR_TRIAL) for t in self.study.get_trials(deepcopy=False)}
+        self.pending: list = []
+
+    def add(self, trial_id: str, config: Mapping[str, Any], metrics: Mapping[str, Any]) -> None:
+        """Queue a finished trial (``config``: its searched parameters)."""
+        import optuna
+
+        values = [metrics.get(n) for n in self.names]
+        if trial_id in self.added or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+            return
+        params = {k: v for k, v in config.items() if k in self.space.params}
+        self.pending.append(optuna.trial.create_trial(
+            params=params, distributions={k: distribution(self.space.params[k]) for k in params},
+            values=[float(v) for v in values], user_attrs={ATTR_TRIAL: trial_id}))
+        self.added.add(trial_id)
+
+    def add_record(self, trial_id: str, params: Mapping[str, str], metrics: Mapping[str, Any]) -> None:
+        """Queue a finished trial read back from the tracking store (its params are strings)."""
+        typed = {}
+        for k, raw in params.items():
+            p = self.space.params.get(k)
+            if isinstance(p, Float):
+                typed[k] = float(raw)
+            elif isinstance(p, Int):
+                typed[k] = int(raw)
+            elif isinstance(p, (Categorical, Fixed)):
+                options = p.choices if isinstance(p, Categorical) else (p.value,)
+                match = [c for c in options if str(c) == raw]
+                if match:
+                    typed[k] = match[0]
+        self.add(trial_id, typed, metrics)
+
+    def flush(self) -> None:
+        """Write the queued trials (one batch)."""
+        if self.pending:
+            self.study.add_trials(self.pending)
+            self.pending = []

@@ -1,0 +1,167 @@
+"""Live progress of a running search, in the terminal.
+
+:class:`SearchProgress` receives the same trial events as the tracking sink (it is a
+:class:`~gatesearch.search.tuner.TrialSink`, fed on the driver's event loop) and shows: trials
+finished / running / failed / stopped early, of the budget; elapsed and estimated remaining
+time; the current front's size and hypervolume; the best value of each objective; and each
+running trial's epoch. On a terminal it is a ``rich`` live panel; otherwise (CI logs, files) it
+prints one plain line per event, so a two-hour cluster search is never silent.
+
+It keeps its own small :class:`~gatesearch.search.front.LiveFront` (an O(|front|) update per
+finished trial) rather than reading the tracking sink's, which lives on another thread.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Mapping, TextIO
+
+import numpy as np
+
+from gatesearch.objectives import Objective
+from gatesearch.objectives.metrics import EPOCH, EPOCHS_TOTAL, is_partial
+from gatesearch.search.front import LiveFront
+
+
+def _duration(s: float) -> str:
+    s = int(max(0, s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class SearchProgress:
+    """Counts and front of a running search, shown live (``rich``) or as plain lines.
+
+    Args:
+        objective: the search's objective (names, directions, run labels).
+        total: the budget (``num_samples``).
+        fixed: the space's fixed values (to name trials).
+        live: a ``rich`` live panel (a terminal) or plain lines; default: whether ``stream`` is a tty.
+        stream: where plain lines go (default stdout).
+        done: trials already finished before this driver (a resumed search).
+    """
+
+    def __init__(self, objective: Objective, total: int, *, fixed: Mapping[str, Any] | None = None,
+                 live: bool | None = None, stream: TextIO | None = None, done: int = 0):
+        self.objective, self.total, self.fixed = objective, total, dict(fixed or {})
+        self.names = tuple(m.name for m in objective.objectives)
+        self.modes = tuple(m.mode for m in objective.objectives)
+        self.stream = stream or sys.stdout
+        self.live_mode = self.stream.isatty() if live is None else live
+        self.front = LiveFront(self.names, self.modes)
+        self.finished, self.failed, self.stopped, self.previous = 0, 0, 0, done
+        self.running: dict[str, list] = {}  # trial id -> [label, epoch, epochs_total]
+        self.labels: dict[str, str] = {}
+        self.ref: np.ndarray | None = None
+        self.t0 = time.monotonic()
+        self._live = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def __enter__(self) -> "SearchProgress":
+        if self.live_mode:
+            from rich.console import Console
+            from rich.live import Live
+
+            self._live = Live(self.render(), console=Console(file=self.stream), refresh_per_second=2, transient=False)
+            self._live.__enter__()
+        else:
+            self._line(f"search started: {self.total} trials of {self.objective.name}"
+                       + (f" ({self.previous} finished before)" if self.previous else ""))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._live is not None:
+            self._live.update(self.render())
+            self._live.__exit__(*exc)
+            self._live = None
+        else:
+            self._line("search ended: " + self.summary())
+
+    # -- TrialSink ----------------------------------------------------------------------------
+    def on_start(self, trial_id: str, config: Mapping[str, Any]) -> None:
+        label = self._label(trial_id, config)
+        self.running[trial_id] = [label, 0, 0]
+        self._event(f"trial {label} started")
+
+    def on_result(self, trial_id: str, result: Mapping[str, Any]) -> None:
+        state = self.running.setdefault(trial_id, [self._label(trial_id, result.get("config")), 0, 0])
+        state[1], state[2] = int(result.get(EPOCH.name, state[1])), int(result.get(EPOCHS_TOTAL.name, state[2]))
+        self._refresh()
+
+    def on_complete(self, trial_id: str, result: Mapping[str, Any]) -> None:
+        label = self.running.pop(trial_id, [self.labels.get(trial_id, trial_id)])[0]
+        values = " ".join(f"{n}={result[n]:,.6g}" for n in self.names if isinstance(result.get(n), (int, float)))
+        if is_partial(result):
+            self.stopped += 1
+            self._event(f"trial {label} stopped early at epoch {result.get(EPOCH.name)}: {values}")
+            return
+        self.finished += 1
+        on_front = self.front.add(trial_id, trial_id, result, {})
+        if self.ref is None and len(self.front):
+            from gatesearch.search.pareto import reference_point
+
+            self.ref = reference_point(self.front.values(), self.modes)
+        self._event(f"trial {label} finished: {values}" + (" (on the front)" if on_front else ""))
+
+    def on_error(self, trial_id: str, error: str) -> None:
+        label = self.running.pop(trial_id, [self.labels.get(trial_id, trial_id)])[0]
+        self.failed += 1
+        last = (error.strip().splitlines() or ["error"])[-1][:200]
+        self._event(f"trial {label} FAILED: {last}")
+
+    def on_retry(self, trial_id: str, failures: int) -> None:
+        self._event(f"trial {self.labels.get(trial_id, trial_id)} retried (failure {failures})")
+
+    # -- rendering ----------------------------------------------------------------------------
+    def _label(self, trial_id: str, config: Mapping[str, Any] | None) -> str:
+        if trial_id not in self.labels:
+            short = trial_id.rsplit("_", 1)[-1]
+            try:
+                words = self.objective.run_label(self.objective.resolve({**self.fixed, **(config or {})}))
+            except ValueError:
+                words = ""
+            self.labels[trial_id] = f"{words} ({short})" if words else short
+        return self.labels[trial_id]
+
+    def best(self) -> dict[str, float]:
+        """The best value of each objective over the finished trials."""
+        vals = self.front.front_values()
+        if not len(vals):
+            return {}
+        return {n: float(vals[:, j].max() if m == "max" else vals[:, j].min())
+                for j, (n, m) in enumerate(zip(self.names, self.modes))}
+
+    def summary(self) -> str:
+        done = self.finished + self.stopped + self.failed
+        elapsed = time.monotonic() - self.t0
+        eta = elapsed / done * (self.total - self.previous - done) if done else None
+        hv = self.front.hypervolume(self.ref) if self.ref is not None else 0.0
+        best = ", ".join(f"{n} {v:,.6g}" for n, v in self.best().items())
+        return (f"{self.previous + self.finished}/{self.total} finished, {len(self.running)} running, "
+                f"{self.failed} failed, {self.stopped} stopped early | elapsed {_duration(elapsed)}"
+                + (f", ~{_duration(eta)} left" if eta is not None else "")
+                + f" | front {len(self.front.front_rows())}, hypervolume {hv:,.6g}" + (f" | best {best}" if best else ""))
+
+    def render(self):
+        from rich.table import Table
+
+        table = Table(title="gatesearch: " + self.summary(), title_justify="left", show_edge=False)
+        table.add_column("running trial")
+        table.add_column("epoch", justify="right")
+        for label, epoch, total in self.running.values():
+            table.add_row(label, f"{epoch}/{total}" if total else str(epoch))
+        return table
+
+    def _event(self, text: str) -> None:
+        if self._live is not None:
+            self._live.update(self.render())
+        else:
+            self._line(f"{text} | {self.summary()}")
+
+    def _refresh(self) -> None:
+        if self._live is not None:
+            self._live.update(self.render())
+
+    def _line(self, text: str) -> None:
+        self.stream.write(f"[{_duration(time.monotonic() - self.t0)}] {text}\n")
+        self.stream.flush()
