@@ -47,18 +47,32 @@ class OptunaMirror:
     """Buffers finished trials and adds them to the study ``study_name`` in ``storage``."""
 
     def __init__(self, storage: str, study_name: str, space: Space, names: Sequence[str], modes: Sequence[str]):
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.space, self.names = space, list(names)
-        self.study = optuna.create_study(storage=storage, study_name=study_name, load_if_exists=True,
-                                         directions=["maximize" if m == "max" else "minimize" for m in modes])
-        with warnings.catch_warnings():  # "experimental" since Optuna 3.2; optuna-dashboard reads it
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            self.study.set_metric_names(self.names)
+        self.space, self.names, self.modes = space, list(names), list(modes)
         self.storage, self.study_name = storage, study_name
-        self.added = {t.user_attrs.get(ATTR_TRIAL) for t in self.study.get_trials(deepcopy=False)}
+        self._study = None  # opened on first use, on the tracking thread (creating the schema takes ~1 s)
+        self._added: set | None = None
         self.pending: list = []
+
+    @property
+    def study(self):
+        if self._study is None:
+            import optuna
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            study = optuna.create_study(storage=self.storage, study_name=self.study_name, load_if_exists=True,
+                                        directions=["maximize" if m == "max" else "minimize" for m in self.modes])
+            with warnings.catch_warnings():  # "experimental" since Optuna 3.2; optuna-dashboard reads it
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(self.names)
+            self._study = study
+        return self._study
+
+    @property
+    def added(self) -> set:
+        """Trial ids the study holds or has queued (read from the study once)."""
+        if self._added is None:
+            self._added = {t.user_attrs.get(ATTR_TRIAL) for t in self.study.get_trials(deepcopy=False)}
+        return self._added
 
     def add(self, trial_id: str, config: Mapping[str, Any], metrics: Mapping[str, Any]) -> None:
         """Queue a finished trial (``config``: its searched parameters)."""

@@ -3,6 +3,7 @@ exactly the budget of finished trials, one child run per trial, the same parent 
 logged front equal to the one recomputed from the finished children."""
 
 import json
+import re
 import signal
 import uuid
 from pathlib import Path
@@ -83,6 +84,10 @@ def test_sigkilled_driver_is_resumed_without_duplicates(tmp_path: Path):
     finally:
         harness.kill_env(marker)
     assert "Pareto front of killed" in resume_log.read_text()
+    # resume shows the same live progress as run (plain lines: the log is not a terminal)
+    progress = [line for line in resume_log.read_text().splitlines() if line.startswith("[")]
+    assert re.search(r"search started: \d+ trials of \S+", progress[0]), progress[:2]
+    assert "search ended: " in progress[-1] and " finished, 0 running" in progress[-1]
 
     uri = f"sqlite:///{db}"
     tracker = Tracker(uri, "killed")

@@ -79,7 +79,11 @@ def test_tagged_front_equals_the_recomputed_non_dominated_set(finished):
     assert tagged == expected and expected
     assert {row["run_id"] for row in finished.front} == expected
     arts = {a.path for a in client.list_artifacts(finished.parent_run_id)}
-    assert {"pareto_front.json", "pareto_front.csv", "pareto_front.png", "space.yaml", "trials.json"} <= arts
+    assert {"pareto_front.json", "pareto_front.csv", "pareto_front.png", "pareto_front.html", "space.yaml",
+            "trials.json"} <= arts
+    html = Path(client.download_artifacts(finished.parent_run_id, "pareto_front.html")).read_text()
+    assert "<script src=" not in html.replace('<script src="data:', "")  # plotly.js inlined: works offline
+    assert all(r["run_id"] in html for r in finished.trials)  # hover/click data of every trial
     local = client.download_artifacts(finished.parent_run_id, "pareto_front.json")
     saved = json.loads(Path(local).read_text())
     assert {r["run_id"] for r in saved["front"]} == expected

@@ -66,4 +66,7 @@ def test_search_with_user_packages_named_like_ours(tmp_path: Path):
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     assert "2 finished trials, 0 failed" in out
+    assert "#/experiments/" in out and "/runs/" in out  # the deep link to the parent run
+    assert "optuna-dashboard sqlite:///" in out and (tmp_path / "out" / "optuna.db").exists()
+    assert " finished: accuracy=" in out and "search ended: 2/2 finished" in out  # progress, plain lines
     assert "ImportError" not in out and "Traceback" not in out
