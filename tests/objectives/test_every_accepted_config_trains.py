@@ -24,7 +24,7 @@ from gatesearch.objectives.base import DatasetObjective
 from gatesearch.objectives.data import DataMissing
 from gatesearch.objectives.schema import ParamRule, ParamSchema
 
-PER_OBJECTIVE = 40  # 12 objectives -> about 480 configurations
+PER_OBJECTIVE = 25  # 12 objectives -> about 300 configurations
 ROWS = 32
 #: upper caps for knobs that only cost compute
 CAPS = {"n_experts": 12, "expert_hidden": 24, "expert_out": 12, "tower_hidden": 12, "batch_size": 64, "epochs": 2,
