@@ -139,8 +139,7 @@ def pareto(
             columns, metrics = obj.front_columns, obj.summary_metrics
         except ValueError:
             columns, metrics = (), ()
-        kw = {"columns": columns, "metrics": metrics} if columns else {}  # else read_front's generic columns
-        _, values, ranks, rows, front = read_front(tracker, parent, objectives, modes, **kw)
+        _, values, ranks, rows, front = read_front(tracker, parent, objectives, modes, columns=columns, metrics=metrics)
     except ValueError as e:
         _fail(str(e))
         return

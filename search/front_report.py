@@ -19,13 +19,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from gatesearch.objectives.metrics import (
-    ACTIVE_EXPERTS,
     FINISHED_TRIALS,
     FRONT_SIZE,
     HYPERVOLUME,
     HYPERVOLUME_SHARE,
     PARETO_RANK,
-    TEST_ACCURACY,
 )
 from gatesearch.search.figure import pareto_figure, pareto_html
 from gatesearch.search.front import LiveFront
@@ -57,11 +55,11 @@ def front_from_records(records: Sequence[TrialRecord], names: Sequence[str], mod
 
 
 def read_front(store: TrackingStore, parent_id: str, names: Sequence[str], modes: Sequence[str],
-               columns: Sequence[str] = ("gate", "n_experts", "k", "local_search", "n_blocks", "lambda_cost",
-                                         "confidence", "lr"),
-               metrics: Sequence[str] = (TEST_ACCURACY.name, ACTIVE_EXPERTS.name)):
+               columns: Sequence[str] = (), metrics: Sequence[str] = ()):
     """Read-only: the FINISHED children of ``parent_id``, their objective matrix, Pareto
-    ranks, one summary row each, and the front rows (sorted by the last objective)."""
+    ranks, one summary row each, and the front rows (sorted by the last objective). ``columns``
+    and ``metrics`` (the objective's ``front_columns`` and ``summary_metrics``) add parameters
+    and metrics to the rows."""
     records = [r for r in store.children(parent_id) if r.status == "FINISHED"]
     front = front_from_records(records, names, modes, columns, metrics)
     ranks = front.ranks()
@@ -139,13 +137,14 @@ def _md(v: Any) -> str:
 
 
 def log_front(store: TrackingStore, parent_id: str, names: tuple[str, ...], modes: tuple[str, ...],
-              title: str = "", ref: np.ndarray | None = None) -> tuple[list[dict], list[dict], float, np.ndarray]:
+              title: str = "", ref: np.ndarray | None = None, columns: Sequence[str] = (),
+              metrics: Sequence[str] = ()) -> tuple[list[dict], list[dict], float, np.ndarray]:
     """Recompute the front from the store's FINISHED child runs and log it (idempotent: tags are
     overwritten, artifacts replaced, nothing duplicated). ``ref`` defaults to
-    :func:`reference_point` of the data. Returns (all rows, front rows, hypervolume, reference)."""
+    :func:`reference_point` of the data; ``columns``/``metrics`` as in :func:`read_front`.
+    Returns (all rows, front rows, hypervolume, reference)."""
     records = [r for r in store.children(parent_id) if r.status == "FINISHED"]
-    front = front_from_records(records, names, modes, ("gate", "n_experts", "k", "local_search", "lr"),
-                               (TEST_ACCURACY.name, ACTIVE_EXPERTS.name))
+    front = front_from_records(records, names, modes, columns, metrics)
     if ref is None:
         ref = reference_point(front.values(), modes) if len(front) else np.zeros(len(names))
     hv = write_front(store, parent_id, front, ref, title=title, label="trial",
@@ -155,8 +154,8 @@ def log_front(store: TrackingStore, parent_id: str, names: tuple[str, ...], mode
 
 def _csv(rows: Sequence[Mapping[str, Any]]) -> str:
     buf = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    if rows:  # rows of trials from different drivers (resume) may differ: every key, first seen first
+        writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)), restval="")
         writer.writeheader()
         writer.writerows(rows)
     return buf.getvalue()

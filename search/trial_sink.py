@@ -71,6 +71,8 @@ class MlflowTrialSink:
         columns, metrics = self.objective.front_columns, self.objective.summary_metrics
         for rec in children:
             self.runs.setdefault(rec.trial_id, rec.run_id)
+            # its summary row: a trial that was running when the search stopped finishes now
+            self.rows.setdefault(rec.trial_id, record_row(rec, columns, ()))
             self._params_logged.add(rec.trial_id)
             self._placed.add(rec.trial_id)
             if rec.status in ("FINISHED", "KILLED", "FAILED"):
@@ -96,6 +98,9 @@ class MlflowTrialSink:
             self.runs[trial_id] = self.store.create_trial_run(self.parent_id, self.search_id, trial_id, name)
             self._pending_params[trial_id] = params
             self.rows[trial_id] = {"run_id": self.runs[trial_id], "trial": name, **row}
+        elif trial_id not in self.rows and config is not None:  # a run made by an earlier driver
+            self.rows[trial_id] = {"run_id": self.runs[trial_id], "trial": trial_id,
+                                   **self._describe({**self.fixed, **config})[1]}
         run = self.runs[trial_id]
         if not defer_params and trial_id in self._pending_params:
             self.store.log_batch(run, params=self._pending_params[trial_id])

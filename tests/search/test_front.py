@@ -45,3 +45,17 @@ def test_hypervolume_share_is_one_for_a_single_ideal_point():
     assert front.hypervolume_share([0.0, 4.0]) == pytest.approx(1.0)
     front.add("b", "rb", {"accuracy": 0.4, "macs_per_sample": 1.0}, {})
     assert 0 < front.hypervolume_share([0.0, 4.0]) < 1
+
+
+def test_front_csv_takes_every_column_of_rows_from_different_drivers():
+    """After a resume, a trial restored from the store and one from the new driver can carry
+    different columns; the CSV keeps them all (was: 'dict contains fields not in fieldnames')."""
+    import csv
+    import io
+
+    from gatesearch.search.front_report import _csv
+
+    rows = [{"run_id": "a", "accuracy": 0.9}, {"run_id": "b", "trial": "topk n4 k2 #2", "gate": "topk", "accuracy": 0.8}]
+    parsed = list(csv.DictReader(io.StringIO(_csv(rows))))
+    assert list(parsed[0]) == ["run_id", "accuracy", "trial", "gate"]
+    assert parsed[0]["gate"] == "" and parsed[1]["gate"] == "topk" and parsed[1]["accuracy"] == "0.8"
