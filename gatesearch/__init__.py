@@ -11,7 +11,7 @@ repository's top level; ``pyproject.toml`` maps them):
 The names below are the public API. They are imported on first use, so ``import gatesearch``
 stays cheap (no torch, Ray or MLflow until a name that needs them is touched)::
 
-    from gatesearch import Objective, register_objective, run_search, load_space_file
+    from gatesearch import Objective, register_objective, run_search, load_space_file, MoEFeedForward
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ _API: dict[str, str] = {
     # models
     "Gate": "gatesearch.models", "Routing": "gatesearch.models", "RouteContext": "gatesearch.models",
     "register_gate": "gatesearch.models", "build_gate": "gatesearch.models", "MoELayer": "gatesearch.models",
+    "MoEFeedForward": "gatesearch.models", "MoEFeedForwardOutput": "gatesearch.models",
+    "apply_capacity": "gatesearch.models",
     "MoENetwork": "gatesearch.models", "MoENetworkConfig": "gatesearch.models",
     "EarlyExitNetwork": "gatesearch.models", "EvoMoENetwork": "gatesearch.models",
     # search

@@ -18,6 +18,8 @@ _WHERE = {
     "per_exit_ce": "early_exit", "uncertainty_features": "early_exit",
     "EvoMoEConfig": "evomoe_config", "EvoMoENetwork": "evomoe", "spawn_experts": "evomoe",
     "ExpertBank": "experts", "MoELayer": "moe", "MoEOutput": "moe",
+    "MoEFeedForward": "moe_ffn", "MoEFeedForwardOutput": "moe_ffn",
+    "apply_capacity": "capacity", "expert_capacity": "capacity",
     "MoENetwork": "network", "MoENetworkConfig": "network", "NetworkOutput": "network",
     **{name: "gates" for name in _GATE_NAMES},
 }

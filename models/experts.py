@@ -9,16 +9,23 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+
+
 class ExpertBank(nn.Module):
-    """n experts f_i(x) = W2_i · dropout(relu(W1_i x + b1_i)) + b2_i.
+    """n experts f_i(x) = W2_i · dropout(act(W1_i x + b1_i)) + b2_i (act: ReLU or GELU).
 
     Weights are stacked (``W1: (n, d_in, hidden)``, ``W2: (n, hidden, d_out)``) so the
     same parameters serve the sparse path (one matmul per expert on its rows only) and
     the dense reference (one batched matmul over all experts and rows).
     """
 
-    def __init__(self, n_experts: int, d_in: int, hidden: int, d_out: int, dropout: float = 0.0):
+    def __init__(self, n_experts: int, d_in: int, hidden: int, d_out: int, dropout: float = 0.0,
+                 activation: str = "relu"):
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.activation = activation
         self.n_experts, self.d_in, self.hidden, self.d_out, self.dropout = n_experts, d_in, hidden, d_out, dropout
         self.w1 = nn.Parameter(torch.empty(n_experts, d_in, hidden))
         self.b1 = nn.Parameter(torch.empty(n_experts, hidden))
@@ -41,7 +48,7 @@ class ExpertBank(nn.Module):
         parameter's gradient once rather than once per expert.
         """
         w1, b1, w2, b2 = weights if weights is not None else (self.w1, self.b1, self.w2, self.b2)
-        h = F.relu(torch.addmm(b1[e], x, w1[e]))
+        h = ACTIVATIONS[self.activation](torch.addmm(b1[e], x, w1[e]))
         h = F.dropout(h, self.dropout, self.training)
         return torch.addmm(b2[e], h, w2[e])
 
@@ -65,6 +72,6 @@ class ExpertBank(nn.Module):
     def forward_dense(self, x: Tensor) -> Tensor:
         """Every expert on every row: ``(n, B, d_out)`` (the reference path)."""
         xb = x.unsqueeze(0).expand(self.n_experts, -1, -1)
-        h = F.relu(torch.baddbmm(self.b1[:, None, :], xb, self.w1))
+        h = ACTIVATIONS[self.activation](torch.baddbmm(self.b1[:, None, :], xb, self.w1))
         h = F.dropout(h, self.dropout, self.training)
         return torch.baddbmm(self.b2[:, None, :], h, self.w2)

@@ -17,6 +17,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from gatesearch.models.capacity import apply_capacity
 from gatesearch.models.experts import ExpertBank
 from gatesearch.models.gates.base import Gate, RouteContext, Routing
 
@@ -39,10 +40,14 @@ class MoEOutput:
 
 
 class MoELayer(nn.Module):
-    """Shared experts, one gate per task."""
+    """Shared experts, one gate per task; optionally an expert capacity per gate
+    (:mod:`~gatesearch.models.capacity`: ``capacity_factor`` None = no limit)."""
 
-    def __init__(self, experts: ExpertBank, gates: Sequence[Gate]):
+    def __init__(self, experts: ExpertBank, gates: Sequence[Gate], *, capacity_factor: float | None = None):
         super().__init__()
+        if capacity_factor is not None and not capacity_factor > 0:
+            raise ValueError(f"capacity_factor must be > 0 (or None for no limit), got {capacity_factor}")
+        self.capacity_factor = capacity_factor
         if not gates:
             raise ValueError("MoELayer needs at least one gate")
         for g in gates:
@@ -52,7 +57,10 @@ class MoELayer(nn.Module):
         self.gates = nn.ModuleList(gates)
 
     def route(self, x: Tensor, ctx: RouteContext) -> list[Routing]:
-        return [g(x, ctx) for g in self.gates]
+        routings = [g(x, ctx) for g in self.gates]
+        if self.capacity_factor is not None:
+            routings = [apply_capacity(r, self.capacity_factor) for r in routings]
+        return routings
 
     def forward(self, x: Tensor, ctx: RouteContext, *, dense: bool = False) -> MoEOutput:
         """Route and combine. ``dense=True`` runs every expert on every row (reference only)."""

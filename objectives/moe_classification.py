@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any, Callable, Mapping
 
 from gatesearch.models.evomoe_config import EvoMoEConfig
-from gatesearch.models.gates.comet_config import tree_depth
+from gatesearch.models.gates.comet_config import CometGateConfig, effective_tree_depth
 from gatesearch.models.gates.local_search_config import LocalSearchConfig
 from gatesearch.models.gates.registry import gate_config_names, gate_configs
 from gatesearch.models.knobs import Knob, flat_defaults, flat_le, from_flat, knobs
@@ -160,7 +160,8 @@ class MoEClassification(DatasetObjective):
         k_eff = {"softmax": config["n_experts"], "hash": 1, "dts": 1}.get(gate, config.get("k"))
         out: dict[str, Any] = {"k_effective": k_eff}
         if gate == "comet":
-            out["tree_depth"] = tree_depth(config["n_experts"])
+            depth = int(config.get("tree_depth", 0))
+            out["tree_depth_effective"] = effective_tree_depth(CometGateConfig(tree_depth=depth), config["n_experts"])
         return out
 
     def summary(self, config: Mapping[str, Any]) -> dict[str, Any]:

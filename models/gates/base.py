@@ -48,11 +48,14 @@ class Routing:
         aux_losses: named scalar regularisers already multiplied by their weight;
             the trainer adds their sum to the task loss.
         gate_macs: multiply-accumulates the gate itself spent per sample.
+        dropped: ``(B, n)`` bool, the (row, expert) assignments a capacity limit dropped
+            (their weights are already 0 in ``weights``); None when no limit applied.
     """
 
     weights: Tensor
     aux_losses: Mapping[str, Tensor] = field(default_factory=dict)
     gate_macs: float = 0.0
+    dropped: Tensor | None = None
 
     @property
     def mask(self) -> Tensor:
@@ -81,12 +84,36 @@ class Routing:
             return self.weights.new_zeros(())
         return torch.stack([v.reshape(()) for v in self.aux_losses.values()]).sum()
 
+    @property
+    def load(self) -> Tensor:
+        """``(n,)`` share of the rows dispatched to each expert (after any capacity drop)."""
+        return self.mask.float().mean(dim=0)
+
+    @property
+    def dropped_fraction(self) -> float:
+        """Share of the gate's (row, expert) assignments that a capacity limit dropped."""
+        if self.dropped is None:
+            return 0.0
+        assigned = int(self.dropped.sum().item()) + int(self.mask.sum().item())
+        return int(self.dropped.sum().item()) / max(assigned, 1)
+
+    @property
+    def rows_dropped_fraction(self) -> float:
+        """Share of rows (tokens) that lost every assignment to the capacity limit (they get
+        no expert output: in a residual block they pass through unchanged)."""
+        if self.dropped is None:
+            return 0.0
+        lost = self.dropped.any(dim=1) & ~self.mask.any(dim=1)
+        return float(lost.float().mean().item())
+
     def stats(self) -> dict[str, float]:
         """Sparsity statistics of this batch (floats, for logging)."""
         w = self.weights.detach()
         return {
             "active_experts": float(self.mask.sum(dim=1).float().mean().item()),
             "weight_sparsity": float((w < SPARSITY_EPS).float().mean().item()),
+            "dropped_fraction": self.dropped_fraction,
+            "max_load": float(self.load.max().item()) if w.numel() else 0.0,
         }
 
 

@@ -173,3 +173,42 @@ def test_dselect_k_folding_doubles_the_initial_weight_of_the_first_experts():
             gate.z.zero_()  # S(0) = 1/2: the state the U(-γ/100, γ/100) init starts near
         w = gate(torch.randn(16, 4), RouteContext()).weights.mean(0)
         assert torch.allclose(w, torch.tensor(expected), atol=1e-6), (n, w)
+
+
+@pytest.mark.parametrize("n", [3, 4, 6, 8])
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+def test_comet_tree_depth_maps_every_leaf_and_expert_and_bounds_the_active_experts(n, depth):
+    from gatesearch.models.gates.comet import leaf_experts
+
+    L = 2**depth
+    pairs = leaf_experts(L, n)
+    assert {leaf for leaf, _ in pairs} == set(range(L)) and {e for _, e in pairs} == set(range(n))
+    assert len(pairs) == max(L, n)
+    assert [e for _, e in sorted(pairs)] == sorted(e for _, e in pairs)  # contiguous blocks
+    torch.manual_seed(0)
+    gate = build_gate(CometGateConfig(k=2, gamma=0.01, tree_depth=depth), d_in=6, n_experts=n)
+    assert gate.depth == depth and gate.path_nodes.shape == (L, depth)
+    with torch.no_grad():  # every smooth-step saturates: each tree reaches one leaf
+        for name, p in gate.named_parameters():
+            if "nodes" in name:
+                p.mul_(1e7)
+    w = gate(torch.randn(300, 6), _ctx(300)).weights
+    torch.testing.assert_close(w.sum(1), torch.ones(300), atol=1e-5, rtol=0)
+    per_leaf = max(sum(1 for _, e in pairs if _ == leaf) for leaf in range(L))
+    assert ((w > 0).sum(1) <= 2 * per_leaf).all()
+    if L < n:  # a reached leaf runs all of its experts: more than k experts happen
+        assert ((w > 0).sum(1) > 2).any()
+    # MACs: k(L-1) hyperplanes + k·max(L, n) pair logits
+    assert gate.macs_per_sample() == 6 * 2 * (L - 1 + max(L, n))
+
+
+def test_comet_tree_depth_zero_is_the_papers_tree():
+    torch.manual_seed(0)
+    a = build_gate(CometGateConfig(k=2), d_in=5, n_experts=6)
+    torch.manual_seed(0)
+    b = build_gate(CometGateConfig(k=2, tree_depth=0), d_in=5, n_experts=6)
+    assert a.depth == tree_depth(6) == 3 and a.n_leaves == 6
+    x = torch.randn(20, 5)
+    torch.testing.assert_close(a(x, _ctx(20)).weights, b(x, _ctx(20)).weights)
+    with pytest.raises(ValueError, match="tree_depth must be in"):
+        CometGateConfig(tree_depth=11)

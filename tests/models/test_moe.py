@@ -17,7 +17,8 @@ from gatesearch.models import (
 )
 
 CFGS = [SoftmaxGateConfig(), TopKGateConfig(k=1), TopKGateConfig(k=3, noisy=False), HashGateConfig(),
-        DSelectKGateConfig(k=2, gamma=0.5), CometGateConfig(k=2, gamma=0.5)]
+        DSelectKGateConfig(k=2, gamma=0.5), CometGateConfig(k=2, gamma=0.5), CometGateConfig(k=2, gamma=0.5, tree_depth=1),
+        CometGateConfig(k=1, gamma=0.5, tree_depth=4)]
 
 
 def _net(cfg, n=8, tasks=(10,), ls=None):

@@ -29,7 +29,7 @@ ROWS = 32
 #: upper caps for knobs that only cost compute
 CAPS = {"n_experts": 12, "expert_hidden": 24, "expert_out": 12, "tower_hidden": 12, "batch_size": 64, "epochs": 2,
         "n_blocks": 5, "hidden": 24, "ls_sinkhorn_iters_start": 200, "ls_sinkhorn_iters_end": 200,
-        "alternate_every": 8, "warmup_epochs": 4, "k": 12}
+        "alternate_every": 8, "warmup_epochs": 4, "k": 12, "tree_depth": 6}
 
 
 def draw(name: str, rule: ParamRule, rng: random.Random):
