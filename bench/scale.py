@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))  # last: a staged or installed gatesearch on PYTHONPATH wins
 
 from gatesearch.objectives import Objective  # noqa: E402
 from gatesearch.objectives.metrics import ACCURACY, MACS  # noqa: E402
