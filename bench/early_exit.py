@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))  # last: a staged or installed gatesearch on PYTHONPATH wins
 
 from gatesearch.models import EarlyExitConfig, EarlyExitNetwork  # noqa: E402
 from gatesearch.objectives.data import DataMissing, load_digits, load_fashion_mnist  # noqa: E402

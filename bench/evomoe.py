@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))  # last: a staged or installed gatesearch on PYTHONPATH wins
 
 from gatesearch.objectives.data import load_char_lm  # noqa: E402
 from gatesearch.objectives.moe_classification import EvoMoEClassification, MoEClassification  # noqa: E402

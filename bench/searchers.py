@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))  # last: a staged or installed gatesearch on PYTHONPATH wins
 RESULTS = ROOT / "bench" / "results"
 TABLE = RESULTS / "digits_table.json"
 EPOCHS = 9

@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))  # last: a staged or installed gatesearch on PYTHONPATH wins
 
 from tests import harness  # noqa: E402 - real processes: the CLI as a subprocess
 
