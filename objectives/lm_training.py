@@ -1,0 +1,215 @@
+"""Training and evaluation loop of the transformer language models.
+
+An *epoch* here is ``steps_per_epoch`` optimisation steps, each on ``batch_size`` windows of
+``context + 1`` tokens drawn at uniformly random positions of the training stream (so tokens per
+epoch = steps_per_epoch·batch_size·context, whatever the corpus size). AdamW (β = 0.9, 0.95),
+linear warm-up over the first ``warmup_fraction`` of the steps then cosine decay to 0.1·lr,
+gradient clipping at 1.0 (GPT-2/nanoGPT practice). On CUDA the forward runs under bf16 autocast
+where the GPU supports it.
+
+Evaluation: non-overlapping windows (stride = context) over the first ``eval_tokens`` tokens of a
+split, every position scored; the metric is bits per character = mean cross-entropy / ln 2, and
+the inference compute is the model's MACs per token in eval mode at sequence length ``context``.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gatesearch.models.gates.local_search import PermutationLocalSearch
+from gatesearch.models.gates.topk import TopKGate
+from gatesearch.models.transformer import MoETransformerLM
+from gatesearch.objectives.metrics import (
+    ACTIVE_EXPERTS,
+    BPC,
+    DROPPED_FRACTION,
+    EPOCH,
+    MACS_PER_TOKEN,
+    TEST_BPC,
+    TRAIN_ACTIVE_EXPERTS,
+    TRAIN_LOSS,
+    VAL_LOSS,
+    Report,
+)
+
+
+@dataclass(frozen=True)
+class LMTrainConfig:
+    """Attributes:
+        epochs: reporting periods of ``steps_per_epoch`` steps each.
+        steps_per_epoch: optimisation steps per epoch.
+        batch_size: windows per step.
+        context: tokens per window (the model's T).
+        lr, weight_decay: AdamW.
+        warmup_fraction: share of all steps with a linear warm-up.
+        eval_tokens: tokens of the validation/test split scored per evaluation.
+        seed: seeds initialisation, window sampling and gate noise.
+    """
+
+    epochs: int = 4
+    steps_per_epoch: int = 100
+    batch_size: int = 32
+    context: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 0.1
+    warmup_fraction: float = 0.05
+    eval_tokens: int = 32768
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if min(self.epochs, self.steps_per_epoch, self.batch_size, self.context, self.eval_tokens) < 1:
+            raise ValueError("epochs, steps_per_epoch, batch_size, context and eval_tokens must be >= 1")
+        if not (self.lr > 0 and math.isfinite(self.lr)) or not 0 <= self.warmup_fraction < 1:
+            raise ValueError("lr must be positive and finite, warmup_fraction in [0, 1)")
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    def lr_at(self, step: int) -> float:
+        """Linear warm-up to lr, then cosine to 0.1·lr at the last step."""
+        warm = max(1, int(self.warmup_fraction * self.total_steps))
+        if step < warm:
+            return self.lr * (step + 1) / warm
+        frac = (step - warm) / max(1, self.total_steps - warm)
+        return self.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+
+
+def random_windows(tokens: Tensor, batch: int, context: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """``batch`` windows at random positions: inputs ``(batch, context)``, next-token targets."""
+    start = torch.randint(0, len(tokens) - context - 1, (batch,), generator=gen)
+    idx = start[:, None] + torch.arange(context + 1)[None, :]
+    w = tokens[idx]
+    return w[:, :-1], w[:, 1:]
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+@torch.no_grad()
+def evaluate_lm(model: MoETransformerLM, tokens: Tensor, *, context: int, max_tokens: int, step: int,
+                device: torch.device | str = "cpu", batch_size: int = 64) -> dict[str, float]:
+    """Bits per character, loss, MACs per token, active experts and dropped share on ``tokens``."""
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    n_windows = max(1, min(max_tokens, len(tokens) - 1) // context)
+    starts = torch.arange(n_windows) * context
+    total, count, macs, active, dropped = 0.0, 0, 0.0, 0.0, 0.0
+    for i in range(0, n_windows, batch_size):
+        s = starts[i: i + batch_size]
+        w = tokens[s[:, None] + torch.arange(context + 1)[None, :]].to(device)
+        with _autocast(device):
+            out = model(w[:, :-1], step=step)
+        loss = F.cross_entropy(out.logits.float().reshape(-1, out.logits.shape[-1]), w[:, 1:].reshape(-1),
+                               reduction="sum")
+        n = w[:, 1:].numel()
+        total, count = total + loss.item(), count + n
+        macs += out.macs_per_token * n
+        active += out.active_experts * n
+        dropped += (sum(r.dropped_fraction for r in out.routings) / len(out.routings) if out.routings else 0.0) * n
+    model.train(was_training)
+    loss = total / count
+    return {VAL_LOSS.name: loss, BPC.name: loss / math.log(2), MACS_PER_TOKEN.name: macs / count,
+            ACTIVE_EXPERTS.name: active / count, DROPPED_FRACTION.name: dropped / count}
+
+
+def top_k_gates(model: MoETransformerLM) -> list[TopKGate]:
+    """The Top-k gates of the model's MoE layers (under any local-search wrapper)."""
+    gates = []
+    for ffn in model.moe_layers:
+        g = ffn.gate.gate if isinstance(ffn.gate, PermutationLocalSearch) else ffn.gate
+        if isinstance(g, TopKGate):
+            gates.append(g)
+    return gates
+
+
+@contextmanager
+def inference_k(model: MoETransformerLM, k: int) -> Iterator[None]:
+    """Route with ``k`` experts per token in every Top-k gate (a post-hoc sweep of one trained
+    model); the trained k is restored on exit."""
+    gates = top_k_gates(model)
+    saved = [g.k for g in gates]
+    try:
+        for g in gates:
+            g.k = min(k, g.n_experts)
+        yield
+    finally:
+        for g, k0 in zip(gates, saved):
+            g.k = k0
+
+
+def train_lm(model: MoETransformerLM, corpus, config: LMTrainConfig, *, report: Report | None = None,
+             device: torch.device | str = "cpu",
+             final: Callable[[MoETransformerLM, int], dict] | None = None) -> dict[str, float]:
+    """Train; after every epoch evaluate on validation and call ``report``. The last report also
+    carries ``test_bpc`` and whatever ``final(model, step)`` adds (e.g. operating points). A
+    non-finite loss raises ``FloatingPointError``."""
+    device = torch.device(device)
+    gen = torch.Generator().manual_seed(config.seed)
+    model.to(device)
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.95))
+    step, metrics = 0, {}
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        total = train_active = 0.0
+        for _ in range(config.steps_per_epoch):
+            x, y = random_windows(corpus.train, config.batch_size, config.context, gen)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            model.advance(step)
+            for group in opt.param_groups:
+                group["lr"] = config.lr_at(step)
+            with _autocast(device):
+                out = model(x, step=step)
+                loss = F.cross_entropy(out.logits.float().reshape(-1, out.logits.shape[-1]), y.reshape(-1)) + out.aux_loss
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite training loss {loss.item()} at epoch {epoch}, step {step}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            total += loss.item()
+            train_active += out.active_experts
+            step += 1
+        metrics = evaluate_lm(model, corpus.val, context=config.context, max_tokens=config.eval_tokens, step=step,
+                              device=device)
+        metrics[TRAIN_LOSS.name] = total / config.steps_per_epoch
+        metrics[TRAIN_ACTIVE_EXPERTS.name] = train_active / config.steps_per_epoch
+        metrics[EPOCH.name] = epoch
+        if epoch == config.epochs:
+            test = evaluate_lm(model, corpus.test, context=config.context, max_tokens=config.eval_tokens, step=step,
+                               device=device)
+            metrics[TEST_BPC.name] = test[BPC.name]
+            if final is not None:
+                metrics.update(final(model, step))
+        if report is not None:
+            report(dict(metrics))
+    return metrics
+
+
+def k_sweep(model: MoETransformerLM, corpus, config: LMTrainConfig, step: int, device, ks: list[int]) -> list[dict]:
+    """Operating points of one trained model at several inference k (Top-k gates only):
+    validation and test bits per character and MACs per token for each k."""
+    points = []
+    for k in ks:
+        with inference_k(model, k):
+            val = evaluate_lm(model, corpus.val, context=config.context, max_tokens=config.eval_tokens, step=step,
+                              device=device)
+            test = evaluate_lm(model, corpus.test, context=config.context, max_tokens=config.eval_tokens, step=step,
+                               device=device)
+        points.append({"k": k, BPC.name: val[BPC.name], MACS_PER_TOKEN.name: val[MACS_PER_TOKEN.name],
+                       TEST_BPC.name: test[BPC.name]})
+    return points
