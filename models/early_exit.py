@@ -18,6 +18,7 @@ Cost:               C_l = Σ_{j<=l} (block_j + IM_j + gate_j) MACs (MSDNet op-co
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -95,15 +96,23 @@ class ExitOutput:
 
 
 class EarlyExitNetwork(nn.Module):
-    """MLP backbone with an IM after every block and (``gated=True``) a JEI-DNN gate per non-final exit."""
+    """MLP backbone with an IM after every block and (``gated=True``) a JEI-DNN gate per non-final exit.
+
+    Other backbones (:class:`~gatesearch.models.vit.EarlyExitViT`) subclass it and override
+    :meth:`block_outputs` (the features each IM reads), :meth:`block_costs` and
+    :meth:`backbone_parameters`; the IMs, gates, exit rule and cost accounting are shared."""
 
     def __init__(self, config: EarlyExitConfig, *, d_in: int, n_classes: int, gated: bool = True):
         super().__init__()
-        self.config, self.n_classes, self.gated = config, n_classes, gated
         dims = [d_in] + [config.hidden] * config.n_blocks
         self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(a, b), nn.ReLU(), nn.Dropout(config.dropout))
                                     for a, b in zip(dims[:-1], dims[1:]))
-        self.ims = nn.ModuleList(nn.Sequential(nn.LayerNorm(config.hidden), nn.Linear(config.hidden, n_classes))
+        self._heads(config, config.hidden, n_classes, gated)
+
+    def _heads(self, config, width: int, n_classes: int, gated: bool) -> None:
+        """The IMs (LayerNorm + linear on ``width`` features) and, when ``gated``, the gates."""
+        self.config, self.n_classes, self.gated = config, n_classes, gated
+        self.ims = nn.ModuleList(nn.Sequential(nn.LayerNorm(width), nn.Linear(width, n_classes))
                                  for _ in range(config.n_blocks))
         self.gates = nn.ModuleList(nn.Linear(4, 1) for _ in range(config.n_blocks - 1)) if gated else None
 
@@ -120,12 +129,22 @@ class EarlyExitNetwork(nn.Module):
     def gate_parameters(self):
         return [p for g in self.gates for p in g.parameters()] if self.gates is not None else []
 
+    def block_outputs(self, x: Tensor) -> Iterator[Tensor]:
+        """The features after each block, ``(B, width)``, in order (what the IMs read)."""
+        h = x
+        for block in self.blocks:
+            h = block(h)
+            yield h
+
+    def block_costs(self) -> list[float]:
+        """MACs per sample of each block on its own (a Linear costs in·out + out)."""
+        return [float(b[0].in_features * b[0].out_features + b[0].out_features) for b in self.blocks]
+
     def exit_costs(self) -> list[float]:
         """C_l: cumulative MACs per sample when exiting at l (blocks + IMs + gates so far)."""
         costs, total, c = [], 0.0, self.n_classes
-        for l, (block, im) in enumerate(zip(self.blocks, self.ims)):
-            lin = block[0]
-            total += lin.in_features * lin.out_features + lin.out_features
+        for l, (block_cost, im) in enumerate(zip(self.block_costs(), self.ims)):
+            total += block_cost
             head = im[1]
             total += 2.5 * head.in_features  # LayerNorm
             total += head.in_features * head.out_features + head.out_features
@@ -135,10 +154,7 @@ class EarlyExitNetwork(nn.Module):
         return costs
 
     def forward(self, x: Tensor) -> ExitOutput:
-        logits, h = [], x
-        for block, im in zip(self.blocks, self.ims):
-            h = block(h)
-            logits.append(im(h))
+        logits = [im(h) for im, h in zip(self.ims, self.block_outputs(x))]
         if not self.gated:
             return ExitOutput(logits=logits, gate_logits=None, exit_probs=None)
         gate_logits = torch.cat([gate(uncertainty_features(lg)) for gate, lg in zip(self.gates, logits[:-1])], dim=1)

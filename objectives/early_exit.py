@@ -4,7 +4,11 @@ Both maximise accuracy and minimise the **expected** MACs per sample, where a sa
 at l pays C_l (everything evaluated up to l). The threshold baseline reports, besides the
 operating point chosen by ``budget_q``, the whole validation-chosen budget sweep as
 ``operating_points`` in its final result: one trained backbone, a whole accuracy-vs-MACs
-curve (the search logs it and builds a front over all points of all trials).
+curve (the search logs it and builds a front over all points of all trials). JEI-DNN reports
+its trained network at every exit threshold 0.05..0.95 the same way.
+
+Backbones: an MLP (``*_exit_digits``, ``*_exit_fashion``) or a small ViT with an exit on the CLS
+token after every block (``*_exit_vit_fashion``, :mod:`~gatesearch.models.vit`).
 """
 
 from __future__ import annotations
@@ -109,7 +113,13 @@ class EarlyExitClassification(DatasetObjective):
         return EarlyExitNetwork(cfg, d_in=data.d_in, n_classes=data.n_classes[0], gated=self.method == "jei")
 
     def run(self, config: Mapping[str, Any], *, report: Report | None = None, device: str = "cpu") -> dict[str, Any]:
-        from gatesearch.objectives.exit_training import ExitTrainConfig, budget_sweep, evaluate_gated, train_early_exit
+        from gatesearch.objectives.exit_training import (
+            ExitTrainConfig,
+            budget_sweep,
+            evaluate_gated,
+            threshold_sweep,
+            train_early_exit,
+        )
 
         full = self.resolve(config)
         data = self.data(full["data_seed"])
@@ -128,6 +138,8 @@ class EarlyExitClassification(DatasetObjective):
                 if epoch == tc.epochs:
                     test = evaluate_gated(model, data, device, split="test")
                     out[TEST_ACCURACY.name], out[TEST_MACS.name] = test[ACCURACY.name], test[MACS.name]
+                    # post-hoc: the same trained network at every exit threshold (many front points)
+                    out["operating_points"] = threshold_sweep(model, data, device)
                 return out
             sweep[:] = budget_sweep(model, data, device, full["confidence"])
             point = min(sweep, key=lambda p: abs(p["q"] - full["budget_q"]))
@@ -142,7 +154,59 @@ class EarlyExitClassification(DatasetObjective):
                                 evaluate=evaluate)
 
 
+VIT_RULES: dict[str, ParamRule] = {
+    "n_heads": R("int", "ViT: attention heads (width = n_heads * d_head)", low=1, high=64),
+    "d_head": R("int", "ViT: width of one attention head", low=1, high=256),
+    "patch": R("int", "ViT: patch side in pixels (the image is zero-padded to a multiple)", low=1, high=64),
+    "mlp_mult": R("int", "ViT: MLP hidden width = mlp_mult * width", low=1, high=16),
+}
+VIT_DEFAULTS: dict[str, Any] = {"n_heads": 2, "d_head": 16, "patch": 7, "mlp_mult": 2, "n_blocks": 4, "epochs": 6,
+                                "warmup_epochs": 3, "batch_size": 128, "lr": 2e-3}
+
+
+class EarlyExitViTClassification(EarlyExitClassification):
+    """The early-exit objectives on a ViT backbone (square single-channel images: the side is
+    sqrt of the data set's feature count)."""
+
+    front_columns = ("n_blocks", "patch", "lambda_cost", "confidence", "lr")
+
+    @property
+    def schema(self) -> ParamSchema:
+        base = super().schema
+        rules = {k: v for k, v in base.rules.items() if k != "hidden"}
+        return ParamSchema(rules={**rules, **VIT_RULES}, le_constraints=base.le_constraints)
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return {**{k: v for k, v in EXIT_DEFAULTS.items() if k != "hidden"}, **VIT_DEFAULTS}
+
+    def derived(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        return {"width": config["n_heads"] * config["d_head"]}
+
+    def run_label(self, config: Mapping[str, Any]) -> str:
+        return "vit " + super().run_label(config) + f" p{config['patch']}"
+
+    def build(self, config: Mapping[str, Any], data):
+        import math
+
+        import torch
+
+        from gatesearch.models.vit import EarlyExitViT, ViTExitConfig
+
+        side = math.isqrt(data.d_in)
+        if side * side != data.d_in:
+            raise ValueError(f"{self.name}: {data.d_in} features are not a square image")
+        torch.manual_seed(config["seed"])
+        cfg = ViTExitConfig(n_blocks=config["n_blocks"], n_heads=config["n_heads"], d_head=config["d_head"],
+                            patch=config["patch"], mlp_mult=config["mlp_mult"], dropout=config["dropout"],
+                            exit_threshold=config["exit_threshold"])
+        return EarlyExitViT(cfg, image=(1, side, side), n_classes=data.n_classes[0], gated=self.method == "jei")
+
+
 register_objective(EarlyExitClassification("early_exit_digits", DataLoader("load_digits"), "jei"))
 register_objective(EarlyExitClassification("threshold_exit_digits", DataLoader("load_digits"), "threshold"))
 register_objective(EarlyExitClassification("early_exit_fashion", DataLoader("load_fashion_mnist"), "jei"))
 register_objective(EarlyExitClassification("threshold_exit_fashion", DataLoader("load_fashion_mnist"), "threshold"))
+register_objective(EarlyExitViTClassification("early_exit_vit_fashion", DataLoader("load_fashion_mnist"), "jei"))
+register_objective(EarlyExitViTClassification("threshold_exit_vit_fashion", DataLoader("load_fashion_mnist"),
+                                              "threshold"))

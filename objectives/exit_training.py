@@ -146,6 +146,32 @@ def evaluate_gated(net: EarlyExitNetwork, data: Dataset, device, threshold: floa
     return out
 
 
+#: exit thresholds of JEI-DNN's post-hoc sweep: 0.05, 0.10, ..., 0.95
+SWEEP_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+
+
+def threshold_sweep(net: EarlyExitNetwork, data: Dataset, device,
+                    thresholds: tuple[float, ...] = SWEEP_THRESHOLDS) -> list[dict[str, float]]:
+    """Operating points of one trained JEI-DNN network at several exit thresholds (one forward
+    pass per split): validation and test accuracy and expected MACs for each threshold. A higher
+    threshold exits later, so MACs do not decrease along the list."""
+    costs = np.array(net.exit_costs())
+    splits = {"val": data.val, "test": data.test}
+    fwd = {name: _forward_all(net, split, device) for name, split in splits.items()}
+    points = []
+    for t in thresholds:
+        point: dict[str, float] = {"exit_threshold": t}
+        for name, split in splits.items():
+            logits, p = fwd[name]
+            exits = first_exit(torch.from_numpy(p), t).numpy()
+            probs = _softmax(np.stack(logits, 1)[np.arange(len(exits)), exits])
+            m = exit_metrics(probs, split.y[:, 0].numpy(), exits, costs)
+            prefix = "" if name == "val" else "test_"
+            point[prefix + ACCURACY.name], point[prefix + MACS.name] = m[ACCURACY.name], m[MACS.name]
+        points.append(point)
+    return points
+
+
 def confidence(logits: np.ndarray, kind: str) -> np.ndarray:
     """Higher = more confident: max softmax, negative entropy, or top-1 − top-2 margin."""
     p = _softmax(logits)

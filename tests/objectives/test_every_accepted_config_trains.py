@@ -32,7 +32,10 @@ CAPS = {"n_experts": 12, "expert_hidden": 24, "expert_out": 12, "tower_hidden": 
         "alternate_every": 8, "warmup_epochs": 4, "k": 12, "tree_depth": 6,
         # transformer LMs
         "steps_per_epoch": 2, "eval_tokens": 256, "n_layers": 3, "n_heads": 3, "d_head": 8, "context": 32,
-        "ffn_mult": 2, "moe_every": 3}
+        "ffn_mult": 2, "moe_every": 3, "mlp_mult": 2}
+#: lower floors where the *small* end costs compute: a ViT patch of 1-3 px makes 88-785 tokens
+#: (attention is quadratic); tests/models/test_vit.py runs patch 1 on a small image instead
+FLOORS = {"patch": 4}
 
 
 def draw(name: str, rule: ParamRule, rng: random.Random):
@@ -40,7 +43,7 @@ def draw(name: str, rule: ParamRule, rng: random.Random):
         return rng.random() < 0.5
     if rule.kind == "str":
         return rng.choice(rule.choices)
-    low, high = rule.low, min(rule.high, CAPS.get(name, rule.high))
+    low, high = max(rule.low, FLOORS.get(name, rule.low)), min(rule.high, CAPS.get(name, rule.high))
     u = rng.random()
     if u < 0.15:
         v = low

@@ -135,3 +135,46 @@ def test_exit_objectives_report_every_epoch(name):
     else:
         points = final["operating_points"]
         assert len(points) == 39 and all({"q", "accuracy", "macs_per_sample"} <= set(p) for p in points)
+        macs = [p["macs_per_sample"] for p in points]
+        assert macs == sorted(macs)  # a larger budget q never costs less
+
+
+def test_jei_threshold_sweep_gives_points_monotone_in_macs():
+    objective = get_objective("early_exit_digits")
+    final = objective.run(objective.resolve({"epochs": 3, "warmup_epochs": 2, "hidden": 32}))
+    points = final["operating_points"]
+    assert [p["exit_threshold"] for p in points] == [round(0.05 * i, 2) for i in range(1, 20)]
+    for key in ("macs_per_sample", "test_macs_per_sample"):
+        macs = [p[key] for p in points]
+        assert macs == sorted(macs)  # a higher threshold exits later
+    at_default = next(p for p in points if p["exit_threshold"] == 0.5)
+    assert at_default["accuracy"] == pytest.approx(final["accuracy"])
+    assert at_default["macs_per_sample"] == pytest.approx(final["macs_per_sample"])
+
+
+@pytest.mark.parametrize("name", ["early_exit_vit_fashion", "threshold_exit_vit_fashion"])
+def test_vit_exit_objectives_train_on_a_fashion_subset(name):
+    import copy
+    from dataclasses import replace
+
+    from gatesearch.objectives.data import DataMissing
+
+    objective = get_objective(name)
+    try:
+        data = objective.data(0)
+    except DataMissing as e:
+        pytest.skip(str(e).split(";")[0])
+    cut = lambda s, n: replace(s, x=s.x[:n], y=s.y[:n], ids=s.ids[:n])  # noqa: E731
+    tiny = copy.copy(objective)
+    tiny._cache = {0: replace(data, train=cut(data.train, 4000), val=cut(data.val, 500), test=cut(data.test, 500))}
+    reports = []
+    final = tiny.run(tiny.resolve({"epochs": 3, "warmup_epochs": 2} if name.startswith("early") else {"epochs": 3}),
+                     report=reports.append)
+    assert [r["epoch"] for r in reports] == [1, 2, 3]
+    assert final["accuracy"] > 0.5  # 10 classes: far above chance after 3 epochs on 4,000 images
+    net = tiny.build(tiny.resolve({}), data)
+    assert net.n_patches == 16 and net.config.hidden == 32
+    costs = net.exit_costs()
+    assert costs == sorted(costs) and costs[0] <= final["macs_per_sample"] <= costs[-1]
+    macs = [p["macs_per_sample"] for p in final["operating_points"]]
+    assert macs == sorted(macs)

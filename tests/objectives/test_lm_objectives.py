@@ -67,3 +67,18 @@ def test_lm_schema_constraints_and_inert_keys():
     active = obj.active(obj.resolve({"gate": "hash"}))
     assert "k_sweep" not in active and "tau_max" not in active and "n_layers" in active
     assert obj.run_label(obj.resolve({"gate": "comet", "k": 2, "moe_every": 2})) == "comet n8 k2 L2m2"
+
+
+@pytest.mark.parametrize("depth", [0, 1, 4])
+def test_tree_depth_reaches_the_comet_module(depth):
+    lm = get_objective("moe_lm_shakespeare")
+    model, _ = lm.build(lm.resolve({"gate": "comet", "n_experts": 6, "tree_depth": depth, "moe_every": 2}), CORPUS)
+    [ffn] = model.moe_layers
+    assert ffn.gate.depth == (depth or 3) and ffn.gate.n_leaves == (2**depth if depth else 6)
+    assert lm.derived(lm.resolve({"gate": "comet", "n_experts": 6, "tree_depth": depth}))["tree_depth_effective"] == (
+        depth or 3)
+    mlp = get_objective("moe_digits")
+    from gatesearch.objectives.data import load_digits
+
+    net, _ = mlp.build(mlp.resolve({"gate": "comet", "n_experts": 6, "tree_depth": depth}), load_digits())
+    assert net.moe.gates[0].depth == (depth or 3)
