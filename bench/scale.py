@@ -222,6 +222,12 @@ def main() -> None:
         print(f"cluster {args.cluster_cpus} fake CPUs, {args.cluster_trials} trials sleeping ~Exp({args.sleep} s): "
               f"{r['trials_per_s']:.2f} trials/s (ideal {1 / ideal:.2f}), driver CPU "
               f"{r['driver_cpu_s_per_trial']:.4f} s/trial", flush=True)
+        # the same through Ray Tune alone: what the cluster itself (actors on 2 real cores) allows
+        r = _child(args.cluster_trials, "ray", cpus=args.cluster_cpus, sleep_mean=args.sleep,
+                   concurrent=args.cluster_cpus, searcher=args.searcher)
+        report["cluster_floor"] = r
+        print(f"cluster, Ray Tune alone: {r['trials_per_s']:.2f} trials/s, driver CPU "
+              f"{r['driver_cpu_s_per_trial']:.4f} s/trial", flush=True)
     if args.demo:
         d = demo_vs_optuna(args.repeats)
         report["demo"] = d

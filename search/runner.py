@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, replace
@@ -227,8 +228,12 @@ def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, out
     uri = tracking_uri or default_tracking_uri(out)
     # Services first: nothing (no folder, no MLflow run) is written unless both answer.
     check_tracking_uri(uri)
+    # MLflow's store modules import while Ray starts (its start-up mostly waits on subprocesses)
+    warm = threading.Thread(target=Tracker.warm_up, args=(uri,), name="gatesearch-warm-up", daemon=True)
+    warm.start()
     ray_tuner.ensure_ray(address=address)
     ray_tuner.check_resources(settings.cpus_per_trial, settings.gpus_per_trial)
+    warm.join()
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
