@@ -198,7 +198,11 @@ class EvoMoELanguageModel(MoELanguageModel):
     components = {"evomoe": EvoMoEConfig}
 
     def derived(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        return {**super().derived(config), "k_effective": 1}
+        """Also the shared phase in optimisation steps and training tokens (what ``share_epochs``
+        means for this run: epochs of ``steps_per_epoch`` steps)."""
+        share = from_flat(EvoMoEConfig, config, steps_per_epoch=config["steps_per_epoch"]).share_steps
+        return {**super().derived(config), "k_effective": 1, "share_steps": share,
+                "share_tokens": share * config["batch_size"] * config["context"]}
 
     def gate_phase_steps(self, config: Mapping[str, Any], tc, n_train: int = 0) -> int:
         share = from_flat(EvoMoEConfig, config, steps_per_epoch=tc.steps_per_epoch).share_steps

@@ -82,3 +82,9 @@ def test_tree_depth_reaches_the_comet_module(depth):
 
     net, _ = mlp.build(mlp.resolve({"gate": "comet", "n_experts": 6, "tree_depth": depth}), load_digits())
     assert net.moe.gates[0].depth == (depth or 3)
+
+
+def test_evomoe_phase_length_is_logged_in_steps_and_tokens():
+    obj = get_objective("evomoe_lm_shakespeare")
+    d = obj.derived(obj.resolve({"share_epochs": 0.5, "steps_per_epoch": 250, "batch_size": 32, "context": 64}))
+    assert d["share_steps"] == 125 and d["share_tokens"] == 125 * 32 * 64
