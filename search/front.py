@@ -119,6 +119,10 @@ class LiveFront:
         ranks = self.ranks() if ranks is None else ranks
         return [{**e.row, "pareto_rank": int(r)} for e, r in zip(self.entries, ranks)]
 
+    def mark_written(self, run_id: str, rank: int) -> None:
+        """Record that the store already holds ``rank`` for ``run_id`` (read back on resume)."""
+        self._written_ranks[run_id] = int(rank)
+
     def rank_changes(self, ranks: np.ndarray | None = None) -> dict[str, int]:
         """``run id -> rank`` for the trials whose rank differs from what this method last
         returned (all of them the first time). Handing them out marks them as written."""

@@ -27,7 +27,7 @@ from gatesearch.objectives.metrics import EPOCH, is_partial, is_reported_metric
 from gatesearch.search.front import LiveFront
 from gatesearch.search.front_report import record_row, write_front
 from gatesearch.search.pareto import hypervolume, pareto_ranks, reference_point
-from gatesearch.search.store import TAG_ERROR, TrackingStore, TrialRecord
+from gatesearch.search.store import TAG_ERROR, TAG_RANK, TrackingStore, TrialRecord
 
 PLACEMENT_KEYS = ("device", "gpu_ids", "node_ip", "node_id")
 TAG_STOPPED = "gatesearch.early_stopped_at_epoch"
@@ -83,7 +83,10 @@ class MlflowTrialSink:
                 self.front.add(rec.trial_id, rec.run_id, rec.metrics, record_row(rec, columns, metrics))
                 if self.mirror is not None:  # finished before, perhaps never mirrored
                     self.mirror.add_record(rec.trial_id, rec.params, rec.metrics)
-        self.front.rank_changes()  # the tags in the store are what was last computed
+            if rec.status == "FINISHED" and TAG_RANK in rec.tags:
+                # the store holds this rank; a trial that finished after the last rank write (or
+                # whose write was lost with the driver) has none and gets one at the next write
+                self.front.mark_written(rec.run_id, int(rec.tags[TAG_RANK]))
         self._next_front = self.finished + (self.front_every or 0)
 
     def _run(self, trial_id: str, config: Mapping[str, Any] | None = None, defer_params: bool = False) -> str:

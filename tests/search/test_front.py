@@ -59,3 +59,34 @@ def test_front_csv_takes_every_column_of_rows_from_different_drivers():
     parsed = list(csv.DictReader(io.StringIO(_csv(rows))))
     assert list(parsed[0]) == ["run_id", "accuracy", "trial", "gate"]
     assert parsed[0]["gate"] == "" and parsed[1]["gate"] == "topk" and parsed[1]["accuracy"] == "0.8"
+
+
+def test_rank_changes_skip_only_ranks_the_store_already_holds():
+    front = LiveFront(NAMES, MODES)
+    front.add("a", "run-a", {"accuracy": 0.9, "macs_per_sample": 10.0}, {})
+    front.add("b", "run-b", {"accuracy": 0.8, "macs_per_sample": 20.0}, {})
+    front.mark_written("run-a", 0)  # read back from the store on resume; run-b never got its tag
+    assert front.rank_changes() == {"run-b": 1}
+    assert front.rank_changes() == {}
+
+
+def test_resume_tags_a_finished_trial_whose_rank_was_never_written(tmp_path):
+    """A trial that finished after the last rank write before the driver died had no pareto_rank
+    tag; resume wrote none either (found by CI's driver-kill test)."""
+    from gatesearch.objectives import get_objective
+    from gatesearch.search.tracking import Tracker
+    from gatesearch.search.trial_sink import MlflowTrialSink
+
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "resume-ranks", (tmp_path / "a").as_uri())
+    parent = tracker.start_search("s1", "resume-ranks", {})
+    runs = {}
+    for tid, acc, macs in (("t1", 0.9, 10.0), ("t2", 0.8, 20.0)):
+        runs[tid] = tracker.create_trial_run(parent, "s1", tid, tid)
+        tracker.log_batch(runs[tid], metrics={"accuracy": acc, "macs_per_sample": macs}, step=1)
+        tracker.end_run(runs[tid], "FINISHED")
+    tracker.log_batch(runs["t1"], tags={"pareto_rank": 0})  # t2 finished after the last rank write
+    sink = MlflowTrialSink(tracker, parent, "s1", get_objective("moe_digits"), {}, front_every=4, title="t")
+    sink.restore(tracker.children(parent))
+    sink.log_front(final=True)
+    tags = {c.trial_id: c.tags.get("pareto_rank") for c in tracker.children(parent)}
+    assert tags == {"t1": "0", "t2": "1"}
