@@ -141,7 +141,10 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
         outbox.flush()  # raises TrackingUnavailable if the store never came back
         orphans = backfilled = 0
         if resume:
-            orphans = _retire_orphans(tracker, parent, {o.trial_id for o in outcomes})
+            retired = _retire_orphans(tracker, parent, {o.trial_id for o in outcomes})
+            for trial_id in retired:  # they were restored onto the in-memory front as finished
+                sink.retire(trial_id)
+            orphans = len(retired)
             backfilled = _backfill(sink, tracker, parent, outcomes)
         epochs = sum(int(o.metrics.get(EPOCH.name, 0)) for o in outcomes)
         tracker.log_metrics(parent, {**counts, "orphaned_trials": orphans, "backfilled_trials": backfilled,
@@ -191,18 +194,18 @@ def _backfill(sink: MlflowTrialSink, tracker: Tracker, parent: str, outcomes) ->
     return n
 
 
-def _retire_orphans(tracker: Tracker, parent: str, known: set[str]) -> int:
+def _retire_orphans(tracker: Tracker, parent: str, known: set[str]) -> list[str]:
     """Child runs of trials Ray's last snapshot never recorded (started after it, then lost with
     the driver): the resumed searcher proposed replacements, so these are marked KILLED and
-    tagged, keeping exactly one finished child per trial of the budget."""
-    n = 0
+    tagged, keeping exactly one finished child per trial of the budget. Returns their trial ids."""
+    retired = []
     for child in tracker.children(parent):
         if child.trial_id not in known and child.status in ("RUNNING", "FINISHED"):
             tracker.set_tags(child.run_id, {TAG_ORPHANED: "lost with the driver before Ray's experiment snapshot; "
                                                           "its slot was re-proposed on resume"})
             tracker.end_run(child.run_id, "KILLED")
-            n += 1
-    return n
+            retired.append(child.trial_id)
+    return retired
 
 
 def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, output_dir: str | Path = DEFAULT_OUTPUT,

@@ -90,3 +90,18 @@ def test_resume_tags_a_finished_trial_whose_rank_was_never_written(tmp_path):
     sink.log_front(final=True)
     tags = {c.trial_id: c.tags.get("pareto_rank") for c in tracker.children(parent)}
     assert tags == {"t1": "0", "t2": "1"}
+
+
+def test_a_retired_trial_leaves_the_front():
+    """On resume, a finished run that Ray never recorded is retired as an orphan after the front
+    was restored from the store; the logged front must not keep it (found by CI's driver-kill test)."""
+    front = LiveFront(NAMES, MODES)
+    front.add("a", "run-a", {"accuracy": 0.9, "macs_per_sample": 10.0}, {})
+    front.add("b", "run-b", {"accuracy": 0.95, "macs_per_sample": 9.0}, {})  # dominates a
+    front.add("c", "run-c", {"accuracy": 0.99, "macs_per_sample": 30.0}, {})
+    assert {r["run_id"] for r in front.front_rows()} == {"run-b", "run-c"}
+    front.remove("b")
+    assert {r["run_id"] for r in front.front_rows()} == {"run-a", "run-c"} and len(front) == 2
+    assert "b" not in front and list(front.ranks()) == [0, 0]
+    front.remove("nope")  # unknown: nothing happens
+    assert len(front) == 2
