@@ -30,6 +30,9 @@ class Objective(ABC):
     front_columns: tuple[str, ...] = ()
     #: reported metrics shown next to the objectives in front tables (e.g. test accuracy)
     summary_metrics: tuple[str, ...] = ()
+    #: whether :meth:`run` takes ``restore=``/``save=`` (per-epoch checkpoints, see
+    #: :mod:`~gatesearch.objectives.checkpoint`); the search checkpoints trials of such objectives
+    checkpoints: bool = False
 
     def resolve(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults overlaid with ``config``, validated against the schema."""
@@ -68,7 +71,11 @@ class Objective(ABC):
 
     @abstractmethod
     def run(self, config: Mapping[str, Any], *, report: Report | None = None, device: str = "cpu") -> dict[str, float]:
-        """Train and evaluate; call ``report`` once per epoch; return final metrics."""
+        """Train and evaluate; call ``report`` once per epoch; return final metrics.
+
+        Objectives with :attr:`checkpoints` also take ``restore`` (a training state to continue
+        from: the epochs it covers are not trained or reported again) and ``save`` (called with the
+        training state after each epoch, before ``report``)."""
 
 
 class DatasetObjective(Objective):

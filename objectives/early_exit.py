@@ -112,7 +112,10 @@ class EarlyExitClassification(DatasetObjective):
                               exit_threshold=config["exit_threshold"])
         return EarlyExitNetwork(cfg, d_in=data.d_in, n_classes=data.n_classes[0], gated=self.method == "jei")
 
-    def run(self, config: Mapping[str, Any], *, report: Report | None = None, device: str = "cpu") -> dict[str, Any]:
+    checkpoints = True
+
+    def run(self, config: Mapping[str, Any], *, report: Report | None = None, device: str = "cpu",
+            restore: Mapping[str, Any] | None = None, save=None) -> dict[str, Any]:
         from gatesearch.objectives.exit_training import (
             ExitTrainConfig,
             budget_sweep,
@@ -151,7 +154,7 @@ class EarlyExitClassification(DatasetObjective):
             return out
 
         return train_early_exit(net, data, tc, jei=self.method == "jei", report=report, device=device,
-                                evaluate=evaluate)
+                                evaluate=evaluate, restore=restore, save=save)
 
 
 VIT_RULES: dict[str, ParamRule] = {

@@ -22,13 +22,14 @@ accuracy-vs-MACs curve.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from gatesearch.models import EarlyExitNetwork, first_exit, per_exit_ce
+from gatesearch.objectives import checkpoint
 from gatesearch.objectives.calibration import expected_calibration_error
 from gatesearch.objectives.conformal import split_conformal
 from gatesearch.objectives.data import Dataset, Split
@@ -239,9 +240,13 @@ def budget_sweep(net: EarlyExitNetwork, data: Dataset, device, kind: str = "max_
 
 def train_early_exit(net: EarlyExitNetwork, data: Dataset, cfg: ExitTrainConfig, *, jei: bool,
                      report: Report | None = None, device="cpu",
-                     evaluate: Callable[[EarlyExitNetwork, int], dict[str, float]] | None = None) -> dict[str, float]:
+                     evaluate: Callable[[EarlyExitNetwork, int], dict[str, float]] | None = None,
+                     restore: Mapping[str, Any] | None = None,
+                     save: Callable[[dict], None] | None = None) -> dict[str, float]:
     """Warm-up, then (``jei``) alternating gate/classifier phases; ``evaluate(net, epoch)`` is
-    reported after every epoch. Raises FloatingPointError on a non-finite loss."""
+    reported after every epoch. Raises FloatingPointError on a non-finite loss. ``restore``/``save``:
+    per-epoch training state (:mod:`~gatesearch.objectives.checkpoint`; the alternation counter and
+    the gates' positive weights travel in it)."""
     gen = torch.Generator().manual_seed(cfg.seed)
     net.to(device)
     costs = torch.tensor(net.exit_costs(), device=device)
@@ -250,8 +255,12 @@ def train_early_exit(net: EarlyExitNetwork, data: Dataset, cfg: ExitTrainConfig,
     gate_opt = torch.optim.Adam(net.gate_parameters(), lr=cfg.gate_lr) if jei else None
     n_gates = net.n_exits - 1
     pos_weight = torch.ones(n_gates, device=device)
-    train, metrics, batch_no = data.train, {}, 0
-    for epoch in range(1, cfg.epochs + 1):
+    train, metrics, batch_no, start = data.train, {}, 0, 0
+    optimizers = {"warm": warm_opt, "im": im_opt, **({"gate": gate_opt} if gate_opt is not None else {})}
+    if restore is not None:
+        start, _, extra = checkpoint.restore(restore, model=net, optimizers=optimizers, generator=gen)
+        batch_no, pos_weight = int(extra["batch_no"]), extra["pos_weight"].to(device)
+    for epoch in range(start + 1, cfg.epochs + 1):
         net.train()
         warm = epoch <= cfg.warmup_epochs or not jei
         if not warm:
@@ -288,6 +297,9 @@ def train_early_exit(net: EarlyExitNetwork, data: Dataset, cfg: ExitTrainConfig,
         metrics = dict(evaluate(net, epoch)) if evaluate else {}
         metrics[VAL_LOSS.name] = float(val_ce.mean().item())
         metrics["train_loss"], metrics["epoch"] = total / len(train), epoch
+        if save is not None:
+            save(checkpoint.capture(epoch=epoch, step=batch_no, model=net, optimizers=optimizers, generator=gen,
+                                    extra={"batch_no": batch_no, "pos_weight": pos_weight.detach().cpu()}))
         if report is not None:
             report(dict(metrics))
     return metrics

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,7 @@ from torch import Tensor
 from gatesearch.models.gates.local_search import PermutationLocalSearch
 from gatesearch.models.gates.topk import TopKGate
 from gatesearch.models.transformer import MoETransformerLM
+from gatesearch.objectives import checkpoint
 from gatesearch.objectives.metrics import (
     ACTIVE_EXPERTS,
     BPC,
@@ -151,7 +152,8 @@ def inference_k(model: MoETransformerLM, k: int) -> Iterator[None]:
 
 def train_lm(model: MoETransformerLM, corpus, config: LMTrainConfig, *, report: Report | None = None,
              device: torch.device | str = "cpu",
-             final: Callable[[MoETransformerLM, int], dict] | None = None) -> dict[str, float]:
+             final: Callable[[MoETransformerLM, int], dict] | None = None,
+             restore: Mapping[str, Any] | None = None, save: Callable[[dict], None] | None = None) -> dict[str, float]:
     """Train; after every epoch evaluate on validation and call ``report``. The last report also
     carries ``test_bpc`` and whatever ``final(model, step)`` adds (e.g. operating points). A
     non-finite loss raises ``FloatingPointError``."""
@@ -162,8 +164,10 @@ def train_lm(model: MoETransformerLM, corpus, config: LMTrainConfig, *, report: 
     no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.95))
-    step, metrics = 0, {}
-    for epoch in range(1, config.epochs + 1):
+    step, metrics, start = 0, {}, 0
+    if restore is not None:  # a checkpointed trial continues after its last epoch
+        start, step, _ = checkpoint.restore(restore, model=model, optimizers={"adamw": opt}, generator=gen)
+    for epoch in range(start + 1, config.epochs + 1):
         model.train()
         total = train_active = 0.0
         for _ in range(config.steps_per_epoch):
@@ -195,6 +199,8 @@ def train_lm(model: MoETransformerLM, corpus, config: LMTrainConfig, *, report: 
             metrics[TEST_BPC.name] = test[BPC.name]
             if final is not None:
                 metrics.update(final(model, step))
+        if save is not None:
+            save(checkpoint.capture(epoch=epoch, step=step, model=model, optimizers={"adamw": opt}, generator=gen))
         if report is not None:
             report(dict(metrics))
     return metrics

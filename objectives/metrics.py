@@ -42,13 +42,15 @@ MACS_PER_TOKEN = Metric("macs_per_token", "min", "mean multiply-accumulates per 
                         "(attention over the full context, FFNs or MoE experts, head)")
 DROPPED_FRACTION = Metric("dropped_fraction", "min", "share of (token, expert) assignments dropped by the expert "
                           "capacity at inference")
+RESUMED_FROM = Metric("resumed_from_epoch", "max", "the epoch a restarted trial continued after (its last "
+                      "checkpoint); absent when it never restarted")
 EPOCHS_TOTAL = Metric("epochs_total", "max", "the trial's full budget in epochs (epoch < epochs_total = stopped early)")
 
 METRICS: dict[str, Metric] = {m.name: m for m in (ACCURACY, MACS, TEST_ACCURACY, VAL_LOSS, TRAIN_LOSS,
                                                   ACTIVE_EXPERTS, WEIGHT_SPARSITY, EPOCH, EPOCHS_TOTAL,
                                                   TRAIN_ACTIVE_EXPERTS, TRAIN_MACS, AUC, TEST_AUC, ECE, COVERAGE,
                                                   SET_SIZE, TEST_MACS, BPC, TEST_BPC, MACS_PER_TOKEN,
-                                                  DROPPED_FRACTION)}
+                                                  DROPPED_FRACTION, RESUMED_FROM)}
 
 # -- search-level metrics (logged by the search, not reported by trials) ---------------------
 PARETO_RANK = Metric("pareto_rank", "min", "a finished trial's non-dominated sorting layer (0 = on the front)")

@@ -200,13 +200,16 @@ class MoEClassification(DatasetObjective):
 
         return MoENetwork(net_cfg, d_in=data.d_in, n_outputs=data.n_classes, num_ids=data.num_ids)
 
-    def run(self, config: Mapping[str, Any], *, report: Report | None = None, device: str = "cpu") -> dict[str, float]:
+    checkpoints = True
+
+    def run(self, config: Mapping[str, Any], *, report: Report | None = None, device: str = "cpu",
+            restore: Mapping[str, Any] | None = None, save=None) -> dict[str, float]:
         from gatesearch.objectives.trainer import train
 
         full = self.resolve(config)
         data = self.data(full["data_seed"])
         net, tc = self.build(full, data)
-        return train(net, data, tc, report=report, device=device)
+        return train(net, data, tc, report=report, device=device, restore=restore, save=save)
 
 
 class EvoMoEClassification(MoEClassification):

@@ -162,7 +162,8 @@ class MoELanguageModel(MoEClassification):
         torch.manual_seed(config["seed"])
         return MoETransformerLM(cfg), tc
 
-    def run(self, config: Mapping[str, Any], *, report=None, device: str = "cpu") -> dict[str, float]:
+    def run(self, config: Mapping[str, Any], *, report=None, device: str = "cpu", restore=None,
+            save=None) -> dict[str, float]:
         from gatesearch.objectives.lm_training import k_sweep, train_lm
 
         full = self.resolve(config)
@@ -175,7 +176,7 @@ class MoELanguageModel(MoEClassification):
             def final(m, step):
                 return {"operating_points": k_sweep(m, corpus, tc, step, device, ks)}
 
-        return train_lm(model, corpus, tc, report=report, device=device, final=final)
+        return train_lm(model, corpus, tc, report=report, device=device, final=final, restore=restore, save=save)
 
 
 class EvoMoELanguageModel(MoELanguageModel):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from gatesearch.models import MoENetwork, RouteContext
+from gatesearch.objectives import checkpoint
 from gatesearch.objectives.auc import mean_task_auc
 from gatesearch.objectives.data import Dataset, Split
 from gatesearch.objectives.metrics import (
@@ -86,20 +88,24 @@ def evaluate(network: MoENetwork, split: Split, *, step: int, batch_size: int = 
 
 
 def train(network: MoENetwork, data: Dataset, config: TrainConfig, *, report: Report | None = None,
-          device: torch.device | str = "cpu") -> dict[str, float]:
+          device: torch.device | str = "cpu", restore: Mapping[str, Any] | None = None,
+          save: Callable[[dict], None] | None = None) -> dict[str, float]:
     """Train with Adam; after every epoch evaluate on validation and call ``report``.
 
     Returns (and reports last) the final validation metrics plus ``test_accuracy``. A non-finite
     loss raises ``FloatingPointError`` (the trial fails loudly rather than reporting
-    garbage).
+    garbage). ``restore``: continue from a state :func:`~gatesearch.objectives.checkpoint.capture`
+    made; ``save``: called with the training state after each epoch, before ``report``.
     """
     gen = torch.Generator().manual_seed(config.seed)
     network.to(device)
     opt = torch.optim.Adam([p for p in network.parameters() if p.requires_grad], lr=config.lr,
                            weight_decay=config.weight_decay)
-    train_split, step, metrics = data.train, 0, {}
+    train_split, step, metrics, start = data.train, 0, {}, 0
+    if restore is not None:
+        start, step, _ = checkpoint.restore(restore, model=network, optimizers={"adam": opt}, generator=gen)
     n = len(train_split)
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(start + 1, config.epochs + 1):
         network.train()
         order = torch.randperm(n, generator=gen)
         total = train_active = train_macs = 0.0
@@ -128,6 +134,8 @@ def train(network: MoENetwork, data: Dataset, config: TrainConfig, *, report: Re
         if epoch == config.epochs:  # the last report carries the held-out test accuracy
             test = evaluate(network, data.test, step=step, device=device)
             metrics[TEST_ACCURACY.name], metrics[TEST_AUC.name] = test[ACCURACY.name], test[AUC.name]
+        if save is not None:
+            save(checkpoint.capture(epoch=epoch, step=step, model=network, optimizers={"adam": opt}, generator=gen))
         if report is not None:
             report(dict(metrics))
     return metrics

@@ -8,9 +8,11 @@ MLflow logger lives in :mod:`search.tracking`).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import signal
+import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
@@ -23,7 +25,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from gatesearch import spaces
 from gatesearch.objectives import get_objective
-from gatesearch.objectives.metrics import EPOCH, EPOCHS_TOTAL, is_partial
+from gatesearch.objectives.metrics import EPOCH, EPOCHS_TOTAL, RESUMED_FROM, is_partial
 from gatesearch.search.moasha import MOASHA
 from gatesearch.search.nevergrad_mo import NevergradMO
 from gatesearch.search.ray_state import StateBackup, repair_experiment_state
@@ -41,7 +43,13 @@ RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
            "RAY_AIR_NEW_OUTPUT": "0", "TUNE_MAX_PENDING_TRIALS_PG": "2", "TUNE_GLOBAL_CHECKPOINT_S": "2",
            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
 TRIAL_DIR_PREFIX = "trial_"
+#: a trial's training state inside its Ray Tune checkpoint (objectives/checkpoint.py)
+CHECKPOINT_FILE = "state.pt"
 LARGE_SEARCH = 1000
+
+
+#: only a trial's last checkpoint is kept: disk per trial = one training state (model + optimiser)
+CHECKPOINTS = tune.CheckpointConfig(num_to_keep=1)
 
 
 def _snapshot_period(num_samples: int) -> None:
@@ -292,6 +300,15 @@ class FullFidelityOnly(Searcher):
         self.inner.restore(checkpoint_path)
 
 
+def _checkpoints(objective) -> bool:
+    """Whether trials of ``objective`` are checkpointed: it says so, and its ``run`` (perhaps
+    overridden by a subclass) takes ``restore`` and ``save``."""
+    if not getattr(objective, "checkpoints", False):
+        return False
+    params = inspect.signature(objective.run).parameters
+    return "restore" in params and "save" in params
+
+
 def _trainable(config: dict, objective_name: str, fixed: dict, threads: int, use_gpu: bool) -> None:
     import torch
 
@@ -306,7 +323,28 @@ def _trainable(config: dict, objective_name: str, fixed: dict, threads: int, use
     objective = get_objective(objective_name)
     full = objective.resolve({**fixed, **config})
     placement[EPOCHS_TOTAL.name] = int(full.get("epochs", 0))
-    objective.run(full, report=lambda m: tune.report({**m, **placement}), device=device)
+    if not _checkpoints(objective):
+        objective.run(full, report=lambda m: tune.report({**m, **placement}), device=device)
+        return
+    # Per-epoch checkpoints (Ray Tune's API; CheckpointConfig keeps the last one per trial): a
+    # trial restarted after a node death, a retry or `gatesearch resume` continues after its last
+    # epoch, and since it reports only the epochs it trains, no epoch reaches MLflow twice.
+    restore, pending = None, []
+    last = tune.get_checkpoint()
+    if last is not None:
+        with last.as_directory() as d:
+            restore = torch.load(os.path.join(d, CHECKPOINT_FILE), map_location=device, weights_only=True)
+        placement[RESUMED_FROM.name] = int(restore["epoch"])
+
+    def report(metrics):
+        if not pending:
+            tune.report({**metrics, **placement})
+            return
+        with tempfile.TemporaryDirectory(prefix="gs-ckpt") as d:
+            torch.save(pending.pop(), os.path.join(d, CHECKPOINT_FILE))
+            tune.report({**metrics, **placement}, checkpoint=tune.Checkpoint.from_directory(d))
+
+    objective.run(full, report=report, device=device, restore=restore, save=pending.append)
 
 
 @dataclass(frozen=True)
@@ -381,7 +419,7 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
         run_config=tune.RunConfig(name=name, storage_path=os.path.abspath(storage_path), verbose=0,
                                   callbacks=[_SinkCallback(sink, os.path.join(os.path.abspath(storage_path), name)),
                                              JsonLoggerCallback()],
-                                  stop=_StopAll(should_stop),
+                                  stop=_StopAll(should_stop), checkpoint_config=CHECKPOINTS,
                                   failure_config=tune.FailureConfig(max_failures=settings.max_failures)),
     )
     outcomes = _outcomes(tuner.fit())

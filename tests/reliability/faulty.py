@@ -50,3 +50,36 @@ class FaultyDigits(MoEClassification):
         from gatesearch.objectives.trainer import train
 
         return train(net, data, tc, report=report, device=device)
+
+
+class CrashOnceDigits(MoEClassification):
+    """``tests.reliability.faulty:CrashOnceDigits``: the digits MoE with per-epoch checkpoints
+    whose first attempt raises after ``crash_after`` epochs (a marker file remembers it); every
+    epoch trained is appended to ``epoch_log`` (to count the work a restart repeats)."""
+
+    schema = ParamSchema(rules={**MOE_SCHEMA.rules,
+                                "crash_after": ParamRule("int", "epochs before the one crash", low=1, high=100),
+                                "marker": ParamRule("str", "file that says the crash happened"),
+                                "epoch_log": ParamRule("str", "file with one line per epoch trained")},
+                         le_constraints=MOE_SCHEMA.le_constraints)
+    defaults = {**MOE_DEFAULTS, "crash_after": 2, "marker": "", "epoch_log": ""}
+
+    def __init__(self):
+        super().__init__("tests.reliability.faulty:CrashOnceDigits", lambda seed: load_digits(seed=seed))
+
+    def run(self, config, *, report=None, device="cpu", restore=None, save=None):
+        from pathlib import Path
+
+        full = self.resolve(config)
+        marker, log = Path(full["marker"]), Path(full["epoch_log"])
+
+        def crash_once(metrics):
+            with log.open("a") as f:
+                f.write(f"{metrics['epoch']}\n")
+            if report:
+                report(metrics)
+            if metrics["epoch"] == full["crash_after"] and not marker.exists():
+                marker.write_text("crashed")
+                raise RuntimeError("injected crash after a checkpoint")
+
+        return super().run(full, report=crash_once, device=device, restore=restore, save=save)

@@ -1,0 +1,42 @@
+"""Guarantee: a trial that crashes after epoch e and is retried (FailureConfig) continues from
+its epoch-e checkpoint: it trains only the remaining epochs, MLflow gets every epoch once, and the
+trial directory keeps one checkpoint."""
+
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from gatesearch.search.runner import run_search
+from gatesearch.search.tracking import Tracker
+from gatesearch.spaces import parse_space_file
+
+
+def test_a_retried_trial_continues_from_its_last_checkpoint(ray_session, tmp_path: Path):
+    marker, log = tmp_path / "crashed", tmp_path / "epochs.log"
+    space = f"""\
+name: restart
+objective: tests.reliability.faulty:CrashOnceDigits
+search: {{searcher: random, num_samples: 1, max_concurrent: 1, seed: 0, max_failures: 1}}
+fixed: {{epochs: 5, crash_after: 2, marker: "{marker}", epoch_log: "{log}", gate: topk, n_experts: 4,
+        expert_hidden: 16, expert_out: 8}}
+params:
+  lr: {{type: float, low: 1.0e-3, high: 1.0e-2, log: true}}
+"""
+    result = run_search(parse_space_file(space, str(tmp_path / "restart.yaml")), output_dir=tmp_path / "runs")
+    assert marker.exists(), "the trial never crashed: the test tests nothing"
+    assert log.read_text().split() == ["1", "2", "3", "4", "5"]  # epochs 1-2 were not trained again
+    [child] = Tracker(result.tracking_uri, "restart").children(result.parent_run_id)
+    assert child.status == "FINISHED" and child.tags["gatesearch.retries"] == "1"
+    client = MlflowClient(result.tracking_uri)
+    steps = [m.step for m in client.get_metric_history(child.run_id, "accuracy")]
+    assert sorted(steps) == [1, 2, 3, 4, 5]  # each epoch once
+    assert child.metrics["resumed_from_epoch"] == 2
+    trial_dirs = list(Path(result.search_dir).glob("trial_*"))
+    assert len(trial_dirs) == 1
+    [ckpt] = list(trial_dirs[0].glob("checkpoint_*"))  # only the last checkpoint is kept
+    # its size: the parameters, Adam's two moments, RNG states: about 3x the fp32 model
+    import torch
+
+    state = torch.load(ckpt / "state.pt", weights_only=True)
+    model_bytes = sum(v.numel() * v.element_size() for v in state["model"].values())
+    assert state["epoch"] == 5 and (ckpt / "state.pt").stat().st_size < 3 * model_bytes + 64 * 1024
