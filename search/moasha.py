@@ -58,6 +58,21 @@ class MOASHA:
         keep = max(1, math.ceil(len(ids) / self.eta))
         return ids.index(trial_id) in set(order[:keep].tolist())
 
+    def records(self) -> dict[str, dict[str, list[float]]]:
+        """The rung records, JSON-ready: ``{epoch: {trial_id: values}}`` (keys are strings)."""
+        return {str(m): {t: [float(v) for v in vals] for t, vals in rung.items()} for m, rung in self.rungs.items()}
+
+    def load(self, records: dict[str, dict[str, list[float]]]) -> int:
+        """Merge saved rung records (resume); returns how many were loaded. Records at epochs
+        that are not rungs of this configuration are ignored."""
+        n = 0
+        for m, rung in records.items():
+            if int(m) in self.rungs:
+                for t, vals in rung.items():
+                    self.rungs[int(m)].setdefault(t, np.asarray(vals, dtype=float))
+                    n += 1
+        return n
+
     def order(self, values: np.ndarray) -> np.ndarray:
         """Indices of ``values`` from best to worst: Pareto rank, then crowding distance."""
         ranks = pareto_ranks(values, self.modes)

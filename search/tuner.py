@@ -9,6 +9,7 @@ MLflow logger lives in :mod:`search.tracking`).
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import os
 import signal
@@ -43,13 +44,17 @@ RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
            "RAY_AIR_NEW_OUTPUT": "0", "TUNE_MAX_PENDING_TRIALS_PG": "2", "TUNE_GLOBAL_CHECKPOINT_S": "2",
            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
 TRIAL_DIR_PREFIX = "trial_"
+#: MO-ASHA's rung records in the experiment directory (Ray does not save schedulers)
+RUNGS_FILE = "moasha_rungs.json"
 #: a trial's training state inside its Ray Tune checkpoint (objectives/checkpoint.py)
 CHECKPOINT_FILE = "state.pt"
 LARGE_SEARCH = 1000
 
 
-#: only a trial's last checkpoint is kept: disk per trial = one training state (model + optimiser)
-CHECKPOINTS = tune.CheckpointConfig(num_to_keep=1)
+#: every checkpoint is kept (disk per trial = epochs x one training state). Keeping only the last
+#: one broke resume after a driver kill: the experiment snapshot Ray restores can be older than the
+#: newest checkpoint and name one already pruned ("does not exist on storage anymore").
+CHECKPOINTS = tune.CheckpointConfig(num_to_keep=None)
 
 
 def _snapshot_period(num_samples: int) -> None:
@@ -242,11 +247,15 @@ class NevergradMOSearch(Searcher):
 
 
 class MOASHAScheduler(FIFOScheduler):
-    """Ray adapter over :class:`search.moasha.MOASHA`: stops trials at rungs."""
+    """Ray adapter over :class:`search.moasha.MOASHA`: stops trials at rungs.
 
-    def __init__(self, core: MOASHA, metrics: Sequence[str]):
+    Ray Tune never saves a scheduler's state (``Tuner.restore`` brings back the one pickled at the
+    start, with empty rungs), so the rung records are written to ``RUNGS_FILE`` in the experiment
+    directory whenever a trial reaches a rung, and :func:`resume_tuner` loads them back."""
+
+    def __init__(self, core: MOASHA, metrics: Sequence[str], state_dir: str | None = None):
         super().__init__()
-        self.core, self.metrics = core, list(metrics)
+        self.core, self.metrics, self.state_dir = core, list(metrics), state_dir
         self.stopped: list[str] = []
 
     def set_search_properties(self, metric, mode, **spec) -> bool:
@@ -255,10 +264,33 @@ class MOASHAScheduler(FIFOScheduler):
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         if not all(m in result for m in self.metrics) or EPOCH.name not in result:
             return TrialScheduler.CONTINUE
-        if self.core.decide(trial.trial_id, int(result[EPOCH.name]), [float(result[m]) for m in self.metrics]):
+        epoch = int(result[EPOCH.name])
+        go = self.core.decide(trial.trial_id, epoch, [float(result[m]) for m in self.metrics])
+        if epoch in self.core.rungs:
+            self.save_rungs()
+        if go:
             return TrialScheduler.CONTINUE
         self.stopped.append(trial.trial_id)
         return TrialScheduler.STOP
+
+    def save_rungs(self) -> None:
+        """Write the rung records (atomically: a killed driver leaves the previous file)."""
+        if not self.state_dir:
+            return
+        path = os.path.join(self.state_dir, RUNGS_FILE)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(self.core.records(), f)
+        os.replace(tmp, path)
+
+    def load_rungs(self, state_dir: str) -> int:
+        """Resume: read the rung records of ``state_dir`` (and write there from now on)."""
+        self.state_dir = state_dir
+        path = os.path.join(state_dir, RUNGS_FILE)
+        if not os.path.exists(path):
+            return 0
+        with open(path, encoding="utf-8") as f:
+            return self.core.load(json.load(f))
 
 
 class FullFidelityOnly(Searcher):
@@ -326,22 +358,33 @@ def _trainable(config: dict, objective_name: str, fixed: dict, threads: int, use
     if not _checkpoints(objective):
         objective.run(full, report=lambda m: tune.report({**m, **placement}), device=device)
         return
-    # Per-epoch checkpoints (Ray Tune's API; CheckpointConfig keeps the last one per trial): a
+    # Per-epoch checkpoints (Ray Tune's API; see CHECKPOINTS for what is kept): a
     # trial restarted after a node death, a retry or `gatesearch resume` continues after its last
     # epoch, and since it reports only the epochs it trains, no epoch reaches MLflow twice.
     restore, pending = None, []
     last = tune.get_checkpoint()
     if last is not None:
-        with last.as_directory() as d:
-            restore = torch.load(os.path.join(d, CHECKPOINT_FILE), map_location=device, weights_only=True)
+        try:
+            with last.as_directory() as d:
+                restore = torch.load(os.path.join(d, CHECKPOINT_FILE), map_location=device, weights_only=True)
+        except (OSError, RuntimeError, KeyError, ValueError) as e:  # e.g. a stale snapshot's pruned checkpoint
+            logging.getLogger(__name__).warning("trial restarts from scratch: its checkpoint is unreadable (%s)", e)
+            restore = None
+    if restore is not None:
         placement[RESUMED_FROM.name] = int(restore["epoch"])
+        if int(restore["epoch"]) >= int(full.get("epochs", 0)) and restore.get("metrics"):
+            # it had finished (its result lost with a stale experiment snapshot): report it again
+            tune.report({**restore["metrics"], **placement})
+            return
 
     def report(metrics):
         if not pending:
             tune.report({**metrics, **placement})
             return
         with tempfile.TemporaryDirectory(prefix="gs-ckpt") as d:
-            torch.save(pending.pop(), os.path.join(d, CHECKPOINT_FILE))
+            state = pending.pop()
+            state["metrics"] = dict(metrics)  # a trial restored after its last epoch reports these
+            torch.save(state, os.path.join(d, CHECKPOINT_FILE))
             tune.report({**metrics, **placement}, checkpoint=tune.Checkpoint.from_directory(d))
 
     objective.run(full, report=report, device=device, restore=restore, save=pending.append)
@@ -409,7 +452,8 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
     scheduler = None
     if settings.scheduler == "moasha":
         scheduler = MOASHAScheduler(MOASHA(modes=list(modes), max_t=max_epochs, grace=settings.moasha_grace,
-                                           eta=settings.moasha_eta), metrics)
+                                           eta=settings.moasha_eta), metrics,
+                                    state_dir=os.path.join(os.path.abspath(storage_path), name))
     _snapshot_period(settings.num_samples)
     tuner = tune.Tuner(
         _trainable_with_resources(objective_name, fixed, settings),
@@ -455,5 +499,9 @@ def resume_tuner(*, experiment_dir: str, objective_name: str, fixed: Mapping[str
     run_config = tuner._local_tuner.get_run_config()
     run_config.callbacks = [_SinkCallback(sink, os.path.abspath(experiment_dir)), JsonLoggerCallback()]
     run_config.stop = _StopAll(should_stop)
+    scheduler = tuner._local_tuner._tune_config.scheduler  # the one pickled at the start: empty rungs
+    if isinstance(scheduler, MOASHAScheduler):
+        restored = scheduler.load_rungs(os.path.abspath(experiment_dir))
+        logging.getLogger(__name__).info("MO-ASHA: %d rung records restored", restored)
     outcomes = _outcomes(tuner.fit())
     return outcomes, _counts(outcomes)

@@ -64,3 +64,34 @@ def test_partial_results_never_reach_the_searcher_as_final():
     assert inner.completed == [("stopped", None, True), ("full", full, False), ("crashed", None, True)]
     assert guard.withheld == ["stopped"] and guard.final == ["full"]
     assert is_partial({"epoch": 2, "epochs_total": 5}) and not is_partial({"epoch": 5, "epochs_total": 5})
+
+
+def test_rung_records_survive_a_restart_of_the_scheduler(tmp_path):
+    """Ray restores the scheduler pickled at the start (empty rungs) and never calls its save or
+    restore; ours writes its records at every rung and reloads them on resume (resume_tuner)."""
+    import pickle
+
+    from gatesearch.search.tuner import RUNGS_FILE, MOASHAScheduler
+
+    class Trial:
+        def __init__(self, trial_id):
+            self.trial_id = trial_id
+
+    def result(acc, macs, epoch):
+        return {"accuracy": acc, "macs_per_sample": macs, "epoch": epoch}
+
+    sched = MOASHAScheduler(MOASHA(modes=["max", "min"], max_t=9, grace=1, eta=3), ["accuracy", "macs_per_sample"],
+                            state_dir=str(tmp_path))
+    pickled_at_start = pickle.dumps(sched)  # what Tuner.restore brings back
+    for i, (acc, macs) in enumerate([(0.9, 10.0), (0.5, 20.0), (0.8, 5.0)]):
+        sched.on_trial_result(None, Trial(f"t{i}"), result(acc, macs, 1))
+    sched.on_trial_result(None, Trial("t0"), result(0.91, 10.0, 2))  # not a rung: nothing new
+    assert set(sched.core.rungs[1]) == {"t0", "t1", "t2"} and (tmp_path / RUNGS_FILE).exists()
+
+    restored = pickle.loads(pickled_at_start)
+    assert restored.core.rungs[1] == {}
+    assert restored.load_rungs(str(tmp_path)) == 3
+    assert {t: list(v) for t, v in restored.core.rungs[1].items()} == {t: list(v) for t, v in sched.core.rungs[1].items()}
+    # a fourth trial is now ranked against all three earlier ones: dominated by t0 and t2 -> stopped
+    assert restored.on_trial_result(None, Trial("t3"), result(0.6, 15.0, 1)) == "STOP"
+    assert set(restored.core.rungs[1]) == {"t0", "t1", "t2", "t3"}
