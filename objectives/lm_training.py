@@ -172,6 +172,8 @@ def train_lm(model: MoETransformerLM, corpus, config: LMTrainConfig, *, report: 
         total = train_active = 0.0
         for _ in range(config.steps_per_epoch):
             x, y = random_windows(corpus.train, config.batch_size, config.context, gen)
+            if device.type == "cuda":  # page-locked host memory: the copy overlaps the previous step
+                x, y = x.pin_memory(), y.pin_memory()
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             model.advance(step)
             for group in opt.param_groups:
