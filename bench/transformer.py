@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import sys
-import time
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -31,27 +29,18 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.append(str(ROOT))  # last: a staged or installed gatesearch on PYTHONPATH wins
 
+from bench.moe_layer import timeit as _timeit_ms  # noqa: E402
 from gatesearch.models import CometGateConfig, HashGateConfig, TopKGateConfig  # noqa: E402
 from gatesearch.models.moe_ffn import MoEFeedForward  # noqa: E402
 from gatesearch.models.transformer import MoETransformerConfig, MoETransformerLM  # noqa: E402
 
+def timeit(fn, device: str, reps: int) -> float:
+    """Median seconds of ``fn`` after warm-up (bench/moe_layer.py's timer, which reports ms)."""
+    return _timeit_ms(fn, device, reps) / 1e3
+
+
 GATES = {"switch (top-1)": TopKGateConfig(k=1, noisy=False), "top-2": TopKGateConfig(k=2, noisy=False),
          "hash": HashGateConfig(), "comet k=2": CometGateConfig(k=2)}
-
-
-def timeit(fn, device: str, reps: int) -> float:
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(reps):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def autocast(device: str):
