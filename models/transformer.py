@@ -98,6 +98,17 @@ class LMOutput:
     active_experts: float  # mean experts run per token per MoE block (0 without MoE blocks)
 
 
+def matmul_attention(q: Tensor, k: Tensor, v: Tensor, *, causal: bool, dropout: float = 0.0,
+                     training: bool = False) -> Tensor:
+    """softmax(Q·Kᵀ/√dh [+ causal mask]) · V over ``(B, H, T, dh)`` heads with explicit matmuls
+    (what the flop counter sees; dropout on the attention weights)."""
+    T = q.shape[-2]
+    scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+    if causal:
+        scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
+    return F.dropout(scores.softmax(dim=-1), dropout, training) @ v
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: MoETransformerConfig):
         super().__init__()
@@ -112,11 +123,8 @@ class CausalSelfAttention(nn.Module):
         p = self.dropout if self.training else 0.0
         if self.attention == "sdpa" or (self.attention == "auto" and x.is_cuda):
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)
-        else:  # Q·Kᵀ/√dh, causal mask, softmax, ·V
-            scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.d_head)
-            causal = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
-            att = F.dropout(scores.masked_fill(causal, float("-inf")).softmax(dim=-1), p, self.training)
-            y = att @ v
+        else:
+            y = matmul_attention(q, k, v, causal=True, dropout=p, training=self.training)
         return self.proj(y.transpose(1, 2).reshape(B, T, d))
 
 

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gatesearch.models.early_exit import EarlyExitNetwork
+from gatesearch.models.transformer import matmul_attention
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,7 @@ class ViTBlock(nn.Module):
     def forward(self, h: Tensor) -> Tensor:
         B, S, d = h.shape
         q, k, v = self.qkv(self.ln1(h)).view(B, S, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
-        att = ((q @ k.transpose(-2, -1)) / math.sqrt(d // self.n_heads)).softmax(dim=-1)
-        y = (att @ v).transpose(1, 2).reshape(B, S, d)
+        y = matmul_attention(q, k, v, causal=False).transpose(1, 2).reshape(B, S, d)
         h = h + F.dropout(self.proj(y), self.dropout, self.training)
         return h + self.fc2(F.dropout(F.gelu(self.fc1(self.ln2(h))), self.dropout, self.training))
 

@@ -94,8 +94,8 @@ class Routing:
         """Share of the gate's (row, expert) assignments that a capacity limit dropped."""
         if self.dropped is None:
             return 0.0
-        assigned = int(self.dropped.sum().item()) + int(self.mask.sum().item())
-        return int(self.dropped.sum().item()) / max(assigned, 1)
+        dropped = int(self.dropped.sum().item())
+        return dropped / max(dropped + int(self.mask.sum().item()), 1)
 
     @property
     def rows_dropped_fraction(self) -> float:

@@ -73,7 +73,7 @@ class CometGate(Gate):
         self.depth = effective_tree_depth(config, n_experts)
         # the paper's tree (tree_depth 0): n leaves, one per expert; else a full tree of 2^d leaves
         L = n_experts if config.tree_depth == 0 else 2**config.tree_depth
-        pairs = leaf_experts(L, n_experts) if config.tree_depth else [(e, e) for e in range(n_experts)]
+        pairs = leaf_experts(L, n_experts)  # the identity when L == n
         self.n_leaves, self.n_pairs = L, len(pairs)
         k, g = config.k, config.gamma
         self.nodes = nn.Linear(d_in, k * (L - 1), bias=config.node_bias)
@@ -90,7 +90,7 @@ class CometGate(Gate):
         self.register_buffer("path_left", path_left)
         self.register_buffer("pair_leaf", torch.tensor([p[0] for p in pairs], dtype=torch.long))
         self.register_buffer("pair_expert", torch.tensor([p[1] for p in pairs], dtype=torch.long))
-        self.identity_pairs = config.tree_depth == 0
+        self.identity_pairs = L == n_experts  # skip the pair gather/scatter
 
     def reach_probabilities(self, x: Tensor) -> Tensor:
         """μ ``(B, k, L)``: probability that each tree routes x to each leaf."""
