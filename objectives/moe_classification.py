@@ -70,18 +70,27 @@ def knob_rules(owners: Mapping[str, type]) -> tuple[dict[str, ParamRule], dict[s
     return rules, defaults, tuple(le)
 
 
-@lru_cache(maxsize=8)
-def _moe_schema(gates: tuple[str, ...]) -> tuple[ParamSchema, dict[str, Any]]:
+def gate_schema(gates: tuple[str, ...], generic_rules: Mapping[str, ParamRule], generic_defaults: Mapping[str, Any],
+                le: tuple[tuple[str, str], ...] = (), what: str = "network/training"
+                ) -> tuple[ParamSchema, dict[str, Any]]:
+    """Schema and defaults of an MoE objective: its own keys (``generic_rules``), the ``gate``
+    choice over ``gates``, every gate's and the local search's knobs, ``k <= n_experts`` plus
+    ``le``. A knob whose flat key clashes with one of the objective's own keys is an error."""
     configs = gate_configs()
     owners: dict[str, type] = {g: configs[g] for g in gates}
     owners["local_search"] = LocalSearchConfig
-    rules, defaults, le = knob_rules(owners)
-    clash = sorted(set(rules) & set(GENERIC_RULES))
+    rules, defaults, knob_le = knob_rules(owners)
+    clash = sorted(set(rules) & set(generic_rules))
     if clash:
-        raise ValueError(f"gate knobs {clash} clash with the network/training keys; rename their flat keys")
-    all_rules = {"gate": R("str", "gate type", choices=gates), **GENERIC_RULES, **rules}
-    return (ParamSchema(rules=all_rules, le_constraints=(("k", "n_experts"), *le)),
-            {**GENERIC_DEFAULTS, **defaults})
+        raise ValueError(f"gate knobs {clash} clash with the {what} keys; rename their flat keys")
+    all_rules = {"gate": R("str", "gate type", choices=gates), **generic_rules, **rules}
+    return (ParamSchema(rules=all_rules, le_constraints=(("k", "n_experts"), *le, *knob_le)),
+            {**generic_defaults, **defaults})
+
+
+@lru_cache(maxsize=8)
+def _moe_schema(gates: tuple[str, ...]) -> tuple[ParamSchema, dict[str, Any]]:
+    return gate_schema(gates, GENERIC_RULES, GENERIC_DEFAULTS)
 
 
 def moe_schema() -> ParamSchema:
@@ -138,14 +147,19 @@ class MoEClassification(DatasetObjective):
     def defaults(self) -> dict[str, Any]:
         return moe_defaults()
 
+    #: the objective's own keys (always active; gate and component knobs come from their configs)
+    own_rules: Mapping[str, ParamRule] = GENERIC_RULES
+    #: components besides the gate whose knobs this objective reads (EvoMoE adds its config)
+    components: Mapping[str, type] = {}
+
     def active(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        """The network/training keys, the chosen gate's active knobs, the local search's when
-        it is on: a hash-gate trial does not log tau_* or ls_*."""
-        owners: dict[str, type] = {config["gate"]: gate_configs()[config["gate"]]}
+        """The objective's own keys, the chosen gate's and the components' active knobs, the local
+        search's when it is on: a hash-gate trial does not log tau_* or ls_*."""
+        owners: dict[str, type] = {config["gate"]: gate_configs()[config["gate"]], **self.components}
         if config.get("local_search"):
             owners["local_search"] = LocalSearchConfig
-        keep = {"gate", *GENERIC_RULES, *active_keys(config, owners)}
-        return {k: v for k, v in config.items() if k in keep or k not in moe_schema().rules}
+        keep = {"gate", *self.own_rules, *active_keys(config, owners)}
+        return {k: v for k, v in config.items() if k in keep or k not in self.schema.rules}
 
     def why_inert(self, key: str) -> str:
         owners = [g for g, t in gate_configs().items() if key in knobs(t)]
@@ -229,10 +243,7 @@ class EvoMoEClassification(MoEClassification):
     def defaults(self) -> dict[str, Any]:
         return {**moe_defaults(), "gate": "dts", **flat_defaults(EvoMoEConfig)}
 
-    def active(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        evo = set(flat_defaults(EvoMoEConfig))
-        keep = active_keys(config, {"evomoe": EvoMoEConfig})
-        return {k: v for k, v in super().active(config).items() if k not in evo or k in keep}
+    components = {"evomoe": EvoMoEConfig}
 
     def derived(self, config: Mapping[str, Any]) -> dict[str, Any]:
         return {"k_effective": 1}

@@ -20,18 +20,19 @@ points), as the threshold baseline does for exit budgets.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Mapping
 
 from gatesearch.models.evomoe_config import EvoMoEConfig
 from gatesearch.models.gates.local_search_config import LocalSearchConfig
-from gatesearch.models.gates.registry import gate_config_names, gate_configs
+from gatesearch.models.gates.registry import gate_config_names
 from gatesearch.models.knobs import flat_defaults, from_flat
 from gatesearch.objectives.base import DataLoader, register_objective
 from gatesearch.objectives.metrics import ACTIVE_EXPERTS, BPC, DROPPED_FRACTION, MACS_PER_TOKEN, TEST_BPC
 from gatesearch.objectives.moe_classification import (
     MoEClassification,
-    active_keys,
     gate_config,
+    gate_schema,
     knob_rules,
 )
 from gatesearch.objectives.schema import ParamRule, ParamSchema
@@ -73,16 +74,12 @@ LM_DEFAULTS: dict[str, Any] = {
 
 def lm_schema() -> tuple[ParamSchema, dict[str, Any]]:
     """The LM objectives' schema over every gate registered now, and the defaults."""
-    gates = tuple(gate_config_names())
-    owners: dict[str, type] = {g: gate_configs()[g] for g in gates}
-    owners["local_search"] = LocalSearchConfig
-    rules, defaults, le = knob_rules(owners)
-    clash = sorted(set(rules) & set(LM_RULES))
-    if clash:
-        raise ValueError(f"gate knobs {clash} clash with the transformer/training keys; rename their flat keys")
-    return (ParamSchema(rules={"gate": R("str", "gate type", choices=gates), **LM_RULES, **rules},
-                        le_constraints=(("k", "n_experts"), ("moe_every", "n_layers"), *le)),
-            {**LM_DEFAULTS, **defaults})
+    return _lm_schema(tuple(gate_config_names()))
+
+
+@lru_cache(maxsize=8)
+def _lm_schema(gates: tuple[str, ...]) -> tuple[ParamSchema, dict[str, Any]]:
+    return gate_schema(gates, LM_RULES, LM_DEFAULTS, le=(("moe_every", "n_layers"),), what="transformer/training")
 
 
 class MoELanguageModel(MoEClassification):
@@ -103,17 +100,13 @@ class MoELanguageModel(MoEClassification):
     def defaults(self) -> dict[str, Any]:
         return lm_schema()[1]
 
-    #: components besides the gate whose knobs this objective reads (EvoMoE adds its config)
-    components: dict[str, type] = {}
+    own_rules = LM_RULES
 
     def active(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        owners: dict[str, type] = {config["gate"]: gate_configs()[config["gate"]], **self.components}
-        if config.get("local_search"):
-            owners["local_search"] = LocalSearchConfig
-        keep = {"gate", *LM_RULES, *active_keys(config, owners)}
-        if config["gate"] != "topk":
-            keep.discard("k_sweep")
-        return {k: v for k, v in config.items() if k in keep or k not in self.schema.rules}
+        out = super().active(config)
+        if config["gate"] != "topk":  # the inference-k sweep is a Top-k feature
+            out.pop("k_sweep", None)
+        return out
 
     def why_inert(self, key: str) -> str:
         if key == "k_sweep":
