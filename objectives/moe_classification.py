@@ -159,7 +159,11 @@ class MoEClassification(DatasetObjective):
         if config.get("local_search"):
             owners["local_search"] = LocalSearchConfig
         keep = {"gate", *self.own_rules, *active_keys(config, owners)}
-        return {k: v for k, v in config.items() if k in keep or k not in self.schema.rules}
+        # a key is inert only as a knob of a gate or component that does not read it here (keys a
+        # subclass adds to the schema stay, e.g. the reliability suite's fault injection)
+        knob_keys = {key for t in (*gate_configs().values(), LocalSearchConfig, *self.components.values())
+                     for key in knobs(t)}
+        return {k: v for k, v in config.items() if k in keep or k not in knob_keys}
 
     def why_inert(self, key: str) -> str:
         owners = [g for g, t in gate_configs().items() if key in knobs(t)]
