@@ -76,15 +76,6 @@ class LiveFront:
         self._front = [j for j, k in zip(self._front, keep) if k] + [i]
         return True
 
-    def remove(self, trial_id: str) -> None:
-        """Forget a trial (e.g. a run retired as an orphan on resume); the front is recomputed."""
-        if trial_id not in self._index:
-            return
-        entry = self.entries.pop(self._index[trial_id])
-        self._written_ranks.pop(entry.run_id, None)
-        self._index = {e.trial_id: i for i, e in enumerate(self.entries)}
-        self._rebuild_front()
-
     def _rebuild_front(self) -> None:
         vals = self.values()
         ranks = pareto_ranks(vals, self.modes) if len(vals) else np.zeros(0, int)

@@ -84,6 +84,17 @@ def repair_experiment_state(experiment_dir: str | Path) -> str | None:
     return f"{state.name} was truncated; restored the last complete snapshot {saved[-1].name}"
 
 
+def snapshot_trial_ids(experiment_dir: str | Path) -> set[str]:
+    """The ids of the trials in Ray's newest experiment snapshot (what ``Tuner.restore`` brings
+    back); empty when there is none. Call :func:`repair_experiment_state` first."""
+    state = _newest_state(Path(experiment_dir))
+    if state is None:
+        return set()
+    data = json.loads(state.read_text())
+    # trial_data: [[trial state as a JSON string, runtime metadata], ...] (Ray 2.x)
+    return {json.loads(trial[0])["trial_id"] for trial in data.get("trial_data", [])}
+
+
 class StateBackup:
     """Calls :func:`backup_experiment_state` when Ray's newest state changed, at most every
     ``min_interval_s`` and at most :data:`BACKUP_SHARE` of the driver's time: a backup copies and

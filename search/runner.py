@@ -21,6 +21,7 @@ from gatesearch.search.manifest import SPACE_COPY, Manifest, find_search_dir
 from gatesearch.search.optuna_mirror import OptunaMirror, optuna_storage
 from gatesearch.search.outbox import BufferedSink, Outbox, TeeSink
 from gatesearch.search.progress import SearchProgress
+from gatesearch.search.ray_state import repair_experiment_state, snapshot_trial_ids
 from gatesearch.search.services import check_tracking_uri
 from gatesearch.search.settings import SearchSettings
 from gatesearch.search.tracking import Tracker
@@ -112,7 +113,7 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
     if resume:  # the only time the store is read back: known runs, and the front so far
         ref = tracker.params(parent).get("reference_point")
         sink.reference = np.array(json.loads(ref), dtype=float) if ref else None
-        sink.restore(tracker.children(parent))
+        retired = _restore(sink, tracker, parent, search_dir)
     outbox = Outbox(sink, Tracker.is_transient, settings.tracking_timeout_s, describe=f"MLflow at {tracker.uri}")
     shown = None if progress is None else SearchProgress(
         objective, settings.num_samples, fixed=sf.fixed, live={"live": True, "plain": False}.get(progress),
@@ -139,13 +140,8 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
             if shown is not None:
                 shown.__exit__(None, None, None)
         outbox.flush()  # raises TrackingUnavailable if the store never came back
-        orphans = backfilled = 0
-        if resume:
-            retired = _retire_orphans(tracker, parent, {o.trial_id for o in outcomes})
-            for trial_id in retired:  # they were restored onto the in-memory front as finished
-                sink.retire(trial_id)
-            orphans = len(retired)
-            backfilled = _backfill(sink, tracker, parent, outcomes)
+        orphans = len(retired) if resume else 0
+        backfilled = _backfill(sink, tracker, parent, outcomes) if resume else 0
         epochs = sum(int(o.metrics.get(EPOCH.name, 0)) for o in outcomes)
         tracker.log_metrics(parent, {**counts, "orphaned_trials": orphans, "backfilled_trials": backfilled,
                                      "tracking_retries": outbox.retries,
@@ -194,17 +190,33 @@ def _backfill(sink: MlflowTrialSink, tracker: Tracker, parent: str, outcomes) ->
     return n
 
 
-def _retire_orphans(tracker: Tracker, parent: str, known: set[str]) -> list[str]:
+def _restore(sink: MlflowTrialSink, tracker: Tracker, parent: str, search_dir: Path) -> set[str]:
+    """Resume: retire the orphans (:func:`_retire_orphans`) against Ray's last snapshot, then
+    restore the sink from the other child runs. Retiring first means the resumed front, its
+    hypervolume history and the trial counts never include an orphan (they once did until the
+    search ended: a hypervolume step past the budget, found by CI's driver-kill test).
+    Returns the retired trial ids."""
+    repaired = repair_experiment_state(search_dir)  # the snapshot Tuner.restore will read
+    if repaired:
+        logging.getLogger(__name__).warning(repaired)
+    children = tracker.children(parent)
+    retired = _retire_orphans(tracker, children, snapshot_trial_ids(search_dir))
+    sink.restore([c for c in children if c.trial_id not in retired])
+    return retired
+
+
+def _retire_orphans(tracker: Tracker, children, known: set[str]) -> set[str]:
     """Child runs of trials Ray's last snapshot never recorded (started after it, then lost with
-    the driver): the resumed searcher proposed replacements, so these are marked KILLED and
-    tagged, keeping exactly one finished child per trial of the budget. Returns their trial ids."""
-    retired = []
-    for child in tracker.children(parent):
+    the driver): the resumed searcher proposes replacements, so these are marked KILLED and
+    tagged, keeping exactly one finished child per trial of the budget. ``children``: the
+    parent's child runs; ``known``: the snapshot's trial ids. Returns the retired trial ids."""
+    retired = set()
+    for child in children:
         if child.trial_id not in known and child.status in ("RUNNING", "FINISHED"):
             tracker.set_tags(child.run_id, {TAG_ORPHANED: "lost with the driver before Ray's experiment snapshot; "
                                                           "its slot was re-proposed on resume"})
             tracker.end_run(child.run_id, "KILLED")
-            retired.append(child.trial_id)
+            retired.add(child.trial_id)
     return retired
 
 

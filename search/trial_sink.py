@@ -175,13 +175,6 @@ class MlflowTrialSink:
             self.log_front(final=False)
             self._next_front = self.finished + self.front_every
 
-    def retire(self, trial_id: str) -> None:
-        """The trial's run was retired (an orphan of a killed driver, re-proposed on resume):
-        it leaves the front and the summary rows."""
-        self.front.remove(trial_id)
-        self.rows.pop(trial_id, None)
-        self.points.pop(trial_id, None)
-
     def on_retry(self, trial_id: str, failures: int) -> None:
         """Ray is retrying the trial after a failure (node death, crash): same child run."""
         self.store.log_batch(self._run(trial_id), tags={TAG_RETRIES: failures})

@@ -92,16 +92,36 @@ def test_resume_tags_a_finished_trial_whose_rank_was_never_written(tmp_path):
     assert tags == {"t1": "0", "t2": "1"}
 
 
-def test_a_retired_trial_leaves_the_front():
-    """On resume, a finished run that Ray never recorded is retired as an orphan after the front
-    was restored from the store; the logged front must not keep it (found by CI's driver-kill test)."""
-    front = LiveFront(NAMES, MODES)
-    front.add("a", "run-a", {"accuracy": 0.9, "macs_per_sample": 10.0}, {})
-    front.add("b", "run-b", {"accuracy": 0.95, "macs_per_sample": 9.0}, {})  # dominates a
-    front.add("c", "run-c", {"accuracy": 0.99, "macs_per_sample": 30.0}, {})
-    assert {r["run_id"] for r in front.front_rows()} == {"run-b", "run-c"}
-    front.remove("b")
-    assert {r["run_id"] for r in front.front_rows()} == {"run-a", "run-c"} and len(front) == 2
-    assert "b" not in front and list(front.ranks()) == [0, 0]
-    front.remove("nope")  # unknown: nothing happens
-    assert len(front) == 2
+def test_resume_retires_orphans_before_the_front_is_restored(tmp_path):
+    """Runs of trials that Ray's last snapshot never recorded (lost with a killed driver) are
+    retired before the sink is restored: the resumed front and its hypervolume step never count
+    them (they were on it until the search ended, so a hypervolume step passed the budget;
+    found by CI's driver-kill test)."""
+    import json
+
+    from gatesearch.objectives import get_objective
+    from gatesearch.search.runner import TAG_ORPHANED, _restore
+    from gatesearch.search.tracking import Tracker
+    from gatesearch.search.trial_sink import MlflowTrialSink
+
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "orphans", (tmp_path / "a").as_uri())
+    parent = tracker.start_search("s1", "orphans", {})
+    runs = {}
+    for tid, status in (("t1", "FINISHED"), ("t2", "RUNNING"), ("t3", "FINISHED"), ("t4", "RUNNING")):
+        runs[tid] = tracker.create_trial_run(parent, "s1", tid, tid)
+        tracker.log_batch(runs[tid], metrics={"accuracy": 0.5 + int(tid[1]) / 10, "macs_per_sample": 10.0}, step=1)
+        if status == "FINISHED":
+            tracker.end_run(runs[tid], "FINISHED")
+    exp = tmp_path / "exp"
+    exp.mkdir()  # Ray's snapshot knows t1 and t2 only; t3 and t4 started after it
+    trial_data = [[json.dumps({"trial_id": t, "stub": False}), "{}"] for t in ("t1", "t2")]
+    (exp / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps({"trial_data": trial_data}))
+
+    sink = MlflowTrialSink(tracker, parent, "s1", get_objective("moe_digits"), {}, front_every=1, title="t")
+    assert _restore(sink, tracker, parent, exp) == {"t3", "t4"}
+    assert [e.trial_id for e in sink.front.entries] == ["t1"] and sink.finished == 1
+    sink.reference = np.array([0.0, 20.0])
+    sink.log_front(final=True)
+    assert max(step for step, _ in tracker.metric_history(parent, "hypervolume")) == 1
+    status = {c.trial_id: (c.status, TAG_ORPHANED in c.tags) for c in tracker.children(parent)}
+    assert status == {"t1": ("FINISHED", False), "t2": ("RUNNING", False), "t3": ("KILLED", True), "t4": ("KILLED", True)}
