@@ -24,6 +24,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	@PY=$(PY) bash scripts/get_data.sh || echo "make data failed (registries unreachable?): tests of those data sets are skipped"
 	@$(MAKE) --no-print-directory browser || echo "no browser could be installed: the MLflow UI browser test is skipped"
+	@$(PY) -c "import botorch, optuna_integration" 2>/dev/null || timeout 600 $(PY) -m pip install -q -e ".[botorch]" \
+	  || echo "the botorch extra could not be installed: the botorch searcher's tests are skipped"
 	$(PY) scripts/lint_imports.py
 	$(PY) -m pytest -q; rc=$$?; if [ $$rc = 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 

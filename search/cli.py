@@ -86,6 +86,9 @@ def _search_and_print(start) -> None:
                                     f"({len(result.trials)} finished trials, {result.failed} failed)"))
     console.print(f"hypervolume {result.hypervolume:,.2f} (reference point {list(result.reference_point)}), "
                   f"search took {result.wall_seconds:.0f} s", markup=False)
+    if result.extra.get("searcher_deduplicated"):
+        console.print(f"{result.extra['searcher_deduplicated']} repeated proposals were answered from earlier "
+                      "results (not trained, not counted as trials; `dedup: false` trains them)", markup=False)
     console.print(f"search dir (for `gatesearch resume`): {result.search_dir}", soft_wrap=True, markup=False,
                   highlight=False)
     _print_links(result.tracking_uri, result.experiment_id, result.parent_run_id)

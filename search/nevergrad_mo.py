@@ -17,6 +17,16 @@ from gatesearch._hints import did_you_mean
 from gatesearch.spaces import Space, decode, to_parametrization
 
 
+#: A multi-objective-aware Nevergrad optimizer for search budgets of tens to hundreds: a
+#: (10 + 10) evolution strategy with recombination whose survivors are chosen by NSGA-II ranking
+#: (non-dominated sorting, then crowding distance) of the objective vectors, not by a scalarised
+#: loss. Registered in Nevergrad's registry as ``MOES`` (``nevergrad_optimizer: MOES``).
+MOES = "MOES"
+if MOES not in ng.optimizers.registry:
+    ng.families.EvolutionStrategy(recombination_ratio=1.0, popsize=10, offsprings=10, only_offsprings=False,
+                                  ranker="nsga2").set_name(MOES, register=True)
+
+
 class NevergradMO:
     """Ask configurations, tell multi-objective results.
 
@@ -24,13 +34,16 @@ class NevergradMO:
         space: the search space (conditionals respected).
         metrics, modes: objective names and ``"max"``/``"min"`` directions.
         optimizer: a Nevergrad registry name (e.g. ``NGOpt``, ``DE``, ``RandomSearch``).
-        budget: total number of asks.
+        budget: the number of evaluations Nevergrad plans for (its optimizers adapt to it).
+        capped: whether :meth:`ask` returns None after ``budget`` asks (not behind Ray Tune, where
+            ``num_samples`` bounds the trials and repeats answered from memory are asks that are
+            not trials: :class:`~gatesearch.search.tuner.Deduplicated`).
         num_workers: how many candidates may be pending at once.
         seed: seeds the parametrization's random state.
     """
 
     def __init__(self, space: Space, metrics: Sequence[str], modes: Sequence[str], *, optimizer: str = "NGOpt",
-                 budget: int, num_workers: int, seed: int = 0):
+                 budget: int, num_workers: int, seed: int = 0, capped: bool = True):
         if optimizer not in ng.optimizers.registry:
             raise ValueError(f"nevergrad_optimizer: unknown {optimizer!r}"
                              f"{did_you_mean(optimizer, ng.optimizers.registry)}")
@@ -38,16 +51,19 @@ class NevergradMO:
             raise ValueError("metrics and modes must have equal length, modes 'max' or 'min'")
         self.space, self.metrics, self.modes = space, list(metrics), list(modes)
         self.budget = budget
+        self.capped = capped
         param = to_parametrization(space, seed=seed)
-        self.optimizer = ng.optimizers.registry[optimizer](parametrization=param, budget=budget,
-                                                           num_workers=num_workers)
+        with warnings.catch_warnings():  # e.g. "ES algorithms are inefficient with budget < 60"
+            warnings.simplefilter("ignore", ng.errors.InefficientSettingsWarning)
+            self.optimizer = ng.optimizers.registry[optimizer](parametrization=param, budget=budget,
+                                                               num_workers=num_workers)
         self.pending: dict[str, Any] = {}
         self.asked = 0
         self.told = 0
 
     def ask(self, key: str) -> dict[str, Any] | None:
-        """A configuration for ``key``, or None once the budget is spent."""
-        if self.asked >= self.budget:
+        """A configuration for ``key``, or None once ``budget`` asks were made (when capped)."""
+        if self.capped and self.asked >= self.budget:
             return None
         cand = self.optimizer.ask()
         self.asked += 1

@@ -48,14 +48,31 @@ def front_mask(values: np.ndarray, modes: Sequence[str]) -> np.ndarray:
     return (pareto_ranks(values, modes) == 0) & np.isfinite(values).all(axis=1)
 
 
-def reference_point(values: np.ndarray, modes: Sequence[str]) -> np.ndarray:
-    """Default hypervolume reference: 0 for maximised objectives (accuracy-like, >= 0),
-    and 1.1 × the worst finite value for minimised ones (costs, >= 0)."""
+#: the default reference point lies this share of the observed range beyond the observed nadir
+REFERENCE_OFFSET = 0.1
+
+
+def reference_point(values: np.ndarray, modes: Sequence[str], offset: float = REFERENCE_OFFSET) -> np.ndarray:
+    """Default hypervolume reference: the observed nadir (the worst finite value of each
+    objective over ``values``) moved ``offset`` × the observed range further out, so every
+    observed trial adds volume and the box is the region the search has seen.
+
+    Not the front's own nadir: the reference is fixed at the first front log (a few trials in),
+    and a cheaper but less accurate trial found later would lie outside a box around that early
+    front and add nothing. Not (0, 1.1 x max cost) either (the default until 2026-11): an
+    accuracy reference of 0 makes the box so large that every searcher's hypervolume is within
+    a few percent of every other's. With one observed value (range 0) the offset is taken of
+    that value's magnitude (or 1 if it is 0)."""
     values = _matrix(values, modes)
     ref = []
     for j, m in enumerate(modes):
         col = values[np.isfinite(values[:, j]), j]
-        ref.append(0.0 if m == "max" else (1.1 * col.max() if col.size else 1.0))
+        if not col.size:
+            ref.append(0.0 if m == "max" else 1.0)
+            continue
+        worst, best = (col.min(), col.max()) if m == "max" else (col.max(), col.min())
+        span = abs(best - worst) or (abs(worst) or 1.0)
+        ref.append(float(worst - offset * span) if m == "max" else float(worst + offset * span))
     return np.array(ref)
 
 

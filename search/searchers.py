@@ -23,31 +23,43 @@ class SearcherSpec:
         name: what ``search: {searcher: ...}`` says.
         doc: one line for the CLI help and the README.
         sampler: ``(seed, num_samples) -> optuna sampler`` for Optuna-backed searchers, else None.
+        requires, extra: modules an optional searcher needs, and the ``pip install
+            'gatesearch[<extra>]'`` extra that brings them (checked by the settings).
     """
 
     name: str
     doc: str
     sampler: Callable[[int, int], Any] | None = None
+    requires: tuple[str, ...] = ()  # modules of an optional extra
+    extra: str = ""  # the extra that installs them
+
+    def missing(self) -> list[str]:
+        """The required modules that are not installed (found without importing them)."""
+        import importlib.util
+
+        return [m for m in self.requires if importlib.util.find_spec(m) is None]
 
     def core(self, space, metrics: Sequence[str], modes: Sequence[str], *, seed: int, budget: int,
-             num_workers: int = 1, nevergrad_optimizer: str = "NGOpt"):
-        """An ask/tell core proposing configurations of ``space`` (seeded)."""
+             num_workers: int = 1, nevergrad_optimizer: str = "NGOpt", capped: bool = True):
+        """An ask/tell core proposing configurations of ``space`` (seeded); ``capped``: see
+        :class:`~gatesearch.search.nevergrad_mo.NevergradMO`."""
         if self.sampler is None:
             from gatesearch.search.nevergrad_mo import NevergradMO
 
             return NevergradMO(space, metrics, modes, optimizer=nevergrad_optimizer, budget=budget,
-                               num_workers=num_workers, seed=seed)
-        return OptunaCore(space, metrics, modes, self.sampler(seed, budget), budget=budget)
+                               num_workers=num_workers, seed=seed, capped=capped)
+        return OptunaCore(space, metrics, modes, self.sampler(seed, budget), budget=budget, capped=capped)
 
 
 class OptunaCore:
     """Ask/tell over an Optuna study with define-by-run suggestions of a space (the same
     suggestion path as the Tuner's ``OptunaSearch``)."""
 
-    def __init__(self, space, metrics: Sequence[str], modes: Sequence[str], sampler, *, budget: int):
+    def __init__(self, space, metrics: Sequence[str], modes: Sequence[str], sampler, *, budget: int,
+                 capped: bool = True):
         import optuna
 
-        self.space, self.metrics, self.budget = space, list(metrics), budget
+        self.space, self.metrics, self.budget, self.capped = space, list(metrics), budget, capped
         self.study = optuna.create_study(directions=["maximize" if m == "max" else "minimize" for m in modes],
                                          sampler=sampler)
         self.pending: dict[str, Any] = {}
@@ -56,7 +68,7 @@ class OptunaCore:
     def ask(self, key: str) -> dict[str, Any] | None:
         from gatesearch.spaces import suggest
 
-        if self.asked >= self.budget:
+        if self.capped and self.asked >= self.budget:
             return None
         trial = self.study.ask()
         self.asked += 1
@@ -86,13 +98,22 @@ def _startup(num_samples: int) -> int:
 def _tpe(seed: int, num_samples: int):
     import optuna
 
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=_startup(num_samples))
+    # constant_liar: trials still running count as bad results, so parallel workers do not all
+    # sample the same promising region (no effect when one trial runs at a time)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=_startup(num_samples), constant_liar=True)
+
+
+def nsga2_population(num_samples: int) -> int:
+    """NSGA-II's population for a budget: a fifth of it, 4 to 20, so that a 50-trial search
+    runs several generations (a third of the budget, up to 50, left one random generation at
+    trial 50: below random search in ``bench/searchers.py``)."""
+    return max(4, min(20, num_samples // 5))
 
 
 def _nsga2(seed: int, num_samples: int):
     import optuna
 
-    return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, num_samples // 3)))
+    return optuna.samplers.NSGAIISampler(seed=seed, population_size=nsga2_population(num_samples))
 
 
 def _random(seed: int, num_samples: int):
@@ -108,6 +129,23 @@ def _gp(seed: int, num_samples: int):
     return optuna.samplers.GPSampler(seed=seed, n_startup_trials=_startup(num_samples), warn_independent_sampling=False)
 
 
+def _botorch(seed: int, num_samples: int):
+    import warnings
+
+    import optuna
+    from optuna_integration import BoTorchSampler
+    from optuna_integration.botorch import qnehvi_candidates_func
+
+    # optuna-integration marks the sampler and its candidate functions experimental (a warning per suggestion)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning,
+                            message=r".*(BoTorchSampler|optuna_integration\.botorch).*")
+
+    # qLogNEHVI (noisy expected hypervolume improvement, log form, Ament et al. 2023) over a GP
+    # per objective; running trials enter as pending points, so parallel trials differ
+    return BoTorchSampler(candidates_func=qnehvi_candidates_func, n_startup_trials=_startup(num_samples),
+                          consider_running_trials=True, seed=seed)
+
+
 SEARCHERS: dict[str, SearcherSpec] = {}
 
 
@@ -119,11 +157,15 @@ def register_searcher(spec: SearcherSpec) -> SearcherSpec:
     return spec
 
 
-register_searcher(SearcherSpec("tpe", "Optuna TPE, multi-objective (the default)", _tpe))
-register_searcher(SearcherSpec("nsga2", "Optuna NSGA-II (population: a third of the budget, 4 to 50)", _nsga2))
+register_searcher(SearcherSpec("tpe", "Optuna TPE, multi-objective, constant liar for parallel trials (the default)",
+                               _tpe))
+register_searcher(SearcherSpec("nsga2", "Optuna NSGA-II (population: a fifth of the budget, 4 to 20)", _nsga2))
 register_searcher(SearcherSpec("random", "uniform random sampling (Optuna RandomSampler)", _random))
 register_searcher(SearcherSpec("gp", "Optuna GP sampler (Gaussian-process BO, multi-objective)", _gp))
 register_searcher(SearcherSpec("nevergrad", "our multi-objective Nevergrad searcher (nevergrad_optimizer)"))
+register_searcher(SearcherSpec("botorch", "BoTorch qLogNEHVI Bayesian optimisation via optuna-integration "
+                               "(optional extra: pip install 'gatesearch[botorch]')", _botorch,
+                               requires=("botorch", "optuna_integration"), extra="botorch"))
 
 
 def make_sampler(name: str, *, seed: int, num_samples: int):

@@ -46,6 +46,9 @@ class SearchSettings:
             exception in the trial) before marking it FAILED; 0 = never retry.
         tracking_timeout_s: how long MLflow may be unreachable before the search stops with an
             error; while it is down, everything to be logged is buffered in order.
+        dedup: a configuration the search already evaluated (the same active parameters and
+            seed) is answered from its result instead of trained again, and not charged against
+            ``num_samples`` (:mod:`gatesearch.search.dedup`); False runs every proposal.
     """
 
     searcher: str = "tpe"
@@ -61,6 +64,7 @@ class SearchSettings:
     moasha_eta: float = 3.0
     max_failures: int = 0
     tracking_timeout_s: float = 300.0
+    dedup: bool = True
 
     def __post_init__(self) -> None:
         for name, (low, high, why) in BOUNDS.items():
@@ -72,6 +76,10 @@ class SearchSettings:
         if self.searcher not in SEARCHERS:
             raise ValueError(f"searcher: unknown {self.searcher!r}{did_you_mean(self.searcher, SEARCHERS)}; "
                              f"choose one of {list(SEARCHERS)}")
+        missing = SEARCHERS[self.searcher].missing()
+        if missing:
+            raise ValueError(f"searcher: {self.searcher!r} needs {', '.join(missing)}, which is not installed; "
+                             f"install it with: pip install 'gatesearch[{SEARCHERS[self.searcher].extra}]'")
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler: unknown {self.scheduler!r}{did_you_mean(self.scheduler, SCHEDULERS)}; "
                              f"choose one of {list(SCHEDULERS)}")
@@ -86,7 +94,7 @@ class SearchSettings:
                 raise ValueError(f"{key}: unknown search setting{did_you_mean(key, known)}; known: {list(known)}")
             want = type(getattr(cls(), key))
             ok = isinstance(value, want) or (want is float and isinstance(value, int))
-            if isinstance(value, bool) or not ok:
+            if (isinstance(value, bool) and want is not bool) or not ok:
                 raise ValueError(f"{key}: expected {want.__name__}, got {type(value).__name__} {value!r}")
             kwargs[key] = want(value)
         return cls(**kwargs)

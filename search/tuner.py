@@ -27,6 +27,7 @@ from ray.tune.search.optuna import OptunaSearch
 from gatesearch import spaces
 from gatesearch.objectives import get_objective
 from gatesearch.objectives.metrics import EPOCH, EPOCHS_TOTAL, RESUMED_FROM, is_partial
+from gatesearch.search.dedup import ConfigKey, ProposalMemory
 from gatesearch.search.moasha import MOASHA
 from gatesearch.search.nevergrad_mo import NevergradMO
 from gatesearch.search.ray_state import StateBackup, repair_experiment_state
@@ -51,9 +52,13 @@ CHECKPOINT_FILE = "state.pt"
 LARGE_SEARCH = 1000
 
 
-#: every checkpoint is kept (disk per trial = epochs x one training state). Keeping only the last
-#: one broke resume after a driver kill: the experiment snapshot Ray restores can be older than the
-#: newest checkpoint and name one already pruned ("does not exist on storage anymore").
+#: Ray keeps every checkpoint *directory*, but only the newest holds a training state: once a new
+#: checkpoint is persisted, the trial deletes ``state.pt`` from its older ones (:func:`_prune_states`),
+#: so the disk per trial is one training state plus an empty directory per epoch. Ray's own pruning
+#: (``num_to_keep=1``) is not used: the experiment snapshot Ray restores after a driver kill can be
+#: older than the newest checkpoint and name a deleted directory ("does not exist on storage
+#: anymore"); a kept directory without a state makes the trial look for the newest state among its
+#: siblings instead (:func:`_load_state`).
 CHECKPOINTS = tune.CheckpointConfig(num_to_keep=None)
 
 
@@ -293,6 +298,91 @@ class MOASHAScheduler(FIFOScheduler):
             return self.core.load(json.load(f))
 
 
+class Deduplicated(Searcher):
+    """Wraps a searcher so a configuration the search already evaluated is not run again
+    (:mod:`gatesearch.search.dedup`): the proposal is answered with the stored result (or, if the
+    configuration is running now, with its result when it ends) and the searcher asked again.
+    Answered repeats never become Ray trials, so they are not charged against ``num_samples``.
+
+    The wrapped searcher sees its own proposal ids: the first proposal of a Ray trial has the
+    trial's id, repeats asked for the same trial get ``<trial id>~<n>``."""
+
+    #: proposals asked in one suggest() call before Ray is told to ask again later
+    PER_CALL = 64
+
+    def __init__(self, inner: Searcher, key: Callable[[Mapping[str, Any]], str]):
+        super().__init__(metric=inner.metric, mode=inner.mode)
+        self.inner, self.memory = inner, ProposalMemory(key)
+        self.alias: dict[str, str] = {}  # Ray trial id -> the inner searcher's proposal id
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return self.inner.set_search_properties(metric, mode, config, **spec)
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        return self.inner.set_max_concurrency(max_concurrent)
+
+    def suggest(self, trial_id: str):
+        for n in range(self.PER_CALL):
+            proposal = trial_id if n == 0 else f"{trial_id}~{n}"
+            config = self.inner.suggest(proposal)
+            if config is None or config == Searcher.FINISHED:
+                return config
+            kind, key = self.memory.classify(config)
+            if kind == "new":
+                self.memory.start(trial_id, key)
+                self.alias[trial_id] = proposal
+                return config
+            if kind == "running":
+                self.memory.wait(key, proposal)
+                continue
+            self.inner.on_trial_complete(proposal, self.memory.finished[key], error=False)
+            if self.memory.repeat():
+                logging.getLogger(__name__).warning(
+                    "the searcher proposed %d already evaluated configurations in a row: the space looks "
+                    "exhausted, so the search ends here", self.memory.repeats_in_a_row)
+                return Searcher.FINISHED
+        return None  # only repeats so far: Ray asks again (with a new trial id) on its next step
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self.inner.on_trial_result(self.alias.get(trial_id, trial_id), result)
+
+    def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
+        self.inner.on_trial_complete(self.alias.pop(trial_id, trial_id), result, error=error)
+        waiting, final = self.memory.end(trial_id, None if error or result is None else result)
+        for proposal in waiting:  # repeats of this configuration proposed while it ran
+            self.inner.on_trial_complete(proposal, final, error=final is None)
+
+    def save(self, checkpoint_path: str) -> None:
+        import pickle
+
+        self.inner.save(checkpoint_path)
+        with open(checkpoint_path, "rb") as f:
+            inner = f.read()
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump({DEDUP_STATE: self.memory.state(), "inner": inner, "alias": self.alias}, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        import pickle
+
+        with open(checkpoint_path, "rb") as f:  # our own checkpoint, written by save()
+            state = pickle.load(f)
+        if not (isinstance(state, dict) and DEDUP_STATE in state):  # written without deduplication
+            self.inner.restore(checkpoint_path)
+            return
+        with tempfile.NamedTemporaryFile(delete=False) as tmp:
+            tmp.write(state["inner"])
+        try:
+            self.inner.restore(tmp.name)
+        finally:
+            os.unlink(tmp.name)
+        self.memory.load(state[DEDUP_STATE])
+        self.alias = dict(state.get("alias", {}))
+
+
+#: the key of the deduplication state in a searcher checkpoint
+DEDUP_STATE = "gatesearch.dedup"
+
+
 class FullFidelityOnly(Searcher):
     """Wraps a searcher so early-stopped trials never reach it as final results:
     their lower-fidelity result is withheld and the trial is reported as errored
@@ -364,12 +454,7 @@ def _trainable(config: dict, objective_name: str, fixed: dict, threads: int, use
     restore, pending = None, []
     last = tune.get_checkpoint()
     if last is not None:
-        try:
-            with last.as_directory() as d:
-                restore = torch.load(os.path.join(d, CHECKPOINT_FILE), map_location=device, weights_only=True)
-        except (OSError, RuntimeError, KeyError, ValueError) as e:  # e.g. a stale snapshot's pruned checkpoint
-            logging.getLogger(__name__).warning("trial restarts from scratch: its checkpoint is unreadable (%s)", e)
-            restore = None
+        restore = _load_state(last, device)
     if restore is not None:
         placement[RESUMED_FROM.name] = int(restore["epoch"])
         if int(restore["epoch"]) >= int(full.get("epochs", 0)) and restore.get("metrics"):
@@ -386,8 +471,64 @@ def _trainable(config: dict, objective_name: str, fixed: dict, threads: int, use
             state["metrics"] = dict(metrics)  # a trial restored after its last epoch reports these
             torch.save(state, os.path.join(d, CHECKPOINT_FILE))
             tune.report({**metrics, **placement}, checkpoint=tune.Checkpoint.from_directory(d))
+        _prune_states(tune.get_checkpoint())  # now the one just persisted
 
     objective.run(full, report=report, device=device, restore=restore, save=pending.append)
+
+
+def _checkpoint_dirs(checkpoint) -> list[str]:
+    """The trial's checkpoint directories on ``checkpoint``'s storage, newest first."""
+    import posixpath
+
+    from pyarrow import fs as pafs
+
+    parent = posixpath.dirname(checkpoint.path.rstrip("/"))
+    infos = checkpoint.filesystem.get_file_info(pafs.FileSelector(parent))
+    dirs = [i.path for i in infos if i.type == pafs.FileType.Directory
+            and posixpath.basename(i.path).startswith("checkpoint_")]
+    return sorted(dirs, reverse=True)  # checkpoint_000012 > checkpoint_000011
+
+
+def _load_state(checkpoint, device: str):
+    """The newest readable training state among the trial's checkpoints (``checkpoint`` is the one
+    Ray restored, perhaps older than the newest: see :data:`CHECKPOINTS`), or None to start over."""
+    import io
+    import pickle
+
+    import torch
+
+    try:
+        candidates = _checkpoint_dirs(checkpoint)
+    except OSError as e:
+        candidates = [checkpoint.path]
+        logging.getLogger(__name__).warning("cannot list the trial's checkpoints (%s)", e)
+    for path in candidates:
+        try:
+            with checkpoint.filesystem.open_input_file(f"{path}/{CHECKPOINT_FILE}") as f:
+                data = f.read()
+            return torch.load(io.BytesIO(data), map_location=device, weights_only=True)
+        except FileNotFoundError:
+            continue  # a pruned older checkpoint
+        except (OSError, RuntimeError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as e:
+            # e.g. cut short by a node death
+            logging.getLogger(__name__).warning("skipping an unreadable checkpoint %s (%s)", path, e)
+    logging.getLogger(__name__).warning("trial restarts from scratch: none of its checkpoints is readable")
+    return None
+
+
+def _prune_states(current) -> None:
+    """Delete the training state of every checkpoint of the trial older than ``current``."""
+    if current is None:
+        return
+    import posixpath
+
+    newest = posixpath.basename(current.path.rstrip("/"))
+    for path in _checkpoint_dirs(current):
+        if posixpath.basename(path) < newest:
+            try:
+                current.filesystem.delete_file(f"{path}/{CHECKPOINT_FILE}")
+            except FileNotFoundError:
+                continue
 
 
 @dataclass(frozen=True)
@@ -443,12 +584,14 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
     if spec.sampler is None:  # our own multi-objective Tune searcher over the spec's ask/tell core
         searcher = NevergradMOSearch(spec.core(space, metrics, modes, seed=settings.seed, budget=settings.num_samples,
                                                num_workers=settings.max_concurrent,
-                                               nevergrad_optimizer=settings.nevergrad_optimizer))
+                                               nevergrad_optimizer=settings.nevergrad_optimizer,
+                                               capped=not settings.dedup))
     else:  # Ray's multi-objective OptunaSearch with the spec's sampler
         searcher = OptunaSearch(space=DefineByRun(space), metric=list(metrics), mode=list(modes),
                                 sampler=make_sampler(settings.searcher, seed=settings.seed,
                                                      num_samples=settings.num_samples))
-    searcher = FullFidelityOnly(searcher)
+    dedup = Deduplicated(searcher, ConfigKey(objective_name, dict(fixed))) if settings.dedup else None
+    searcher = FullFidelityOnly(dedup or searcher)
     scheduler = None
     if settings.scheduler == "moasha":
         scheduler = MOASHAScheduler(MOASHA(modes=list(modes), max_t=max_epochs, grace=settings.moasha_grace,
@@ -468,7 +611,8 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
     )
     outcomes = _outcomes(tuner.fit())
     counts = {"searcher_final": len(searcher.final), "searcher_withheld": len(searcher.withheld),
-              "scheduler_stopped": len(scheduler.stopped) if scheduler else 0}
+              "scheduler_stopped": len(scheduler.stopped) if scheduler else 0,
+              "searcher_deduplicated": dedup.memory.answered if dedup else 0}
     return outcomes, counts
 
 
@@ -504,4 +648,6 @@ def resume_tuner(*, experiment_dir: str, objective_name: str, fixed: Mapping[str
         restored = scheduler.load_rungs(os.path.abspath(experiment_dir))
         logging.getLogger(__name__).info("MO-ASHA: %d rung records restored", restored)
     outcomes = _outcomes(tuner.fit())
-    return outcomes, _counts(outcomes)
+    restored = getattr(tuner._local_tuner._tune_config.search_alg, "inner", None)  # under FullFidelityOnly
+    answered = restored.memory.answered if isinstance(restored, Deduplicated) else 0
+    return outcomes, {**_counts(outcomes), "searcher_deduplicated": answered}

@@ -1,6 +1,6 @@
 """Guarantee: a trial that crashes after epoch e and is retried (FailureConfig) continues from
 its epoch-e checkpoint: it trains only the remaining epochs, MLflow gets every epoch once, and the
-checkpoints' disk use is one training state per epoch trained."""
+checkpoints' disk use is one training state per trial (older checkpoints keep an empty directory)."""
 
 from pathlib import Path
 
@@ -33,13 +33,39 @@ params:
     assert child.metrics["resumed_from_epoch"] == 2
     trial_dirs = list(Path(result.search_dir).glob("trial_*"))
     assert len(trial_dirs) == 1
-    # one checkpoint per epoch trained (2 before the crash, 3 after), each about 3x the fp32 model
-    # (parameters, Adam's two moments, RNG states): disk = epochs x one state
+    # one checkpoint directory per epoch trained (2 before the crash, 3 after); only the newest
+    # holds a training state, about 3x the fp32 model (parameters, Adam's two moments, RNG states)
     import torch
 
     ckpts = sorted(trial_dirs[0].glob("checkpoint_*"))
     assert len(ckpts) == 5
+    assert [(c / "state.pt").exists() for c in ckpts] == [False] * 4 + [True]
     state = torch.load(ckpts[-1] / "state.pt", weights_only=True)
     model_bytes = sum(v.numel() * v.element_size() for v in state["model"].values())
     assert state["epoch"] == 5 and state["metrics"]["epoch"] == 5
-    assert all((c / "state.pt").stat().st_size < 3 * model_bytes + 64 * 1024 for c in ckpts)
+    assert (ckpts[-1] / "state.pt").stat().st_size < 3 * model_bytes + 64 * 1024
+    assert sum(f.stat().st_size for c in ckpts for f in c.iterdir()) == (ckpts[-1] / "state.pt").stat().st_size
+
+
+def test_a_restored_checkpoint_older_than_the_newest_continues_from_the_newest(tmp_path: Path):
+    """After a driver kill, Ray's snapshot can name an older checkpoint whose state was pruned:
+    the trial loads the newest readable state among its checkpoints, skips a cut-short one, and
+    starts over only when none is readable."""
+    import torch
+    from ray import tune
+
+    from gatesearch.search.tuner import _load_state, _prune_states
+
+    trial = tmp_path / "trial_x"
+    for i in range(4):
+        (trial / f"checkpoint_00000{i}").mkdir(parents=True)
+        torch.save({"epoch": i + 1}, trial / f"checkpoint_00000{i}" / "state.pt")
+    _prune_states(tune.Checkpoint.from_directory(str(trial / "checkpoint_000002")))
+    assert [(trial / f"checkpoint_00000{i}" / "state.pt").exists() for i in range(4)] == [False, False, True, True]
+    stale = tune.Checkpoint.from_directory(str(trial / "checkpoint_000000"))  # pruned: no state
+    assert _load_state(stale, "cpu")["epoch"] == 4
+    (trial / "checkpoint_000003" / "state.pt").write_bytes(b"cut short")  # the node died while writing it
+    assert _load_state(stale, "cpu")["epoch"] == 3
+    (trial / "checkpoint_000002" / "state.pt").unlink()
+    (trial / "checkpoint_000003" / "state.pt").unlink()
+    assert _load_state(stale, "cpu") is None

@@ -40,8 +40,17 @@ def test_hypervolume_of_a_staircase():
     values = np.array([[0.5, 2.0], [0.8, 4.0], [0.3, 6.0]])  # third point dominated
     hv = hypervolume(values, ["max", "min"], [0.0, 10.0])
     assert hv == pytest.approx(0.5 * 8 + 0.3 * 6)
+    # observed nadir (0.3, 6.0) moved out by 10 % of the observed ranges (0.5 and 4.0)
     ref = reference_point(values, ["max", "min"])
-    assert ref.tolist() == [0.0, pytest.approx(6.6)]
+    assert ref.tolist() == [pytest.approx(0.25), pytest.approx(6.4)]
+    assert hypervolume(values, ["max", "min"], ref) > 0  # every observed trial adds volume
+    assert (values[:, 0] > ref[0]).all() and (values[:, 1] < ref[1]).all()
+
+
+def test_reference_point_of_one_observation_and_of_none():
+    assert reference_point(np.array([[0.5, 2.0]]), ["max", "min"]).tolist() == [pytest.approx(0.45), pytest.approx(2.2)]
+    assert reference_point(np.array([[0.0, 0.0]]), ["max", "min"]).tolist() == [pytest.approx(-0.1), pytest.approx(0.1)]
+    assert reference_point(np.full((1, 2), np.nan), ["max", "min"]).tolist() == [0.0, 1.0]
 
 
 def test_bad_mode():

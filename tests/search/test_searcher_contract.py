@@ -17,12 +17,15 @@ SPACE = Space({
     "lr": Float(1e-3, 1e-1, log=True),
 })
 BUDGET = 24
+#: Bayesian searchers fit a model per suggestion (BoTorch: about a second each): a smaller budget
+BUDGETS = {"botorch": 8}
 
 
 def _run(name: str, seed: int) -> list[dict]:
-    core = SEARCHERS[name].core(SPACE, ["acc", "cost"], ["max", "min"], seed=seed, budget=BUDGET, num_workers=1)
+    budget = BUDGETS.get(name, BUDGET)
+    core = SEARCHERS[name].core(SPACE, ["acc", "cost"], ["max", "min"], seed=seed, budget=budget, num_workers=1)
     out = []
-    for i in range(BUDGET):
+    for i in range(budget):
         cfg = core.ask(str(i))
         assert cfg is not None, f"{name} stopped before its budget at trial {i}"
         out.append(cfg)
@@ -31,7 +34,12 @@ def _run(name: str, seed: int) -> list[dict]:
     return out
 
 
-@pytest.mark.parametrize("name", list(SEARCHERS))
+def _installed(name: str):
+    missing = SEARCHERS[name].missing()
+    return pytest.param(name, marks=pytest.mark.skipif(bool(missing), reason=f"optional extra not installed: {missing}"))
+
+
+@pytest.mark.parametrize("name", [_installed(n) for n in SEARCHERS])
 def test_searcher_contract(name):
     a = _run(name, seed=0)
     assert a == _run(name, seed=0), "same seed, same proposals"
@@ -48,6 +56,8 @@ def test_searcher_contract(name):
 
 def test_failed_trials_are_told_as_failures():
     for name, spec in SEARCHERS.items():
+        if spec.missing():
+            continue
         core = spec.core(SPACE, ["acc", "cost"], ["max", "min"], seed=0, budget=4, num_workers=1)
         core.ask("0")
         assert core.tell("0", None) is False and core.tell("0", {"acc": 1.0, "cost": 1.0}) is False, name
@@ -60,3 +70,12 @@ def test_registry_rejects_duplicates_and_settings_read_it():
         SearchSettings(searcher="nsga")
     for name in SEARCHERS:
         assert SearchSettings(searcher=name).searcher == name
+
+
+def test_an_optional_searcher_without_its_extra_is_refused_with_the_install_command(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda m, *a: None if m == "botorch" else real(m, *a))
+    with pytest.raises(ValueError, match=r"searcher: 'botorch' needs botorch.*pip install 'gatesearch\[botorch\]'"):
+        SearchSettings(searcher="botorch")

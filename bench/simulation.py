@@ -1,0 +1,138 @@
+"""A simulated search: the product's searchers, deduplication and MO-ASHA against a known objective.
+
+Trials do not run on Ray here: ``evaluate(config)`` returns a learning curve (a table lookup, a
+surrogate model or a real training) and time is counted in epochs. What the product does is
+reproduced: the searcher is the registry's (:data:`gatesearch.search.searchers.SEARCHERS`, the
+same samplers and settings as behind Ray Tune), ``concurrency`` trials run at once (each epoch
+advances every running trial by one; the next configuration is asked when a slot frees, so the
+searcher proposes while results are pending, as it does with ``max_concurrent: 2``), repeats are
+answered from memory when ``dedup`` (:class:`gatesearch.search.dedup.ProposalMemory`), and MO-ASHA
+(:class:`gatesearch.search.moasha.MOASHA`) stops trials at its rungs, their partial results told
+as failures (lower fidelity is never a final result).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+MODES = ("max", "min")
+
+
+@dataclass
+class Trace:
+    """One simulated search: after each ended trial (in order of ending), the epochs trained so
+    far and the hypervolume of the full-fidelity results so far."""
+
+    epochs: list[int] = field(default_factory=list)
+    hv: list[float] = field(default_factory=list)
+    finals: list[list[float]] = field(default_factory=list)
+    answered: int = 0  # repeats answered from memory
+    ask_seconds: float = 0.0  # time spent in the searcher's ask/tell
+    asks: int = 0
+
+    def hv_at(self, trials: int) -> float:
+        """Hypervolume after ``trials`` ended trials (the last value if the search ended sooner)."""
+        return self.hv[min(trials, len(self.hv)) - 1] if self.hv else 0.0
+
+    def hv_at_epochs(self, epochs: int) -> float:
+        """Hypervolume once at most ``epochs`` epochs were trained."""
+        i = int(np.searchsorted(self.epochs, epochs, side="right"))
+        return self.hv[i - 1] if i else 0.0
+
+
+def simulate(evaluate: Callable[[Mapping], Sequence[Sequence[float]]], space, searcher: str, *, seed: int,
+             trials: int, ref: Sequence[float], epochs: int, concurrency: int = 2, dedup: bool = True,
+             moasha: bool = False, metrics: Sequence[str] = ("accuracy", "macs_per_sample"),
+             nevergrad_optimizer: str | None = None) -> Trace:
+    """Run searcher ``searcher`` for ``trials`` trials on ``evaluate``; return its :class:`Trace`.
+    ``evaluate(config)`` returns ``epochs`` rows of (objective, cost)."""
+    from gatesearch.search.dedup import ProposalMemory
+    from gatesearch.search.moasha import MOASHA
+    from gatesearch.search.pareto import hypervolume
+    from gatesearch.search.searchers import SEARCHERS
+
+    extra = {"nevergrad_optimizer": nevergrad_optimizer} if nevergrad_optimizer else {}
+    core = SEARCHERS[searcher].core(space, list(metrics), list(MODES), seed=seed, budget=trials,
+                                    num_workers=concurrency, capped=False, **extra)
+    memory = ProposalMemory(lambda c: json.dumps(c, sort_keys=True))
+    rungs = MOASHA(modes=MODES, max_t=epochs, grace=1, eta=3.0) if moasha else None
+    trace = Trace()
+    running: dict[str, list] = {}  # trial -> [config, curve, epochs done]
+    launched = ended = used = proposals = 0
+    exhausted = False
+
+    def tell(key: str, result) -> None:
+        t = time.perf_counter()
+        core.tell(key, result)
+        trace.ask_seconds += time.perf_counter() - t
+
+    def launch() -> bool:
+        nonlocal launched, proposals, exhausted
+        while True:
+            proposals += 1
+            key = f"p{proposals}"
+            t = time.perf_counter()
+            cfg = core.ask(key)
+            trace.ask_seconds += time.perf_counter() - t
+            trace.asks += 1
+            if cfg is None:
+                return False
+            kind, k = memory.classify(cfg) if dedup else ("new", "")
+            if kind == "finished":
+                tell(key, memory.finished[k])
+                trace.answered += 1
+                if memory.repeat():
+                    exhausted = True
+                    return False
+                continue
+            if kind == "running":
+                memory.wait(k, key)
+                trace.answered += 1
+                continue
+            launched += 1
+            if dedup:
+                memory.start(key, k)
+            running[key] = [cfg, evaluate(cfg), 0]
+            return True
+
+    while ended < trials:
+        while not exhausted and len(running) < concurrency and launched < trials and launch():
+            pass
+        if not running:
+            break
+        for key in list(running):  # one epoch of every running trial
+            cfg, curve, done = running[key]
+            done += 1
+            used += 1
+            running[key][2] = done
+            point = [float(v) for v in curve[done - 1]]
+            stop = rungs is not None and done < epochs and not rungs.decide(key, done, point)
+            if not stop and done < epochs:
+                continue
+            del running[key]
+            ended += 1
+            result = None if stop else dict(zip(metrics, point))
+            if result is not None:
+                trace.finals.append(point)
+            tell(key, result)
+            for waiting in (memory.end(key, result)[0] if dedup else []):
+                tell(waiting, result)
+            trace.epochs.append(used)
+            finals = np.array(trace.finals)
+            trace.hv.append(hypervolume(finals, MODES, ref) if len(finals) else 0.0)
+    return trace
+
+
+def paired_ratio(a: np.ndarray, b: np.ndarray, *, n_boot: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
+    """mean(a) / mean(b) over paired seeds, with a 95 % percentile bootstrap interval (seeds
+    resampled jointly, so the pairing is kept)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(a), size=(n_boot, len(a)))
+    boots = a[idx].mean(axis=1) / np.maximum(b[idx].mean(axis=1), 1e-300)
+    return float(a.mean() / max(b.mean(), 1e-300)), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))

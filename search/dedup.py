@@ -1,0 +1,111 @@
+"""Deduplication of proposals: a configuration the search already evaluated is not trained again.
+
+Samplers over discrete or partly discrete spaces propose the same configuration repeatedly (TPE
+proposed ~34 distinct configurations in 50 trials on the 640-point benchmark table). Training it
+again costs a trial and tells the sampler nothing new (trials are seeded: the same resolved
+configuration and seed give the same result up to floating-point nondeterminism). So a repeat
+is answered from the search's own result for that configuration, told to the sampler as its
+result, and not run: it is not a trial and is not charged against ``num_samples``.
+
+Two configurations are the same when the parameters that have an effect for them are equal
+(:meth:`Objective.active` of the resolved configuration, which includes ``seed``): a hash-gate
+trial's ``k`` or an unused local-search budget does not make it different.
+
+This module is Ray-free; :class:`gatesearch.search.tuner.Deduplicated` puts it in front of a
+Ray Tune searcher, and ``bench/searchers.py`` uses it in its simulated searches.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+#: consecutive repeats of finished configurations after which the space counts as exhausted
+EXHAUSTED_AFTER = 1000
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """``config -> key``: the active parameters of the resolved configuration (``fixed`` values
+    under the proposal), as canonical JSON. A configuration the objective rejects keys on its raw
+    values (it fails as a trial). Picklable: Ray saves the searcher with it."""
+
+    objective_name: str
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+
+    def __call__(self, config: Mapping[str, Any]) -> str:
+        from gatesearch.objectives import get_objective
+
+        merged = {**self.fixed, **config}
+        objective = get_objective(self.objective_name)
+        try:
+            merged = objective.active(objective.resolve(merged))
+        except ValueError:
+            pass
+        return json.dumps(merged, sort_keys=True, default=str)
+
+
+class ProposalMemory:
+    """What the search has evaluated, keyed by configuration.
+
+    ``finished``: key -> the final result (a trial that failed or stopped early records nothing:
+    a repeat of it is run). ``running``: key -> the trial evaluating it now; a repeat of a running
+    configuration waits for its result instead of running twice.
+    """
+
+    def __init__(self, key: Callable[[Mapping[str, Any]], str]):
+        self.key = key
+        self.finished: dict[str, dict[str, Any]] = {}
+        self.running: dict[str, str] = {}  # key -> trial id
+        self.waiting: dict[str, list[str]] = {}  # key -> proposals answered when its trial ends
+        self.trial_key: dict[str, str] = {}  # trial id -> key
+        self.answered = 0  # repeats answered from memory (finished or awaited)
+        self.repeats_in_a_row = 0
+
+    def classify(self, config: Mapping[str, Any]) -> tuple[str, str]:
+        """(``"new"`` | ``"finished"`` | ``"running"``, key) of a proposal."""
+        k = self.key(config)
+        if k in self.finished:
+            return "finished", k
+        if k in self.running:
+            return "running", k
+        return "new", k
+
+    def start(self, trial_id: str, k: str) -> None:
+        self.running[k] = trial_id
+        self.trial_key[trial_id] = k
+        self.repeats_in_a_row = 0
+
+    def wait(self, k: str, proposal: str) -> None:
+        self.waiting.setdefault(k, []).append(proposal)
+        self.answered += 1
+
+    def repeat(self) -> bool:
+        """Count an answered repeat of a finished configuration; True once the space looks
+        exhausted (:data:`EXHAUSTED_AFTER` in a row)."""
+        self.answered += 1
+        self.repeats_in_a_row += 1
+        return self.repeats_in_a_row >= EXHAUSTED_AFTER
+
+    def end(self, trial_id: str, result: Mapping[str, Any] | None) -> tuple[list[str], dict[str, Any] | None]:
+        """Trial ``trial_id`` ended with final ``result`` (None: failed or stopped early). Returns
+        the waiting proposals to answer and the result to answer them with."""
+        k = self.trial_key.pop(trial_id, None)
+        if k is None:
+            return [], None
+        if self.running.get(k) == trial_id:
+            del self.running[k]
+        if result is not None:  # its numbers only (metrics, epoch): kept for the whole search and checkpointed
+            result = {n: v for n, v in result.items() if isinstance(v, (int, float))}
+            self.finished[k] = result
+        return self.waiting.pop(k, []), result
+
+    def state(self) -> dict[str, Any]:
+        return {"finished": self.finished, "answered": self.answered}
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        """Resume: the finished results (running trials are re-run by Ray; their waiters were
+        the searcher's pending proposals, which its own checkpoint dropped)."""
+        self.finished = dict(state.get("finished", {}))
+        self.answered = int(state.get("answered", 0))
