@@ -12,7 +12,7 @@ the group's empirical distribution (exact order statistics, with replacement):
 
 For a budget N of the plain gate, the reported number is the smallest n with
 E_with[max_n] >= E_without[max_N], and N / n is the budget saving (< 1 or "never" means local
-search needs more trials). 95 % intervals: 2,000 bootstrap resamples of each group.
+search needs more trials). 95 % intervals: 1,000 bootstrap resamples of each group.
 
     python bench/local_search_budget.py [--budgets 10 25 50 100]
 
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.append(str(ROOT))  # last: a staged or installed gatesearch on PYTHONPATH wins
 RESULTS = ROOT / "bench" / "results"
 GATES = ("topk", "dselect_k", "comet")
-MAX_N = 100_000
+MAX_N = 10_000
 
 
 def expected_best(values: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -59,7 +59,7 @@ def trials_needed(with_ls: np.ndarray, target: float) -> int | None:
     return int(ns[np.flatnonzero(exact >= target - 1e-12)[0]])
 
 
-def analyse(rows: list[dict], budgets: list[int], n_boot: int = 2000, seed: int = 0) -> dict:
+def analyse(rows: list[dict], budgets: list[int], n_boot: int = 1000, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     out = {}
     for gate in GATES:

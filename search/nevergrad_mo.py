@@ -17,16 +17,6 @@ from gatesearch._hints import did_you_mean
 from gatesearch.spaces import Space, decode, to_parametrization
 
 
-#: A multi-objective-aware Nevergrad optimizer for search budgets of tens to hundreds: a
-#: (10 + 10) evolution strategy with recombination whose survivors are chosen by NSGA-II ranking
-#: (non-dominated sorting, then crowding distance) of the objective vectors, not by a scalarised
-#: loss. Registered in Nevergrad's registry as ``MOES`` (``nevergrad_optimizer: MOES``).
-MOES = "MOES"
-if MOES not in ng.optimizers.registry:
-    ng.families.EvolutionStrategy(recombination_ratio=1.0, popsize=10, offsprings=10, only_offsprings=False,
-                                  ranker="nsga2").set_name(MOES, register=True)
-
-
 class NevergradMO:
     """Ask configurations, tell multi-objective results.
 

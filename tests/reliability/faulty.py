@@ -21,15 +21,20 @@ def _nan_inputs(data):
 
 
 class FaultyDigits(MoEClassification):
+    """``tests.reliability.faulty:FaultyDigits``: the digits MoE (per-epoch checkpoints, as every
+    built-in objective) with an injected ``fault``, an optional sleep after each epoch, and an
+    optional ``epoch_log`` with one line per epoch trained (to count the work a restart repeats)."""
+
     schema = ParamSchema(rules={**MOE_SCHEMA.rules, "fault": ParamRule("str", "injected fault", choices=FAULTS),
-                                "sleep_s": ParamRule("float", "seconds to sleep per epoch", low=0.0, high=60.0)},
+                                "sleep_s": ParamRule("float", "seconds to sleep per epoch", low=0.0, high=60.0),
+                                "epoch_log": ParamRule("str", "file with one line per epoch trained")},
                          le_constraints=MOE_SCHEMA.le_constraints)
-    defaults = {**MOE_DEFAULTS, "fault": "none", "sleep_s": 0.0}
+    defaults = {**MOE_DEFAULTS, "fault": "none", "sleep_s": 0.0, "epoch_log": ""}
 
     def __init__(self):
         super().__init__("tests.reliability.faulty:FaultyDigits", lambda seed: load_digits(seed=seed))
 
-    def run(self, config, *, report=None, device="cpu"):
+    def run(self, config, *, report=None, device="cpu", restore=None, save=None):
         full = self.resolve(config)
         if full["fault"] == "raise":
             raise RuntimeError(f"injected fault in trial with lr={full['lr']}")
@@ -37,19 +42,22 @@ class FaultyDigits(MoEClassification):
         if full["fault"] == "nan":
             data = _nan_inputs(data)
         net, tc = self.build(full, data)
-        if full["sleep_s"] > 0:
-            import time
+        inner = report
 
-            inner = report
+        def report(m):  # noqa: F811 - log the epoch, report it, then (a slow trial) sleep
+            if full["epoch_log"]:
+                with open(full["epoch_log"], "a") as f:
+                    f.write(f"{m['epoch']}\n")
+            if inner:
+                inner(m)
+            if full["sleep_s"] > 0:
+                import time
 
-            def report(m):  # noqa: F811 - a slow trial: sleep after each epoch's report
-                if inner:
-                    inner(m)
                 time.sleep(full["sleep_s"])
 
         from gatesearch.objectives.trainer import train
 
-        return train(net, data, tc, report=report, device=device)
+        return train(net, data, tc, report=report, device=device, restore=restore, save=save)
 
 
 class CrashOnceDigits(MoEClassification):

@@ -132,3 +132,58 @@ def test_truncated_state_without_backup_is_a_clear_error(tmp_path: Path):
     good.write_text('{"trial_')
     assert "restored the last complete snapshot" in repair_experiment_state(tmp_path)
     assert json.loads(good.read_text()) == {"trial_data": []}
+
+
+ASHA_SPACE = f"""\
+name: killed-asha
+objective: tests.reliability.faulty:FaultyDigits
+search: {{searcher: random, num_samples: {BUDGET}, max_concurrent: 2, seed: 5, scheduler: moasha, moasha_eta: 2}}
+fixed: {{epochs: 6, sleep_s: 0.4, expert_hidden: 16, expert_out: 8, fault: none}}
+params:
+  gate: {{type: categorical, choices: [topk, hash, softmax]}}
+  lr: {{type: float, low: 1.0e-3, high: 3.0e-2, log: true}}
+"""
+
+
+def _rung_records(search_root: Path) -> dict:
+    files = list(search_root.glob("*/moasha_rungs.json"))
+    try:
+        return json.loads(files[0].read_text()) if files else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def test_a_killed_moasha_search_keeps_its_rungs_across_resume(tmp_path: Path):
+    """MO-ASHA's rung records (Ray never saves a scheduler's state) survive a driver kill: the
+    records of trials that reached a rung before the kill are still in the rung file after
+    `gatesearch resume`, and the resumed search finishes its budget with the early-stopped trials
+    marked as such."""
+    (tmp_path / "space.yaml").write_text(ASHA_SPACE)
+    marker = f"GATESEARCH_TEST_RUN={uuid.uuid4().hex}"
+    key, value = marker.split("=")
+    out, db, log = tmp_path / "out", tmp_path / "out" / "mlflow.db", tmp_path / "run.log"
+    proc = harness.gatesearch("run", "space.yaml", "--output-dir", "out", log=log, **{key: value})
+    try:
+        harness.wait_for(lambda: sum(len(r) for r in _rung_records(out / "ray").values()) >= 3, 240,
+                         "3 rung records", proc, log)
+        proc.send_signal(signal.SIGKILL)  # the driver only, mid-search
+        proc.wait(timeout=30)
+    finally:
+        harness.kill_env(marker)
+    [search_dir] = list((out / "ray").iterdir())
+    before = _rung_records(out / "ray")
+
+    resume_log = tmp_path / "resume.log"
+    resumed = harness.gatesearch("resume", str(search_dir), log=resume_log, **{key: value})
+    try:
+        assert resumed.wait(timeout=400) == 0, harness.tail(resume_log)
+    finally:
+        harness.kill_env(marker)
+    after = _rung_records(out / "ray")
+    for epoch, rung in before.items():  # every record made before the kill is still there
+        assert {t: after[epoch][t] for t in rung} == rung
+    tracker = Tracker(f"sqlite:///{db}", "killed-asha")
+    [(parent, _)] = tracker.searches()
+    children = [c for c in tracker.children(parent) if "gatesearch.orphaned" not in c.tags]
+    assert len(children) == BUDGET and {c.status for c in children} <= {"FINISHED", "KILLED"}
+    assert all("gatesearch.early_stopped_at_epoch" in c.tags for c in children if c.status == "KILLED")
