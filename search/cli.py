@@ -84,7 +84,8 @@ def _search_and_print(start) -> None:
     console.print(front_table(result.front, result.objectives, columns=result.columns, metrics=result.summary_metrics,
                               title=f"Pareto front of {result.experiment} "
                                     f"({len(result.trials)} finished trials, {result.failed} failed)"))
-    console.print(f"hypervolume {result.hypervolume:,.2f} (reference point {list(result.reference_point)}), "
+    ref = ", ".join(f"{v:.6g}" for v in result.reference_point)
+    console.print(f"hypervolume {result.hypervolume:,.2f} (reference point [{ref}]), "
                   f"search took {result.wall_seconds:.0f} s", markup=False)
     if result.extra.get("searcher_deduplicated"):
         console.print(f"{result.extra['searcher_deduplicated']} repeated proposals were answered from earlier "

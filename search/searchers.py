@@ -36,8 +36,10 @@ class SearcherSpec:
     def missing(self) -> list[str]:
         """The required modules that are not installed (found without importing them)."""
         import importlib.util
+        import sys
 
-        return [m for m in self.requires if importlib.util.find_spec(m) is None]
+        # (an imported module may have no __spec__, e.g. optuna_integration: find_spec then raises)
+        return [m for m in self.requires if m not in sys.modules and importlib.util.find_spec(m) is None]
 
     def core(self, space, metrics: Sequence[str], modes: Sequence[str], *, seed: int, budget: int,
              num_workers: int = 1, nevergrad_optimizer: str = "NGOpt", capped: bool = True):

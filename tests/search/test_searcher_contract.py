@@ -18,7 +18,7 @@ SPACE = Space({
 })
 BUDGET = 24
 #: Bayesian searchers fit a model per suggestion (BoTorch: about a second each): a smaller budget
-BUDGETS = {"botorch": 8}
+BUDGETS = {"botorch": 5}
 
 
 def _run(name: str, seed: int) -> list[dict]:
@@ -74,7 +74,9 @@ def test_registry_rejects_duplicates_and_settings_read_it():
 
 def test_an_optional_searcher_without_its_extra_is_refused_with_the_install_command(monkeypatch):
     import importlib.util
+    import sys
 
+    monkeypatch.delitem(sys.modules, "botorch", raising=False)
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda m, *a: None if m == "botorch" else real(m, *a))
     with pytest.raises(ValueError, match=r"searcher: 'botorch' needs botorch.*pip install 'gatesearch\[botorch\]'"):
