@@ -173,11 +173,19 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
 def _backfill(sink: MlflowTrialSink, tracker: Tracker, parent: str, outcomes) -> int:
     """Write to MLflow what Ray recorded but the store never received (events dropped while it
     was unreachable before a search stopped): each trial's per-epoch results from Ray's own
-    records, then its final state. Trials whose child run is already terminal are left alone."""
-    done = {c.trial_id for c in tracker.children(parent) if c.status in ("FINISHED", "FAILED", "KILLED")}
+    records, then its final state. For a trial whose child run is already terminal, only the
+    epochs its run lacks (a checkpointed trial resumed after an outage reports only the epochs it
+    trains, so the ones lost in the outage come from Ray's records). Returns the trials written."""
+    children = {c.trial_id: c for c in tracker.children(parent)}
     n = 0
     for o in outcomes:
-        if o.trial_id in done:
+        child = children.get(o.trial_id)
+        if child is not None and child.status in ("FINISHED", "FAILED", "KILLED"):
+            have = {step for step, _ in tracker.metric_history(child.run_id, sink.names[0])}
+            missing = [r for r in o.history if EPOCH.name in r and int(r[EPOCH.name]) not in have]
+            for result in missing:
+                sink.on_result(o.trial_id, result)
+            n += bool(missing)
             continue
         sink.on_start(o.trial_id, o.config)
         for result in o.history:

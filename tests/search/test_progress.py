@@ -38,7 +38,7 @@ def test_plain_lines_follow_every_event():
 
 
 def test_a_search_prints_a_line_per_trial_event(ray_session, tmp_path, capsys):
-    text = ("name: progress\nobjective: moe_digits\nsearch: {num_samples: 3, max_concurrent: 2, seed: 0}\n"
+    text = ("name: progress\nobjective: moe_digits\nsearch: {num_samples: 3, max_concurrent: 2, seed: 0, dedup: false}\n"
             "fixed: {epochs: 1}\nparams:\n  gate: {type: categorical, choices: [topk, hash]}\n")
     result = run_search(parse_space_file(text, str(tmp_path / "p.yaml")), output_dir=tmp_path / "runs",
                         progress="plain")
