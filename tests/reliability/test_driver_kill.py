@@ -30,18 +30,33 @@ params:
 """
 
 
-def _run_and_kill(tmp_path: Path, marker: str):
+def _run_and_kill(tmp_path: Path, marker: str, until=None, what: str = "2 finished trials"):
+    """Run space.yaml and SIGKILL the driver once ``until(out, db)`` holds (default: 2 finished
+    trials). Returns (output dir, MLflow db)."""
     key, value = marker.split("=")
     out, db = tmp_path / "out", tmp_path / "out" / "mlflow.db"
+    until = until or (lambda out, db: harness.finished_children(db) >= 2)
     log = tmp_path / "run.log"
     proc = harness.gatesearch("run", "space.yaml", "--output-dir", "out", log=log, **{key: value})
     try:
-        harness.wait_for(lambda: harness.finished_children(db) >= 2, 240, "2 finished trials", proc, log)
+        harness.wait_for(lambda: until(out, db), 240, what, proc, log)
         proc.send_signal(signal.SIGKILL)  # the driver only, mid-search
         proc.wait(timeout=30)
     finally:
         harness.kill_env(marker)  # Ray agents a SIGKILLed driver leaves behind
     return out, db
+
+
+def _resume(tmp_path: Path, target: str, marker: str) -> Path:
+    """`gatesearch resume target` to the end (exit 0); returns its log."""
+    key, value = marker.split("=")
+    resume_log = tmp_path / "resume.log"
+    resumed = harness.gatesearch("resume", target, log=resume_log, **{key: value})
+    try:
+        assert resumed.wait(timeout=400) == 0, harness.tail(resume_log)
+    finally:
+        harness.kill_env(marker)
+    return resume_log
 
 
 def test_driver_killed_while_ray_writes_its_state_is_resumed(tmp_path: Path):
@@ -54,13 +69,7 @@ def test_driver_killed_while_ray_writes_its_state_is_resumed(tmp_path: Path):
     [state] = sorted(search_dir.glob("experiment_state-*.json"))[-1:]
     assert list((search_dir / ".gatesearch-state").glob("experiment_state-*.json")), "no backup was kept"
     state.write_text(state.read_text()[:200])  # what a kill during json.dump leaves behind
-    key, value = marker.split("=")
-    resume_log = tmp_path / "resume.log"
-    resumed = harness.gatesearch("resume", str(search_dir), log=resume_log, **{key: value})
-    try:
-        assert resumed.wait(timeout=400) == 0, harness.tail(resume_log)
-    finally:
-        harness.kill_env(marker)
+    _resume(tmp_path, str(search_dir), marker)
     tracker = Tracker(f"sqlite:///{db}", "killed")
     [(parent, _)] = tracker.searches()
     children = tracker.children(parent)
@@ -72,17 +81,11 @@ def test_driver_killed_while_ray_writes_its_state_is_resumed(tmp_path: Path):
 def test_sigkilled_driver_is_resumed_without_duplicates(tmp_path: Path):
     (tmp_path / "space.yaml").write_text(SPACE)
     marker = f"GATESEARCH_TEST_RUN={uuid.uuid4().hex}"
-    key, value = marker.split("=")
     out, db = _run_and_kill(tmp_path, marker)
     finished_before = harness.finished_children(db)
     assert finished_before < BUDGET, "the search finished before it could be killed; make trials longer"
 
-    resume_log = tmp_path / "resume.log"
-    resumed = harness.gatesearch("resume", "out", log=resume_log, **{key: value})
-    try:
-        assert resumed.wait(timeout=400) == 0, harness.tail(resume_log)
-    finally:
-        harness.kill_env(marker)
+    resume_log = _resume(tmp_path, "out", marker)
     assert "Pareto front of killed" in resume_log.read_text()
     # resume shows the same live progress as run (plain lines: the log is not a terminal)
     progress = [line for line in resume_log.read_text().splitlines() if line.startswith("[")]
@@ -160,25 +163,11 @@ def test_a_killed_moasha_search_keeps_its_rungs_across_resume(tmp_path: Path):
     marked as such."""
     (tmp_path / "space.yaml").write_text(ASHA_SPACE)
     marker = f"GATESEARCH_TEST_RUN={uuid.uuid4().hex}"
-    key, value = marker.split("=")
-    out, db, log = tmp_path / "out", tmp_path / "out" / "mlflow.db", tmp_path / "run.log"
-    proc = harness.gatesearch("run", "space.yaml", "--output-dir", "out", log=log, **{key: value})
-    try:
-        harness.wait_for(lambda: sum(len(r) for r in _rung_records(out / "ray").values()) >= 3, 240,
-                         "3 rung records", proc, log)
-        proc.send_signal(signal.SIGKILL)  # the driver only, mid-search
-        proc.wait(timeout=30)
-    finally:
-        harness.kill_env(marker)
+    out, db = _run_and_kill(tmp_path, marker, until=lambda out, db: sum(map(len, _rung_records(out / "ray").values())) >= 3,
+                            what="3 rung records")
     [search_dir] = list((out / "ray").iterdir())
     before = _rung_records(out / "ray")
-
-    resume_log = tmp_path / "resume.log"
-    resumed = harness.gatesearch("resume", str(search_dir), log=resume_log, **{key: value})
-    try:
-        assert resumed.wait(timeout=400) == 0, harness.tail(resume_log)
-    finally:
-        harness.kill_env(marker)
+    _resume(tmp_path, str(search_dir), marker)
     after = _rung_records(out / "ray")
     for epoch, rung in before.items():  # every record made before the kill is still there
         assert {t: after[epoch][t] for t in rung} == rung
