@@ -45,8 +45,11 @@ RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
            "RAY_AIR_NEW_OUTPUT": "0", "TUNE_MAX_PENDING_TRIALS_PG": "2", "TUNE_GLOBAL_CHECKPOINT_S": "2",
            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
 TRIAL_DIR_PREFIX = "trial_"
-#: MO-ASHA's rung records in the experiment directory (Ray does not save schedulers)
-RUNGS_FILE = "moasha_rungs.json"
+#: MO-ASHA's rung records, in a subdirectory of the experiment directory (Ray does not save
+#: schedulers). Not at its top level: on restore Ray copies the top-level *.json/*.pkl files into its
+#: driver staging directory and later syncs that copy back up, which overwrote the records the
+#: resumed search had written with the ones it had started from.
+RUNGS_FILE = os.path.join(".gatesearch-rungs", "moasha_rungs.json")
 #: a trial's training state inside its Ray Tune checkpoint (objectives/checkpoint.py)
 CHECKPOINT_FILE = "state.pt"
 LARGE_SEARCH = 1000
@@ -255,7 +258,7 @@ class MOASHAScheduler(FIFOScheduler):
     """Ray adapter over :class:`search.moasha.MOASHA`: stops trials at rungs.
 
     Ray Tune never saves a scheduler's state (``Tuner.restore`` brings back the one pickled at the
-    start, with empty rungs), so the rung records are written to ``RUNGS_FILE`` in the experiment
+    start, with empty rungs), so the rung records are written to ``RUNGS_FILE`` under the experiment
     directory whenever a trial reaches a rung, and :func:`resume_tuner` loads them back."""
 
     def __init__(self, core: MOASHA, metrics: Sequence[str], state_dir: str | None = None):
@@ -283,6 +286,7 @@ class MOASHAScheduler(FIFOScheduler):
         if not self.state_dir:
             return
         path = os.path.join(self.state_dir, RUNGS_FILE)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(self.core.records(), f)
@@ -292,6 +296,8 @@ class MOASHAScheduler(FIFOScheduler):
         """Resume: read the rung records of ``state_dir`` (and write there from now on)."""
         self.state_dir = state_dir
         path = os.path.join(state_dir, RUNGS_FILE)
+        if not os.path.exists(path):  # a search started before the records moved to a subdirectory
+            path = os.path.join(state_dir, os.path.basename(RUNGS_FILE))
         if not os.path.exists(path):
             return 0
         with open(path, encoding="utf-8") as f:

@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from gatesearch.search.front_report import read_front
 from gatesearch.search.tracking import Tracker
+from gatesearch.search.tuner import RUNGS_FILE
 from tests import harness
 
 BUDGET = 8
@@ -149,7 +150,7 @@ params:
 
 
 def _rung_records(search_root: Path) -> dict:
-    files = list(search_root.glob("*/moasha_rungs.json"))
+    files = list(search_root.glob(f"*/{RUNGS_FILE}"))
     try:
         return json.loads(files[0].read_text()) if files else {}
     except (OSError, ValueError):
@@ -159,8 +160,9 @@ def _rung_records(search_root: Path) -> dict:
 def test_a_killed_moasha_search_keeps_its_rungs_across_resume(tmp_path: Path):
     """MO-ASHA's rung records (Ray never saves a scheduler's state) survive a driver kill: the
     records of trials that reached a rung before the kill are still in the rung file after
-    `gatesearch resume`, and the resumed search finishes its budget with the early-stopped trials
-    marked as such."""
+    `gatesearch resume`, the records the resumed search makes land there too (every trial has a
+    record at every rung it reached, so a second kill loses nothing), and the resumed search
+    finishes its budget with the early-stopped trials marked as such."""
     (tmp_path / "space.yaml").write_text(ASHA_SPACE)
     marker = f"GATESEARCH_TEST_RUN={uuid.uuid4().hex}"
     out, db = _run_and_kill(tmp_path, marker, until=lambda out, db: sum(map(len, _rung_records(out / "ray").values())) >= 3,
@@ -176,3 +178,9 @@ def test_a_killed_moasha_search_keeps_its_rungs_across_resume(tmp_path: Path):
     children = [c for c in tracker.children(parent) if "gatesearch.orphaned" not in c.tags]
     assert len(children) == BUDGET and {c.status for c in children} <= {"FINISHED", "KILLED"}
     assert all("gatesearch.early_stopped_at_epoch" in c.tags for c in children if c.status == "KILLED")
+    # rungs at 1, 2, 4 epochs (grace 1, eta 2, 6 epochs): a trial has a record at each rung it reached
+    assert sorted(map(int, after)) == [1, 2, 4]
+    for c in children:
+        reached = int(c.tags.get("gatesearch.early_stopped_at_epoch", 6))
+        missing = [m for m in after if int(m) <= reached and c.trial_id not in after[m]]
+        assert not missing, (c.trial_id, reached, missing, after)

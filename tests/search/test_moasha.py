@@ -1,5 +1,7 @@
 """MO-ASHA rung decisions, crowding distance, and the full-fidelity guard on searchers."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from ray.tune.search import Searcher
@@ -95,3 +97,21 @@ def test_rung_records_survive_a_restart_of_the_scheduler(tmp_path):
     # a fourth trial is now ranked against all three earlier ones: dominated by t0 and t2 -> stopped
     assert restored.on_trial_result(None, Trial("t3"), result(0.6, 15.0, 1)) == "STOP"
     assert set(restored.core.rungs[1]) == {"t0", "t1", "t2", "t3"}
+
+
+def test_rung_records_live_outside_the_files_ray_copies_on_restore(tmp_path: Path):
+    """On restore Ray copies the experiment dir's top-level *.json/*.pkl into its staging dir and
+    syncs that stale copy back up later; the rung file must not be one of them. A search started
+    with the records at the top level (before they moved) is still read on resume."""
+    import json
+    import os
+
+    from gatesearch.search.tuner import RUNGS_FILE, MOASHAScheduler
+
+    assert os.path.dirname(RUNGS_FILE), "the rung file must sit in a subdirectory"
+    legacy = tmp_path / os.path.basename(RUNGS_FILE)
+    legacy.write_text(json.dumps({"1": {"old": [0.5, 3.0]}}))
+    sched = MOASHAScheduler(MOASHA(modes=["max", "min"], max_t=9, grace=1, eta=3), ["accuracy", "macs_per_sample"])
+    assert sched.load_rungs(str(tmp_path)) == 1 and list(sched.core.rungs[1]["old"]) == [0.5, 3.0]
+    sched.save_rungs()  # from now on, the new place
+    assert json.loads((tmp_path / RUNGS_FILE).read_text())["1"] == {"old": [0.5, 3.0]}
