@@ -7,8 +7,8 @@ same samplers and settings as behind Ray Tune), ``concurrency`` trials run at on
 advances every running trial by one; the next configuration is asked when a slot frees, so the
 searcher proposes while results are pending, as it does with ``max_concurrent: 2``), repeats are
 answered from memory when ``dedup`` (:class:`gatesearch.search.dedup.ProposalMemory`), and MO-ASHA
-(:class:`gatesearch.search.moasha.MOASHA`) stops trials at its rungs, their partial results told
-as failures (lower fidelity is never a final result).
+(:class:`gatesearch.search.moasha.MOASHA`) stops trials at its rungs, told to the searcher as
+stopped (Optuna: PRUNED) without their partial results (lower fidelity is never a final result).
 """
 
 from __future__ import annotations
@@ -66,9 +66,9 @@ def simulate(evaluate: Callable[[Mapping], Sequence[Sequence[float]]], space, se
     launched = ended = used = proposals = 0
     exhausted = False
 
-    def tell(key: str, result) -> None:
+    def tell(key: str, result, stopped: bool = False) -> None:
         t = time.perf_counter()
-        core.tell(key, result)
+        core.tell(key, result, stopped=stopped)
         trace.ask_seconds += time.perf_counter() - t
 
     def launch() -> bool:
@@ -119,9 +119,9 @@ def simulate(evaluate: Callable[[Mapping], Sequence[Sequence[float]]], space, se
             result = None if stop else dict(zip(metrics, point))
             if result is not None:
                 trace.finals.append(point)
-            tell(key, result)
+            tell(key, result, stopped=stop)  # stopped: PRUNED, as the product tells Optuna
             for waiting in (memory.end(key, result)[0] if dedup else []):
-                tell(waiting, result)
+                tell(waiting, result, stopped=stop)
             trace.epochs.append(used)
             finals = np.array(trace.finals)
             trace.hv.append(hypervolume(finals, MODES, ref) if len(finals) else 0.0)

@@ -70,8 +70,9 @@ class NevergradMO:
             out.append(-float(v) if mode == "max" else float(v))
         return out
 
-    def tell(self, key: str, result: Mapping[str, Any] | None) -> bool:
-        """Tell the final result of ``key``; failed or incomplete results are not told."""
+    def tell(self, key: str, result: Mapping[str, Any] | None, *, stopped: bool = False) -> bool:
+        """Tell the final result of ``key``; failed, stopped-early (``stopped``) or incomplete
+        results are not told."""
         cand = self.pending.pop(key, None)
         losses = self.losses(result) if (cand is not None and result) else None
         if losses is None:

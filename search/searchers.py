@@ -79,11 +79,17 @@ class OptunaCore:
         values = {**trial.params, **fixed}
         return {n: values[n] for n in self.space.params if n in values}
 
-    def tell(self, key: str, result: Mapping[str, Any] | None) -> bool:
+    def tell(self, key: str, result: Mapping[str, Any] | None, *, stopped: bool = False) -> bool:
+        """Tell ``key``'s final result. ``None`` with ``stopped``: stopped early by the scheduler
+        (PRUNED, as Ray's ``OptunaSearch`` records it, see ``tuner.FullFidelityOnly``); ``None``
+        or a non-finite value otherwise: FAIL. Returns whether a result was told."""
         import optuna
 
         trial = self.pending.pop(key, None)
         if trial is None:
+            return False
+        if result is None and stopped:
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             return False
         values = [result.get(m) for m in self.metrics] if result else None
         if values is None or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):

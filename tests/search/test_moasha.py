@@ -63,7 +63,8 @@ def test_partial_results_never_reach_the_searcher_as_final():
     full = {"accuracy": 0.8, "macs_per_sample": 7.0, "epoch": 9, "epochs_total": 9}
     guard.on_trial_complete("full", full)
     guard.on_trial_complete("crashed", None, error=True)
-    assert inner.completed == [("stopped", None, True), ("full", full, False), ("crashed", None, True)]
+    # stopped: no result and no error (Optuna: PRUNED); crashed: an error (FAIL)
+    assert inner.completed == [("stopped", None, False), ("full", full, False), ("crashed", None, True)]
     assert guard.withheld == ["stopped"] and guard.final == ["full"]
     assert is_partial({"epoch": 2, "epochs_total": 5}) and not is_partial({"epoch": 5, "epochs_total": 5})
 
@@ -115,3 +116,36 @@ def test_rung_records_live_outside_the_files_ray_copies_on_restore(tmp_path: Pat
     assert sched.load_rungs(str(tmp_path)) == 1 and list(sched.core.rungs[1]["old"]) == [0.5, 3.0]
     sched.save_rungs()  # from now on, the new place
     assert json.loads((tmp_path / RUNGS_FILE).read_text())["1"] == {"old": [0.5, 3.0]}
+
+
+def test_optuna_records_stopped_trials_as_pruned_and_crashed_ones_as_failed():
+    """Through the product's stack (FullFidelityOnly over Deduplicated over Ray's OptunaSearch):
+    a trial MO-ASHA stopped is PRUNED in the study, so TPE counts its configuration among the bad
+    ones; the repeats that waited on it are PRUNED too; a crashed trial is FAIL. (With stopped
+    trials told as FAIL, TPE + MO-ASHA kept proposing what was stopped again.)"""
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    from gatesearch.search.dedup import ConfigKey
+    from gatesearch.search.tuner import DefineByRun, Deduplicated
+    from gatesearch.spaces import Categorical, Space
+
+    def stack():
+        inner = OptunaSearch(space=DefineByRun(Space({"gate": Categorical(("hash",))})),
+                             metric=["accuracy", "macs_per_sample"], mode=["max", "min"],
+                             sampler=optuna.samplers.RandomSampler(seed=0))
+        return inner, FullFidelityOnly(Deduplicated(inner, ConfigKey("moe_digits", {"epochs": 9})))
+
+    S = optuna.trial.TrialState
+    inner, guard = stack()
+    assert guard.suggest("a") == {"gate": "hash"}
+    assert guard.suggest("b") is None  # one configuration, running: every proposal waits on it
+    guard.on_trial_complete("a", {"accuracy": 0.5, "macs_per_sample": 3.0, "epoch": 1, "epochs_total": 9})
+    states = [t.state for t in inner._ot_study.trials]
+    assert states == [S.PRUNED] * (1 + Deduplicated.PER_CALL), states
+    assert guard.withheld == ["a"] and guard.final == []
+
+    inner, guard = stack()
+    guard.suggest("c")
+    guard.on_trial_complete("c", None, error=True)
+    assert [t.state for t in inner._ot_study.trials] == [S.FAIL]
