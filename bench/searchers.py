@@ -10,7 +10,7 @@
    (Optuna samplers, as used behind Ray Tune's OptunaSearch, same ``spaces.suggest``
    define-by-run) and Nevergrad (our multi-objective ``NevergradMO``), several seeds; and
    random search with our MO-ASHA core (grace 1, η 3, max 9 epochs), stopped trials told as
-   failed (lower fidelity is never told as final), counting every epoch trained. Simulated
+   pruned (lower fidelity is never told as final), counting every epoch trained. Simulated
    as the product runs (``bench/simulation.py``): 2 trials at once, deduplication on.
    This small discrete table (its front has 6 points) is kept as a regression check; the
    harder benchmark is ``bench/search_quality.py``.
