@@ -59,7 +59,9 @@ def simulate(evaluate: Callable[[Mapping], Sequence[Sequence[float]]], space, se
     extra = {"nevergrad_optimizer": nevergrad_optimizer} if nevergrad_optimizer else {}
     core = SEARCHERS[searcher].core(space, list(metrics), list(MODES), seed=seed, budget=trials,
                                     num_workers=concurrency, capped=False, **extra)
-    memory = ProposalMemory(lambda c: json.dumps(c, sort_keys=True))
+    # without dedup every proposal is new: a key that never repeats
+    serial = iter(range(1 << 62))
+    memory = ProposalMemory((lambda c: json.dumps(c, sort_keys=True)) if dedup else (lambda c: str(next(serial))))
     rungs = MOASHA(modes=MODES, max_t=epochs, grace=1, eta=3.0) if moasha else None
     trace = Trace()
     running: dict[str, list] = {}  # trial -> [config, curve, epochs done]
@@ -71,34 +73,31 @@ def simulate(evaluate: Callable[[Mapping], Sequence[Sequence[float]]], space, se
         core.tell(key, result, stopped=stopped)
         trace.ask_seconds += time.perf_counter() - t
 
-    def launch() -> bool:
-        nonlocal launched, proposals, exhausted
+    def ask(key: str):
+        t = time.perf_counter()
+        cfg = core.ask(key)
+        trace.ask_seconds += time.perf_counter() - t
+        trace.asks += 1
+        return cfg
+
+    def names():
+        nonlocal proposals
         while True:
             proposals += 1
-            key = f"p{proposals}"
-            t = time.perf_counter()
-            cfg = core.ask(key)
-            trace.ask_seconds += time.perf_counter() - t
-            trace.asks += 1
-            if cfg is None:
-                return False
-            kind, k = memory.classify(cfg) if dedup else ("new", "")
-            if kind == "finished":
-                tell(key, memory.finished[k])
-                trace.answered += 1
-                if memory.repeat():
-                    exhausted = True
-                    return False
-                continue
-            if kind == "running":
-                memory.wait(k, key)
-                trace.answered += 1
-                continue
-            launched += 1
-            if dedup:
-                memory.start(key, k)
-            running[key] = [cfg, evaluate(cfg), 0]
-            return True
+            yield f"p{proposals}"
+
+    def launch() -> bool:
+        """Start the next new configuration (the product's loop: ``ProposalMemory.propose``)."""
+        nonlocal launched, exhausted
+        got = memory.propose(ask, tell, names())
+        trace.answered = memory.answered
+        if got.outcome != "new":
+            exhausted = got.outcome == "exhausted"
+            return False
+        launched += 1
+        memory.start(got.proposal, got.key)
+        running[got.proposal] = [got.config, evaluate(got.config), 0]
+        return True
 
     while ended < trials:
         while not exhausted and len(running) < concurrency and launched < trials and launch():
@@ -120,7 +119,7 @@ def simulate(evaluate: Callable[[Mapping], Sequence[Sequence[float]]], space, se
             if result is not None:
                 trace.finals.append(point)
             tell(key, result, stopped=stop)  # stopped: PRUNED, as the product tells Optuna
-            for waiting in (memory.end(key, result)[0] if dedup else []):
+            for waiting in memory.end(key, result)[0]:
                 tell(waiting, result, stopped=stop)
             trace.epochs.append(used)
             finals = np.array(trace.finals)

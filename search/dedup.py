@@ -12,14 +12,15 @@ Two configurations are the same when the parameters that have an effect for them
 trial's ``k`` or an unused local-search budget does not make it different.
 
 This module is Ray-free; :class:`gatesearch.search.tuner.Deduplicated` puts it in front of a
-Ray Tune searcher, and ``bench/searchers.py`` uses it in its simulated searches.
+Ray Tune searcher, and ``bench/simulation.py`` runs the same loop (:meth:`ProposalMemory.propose`) in
+its simulated searches.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 #: consecutive repeats of finished configurations after which the space counts as exhausted
 EXHAUSTED_AFTER = 1000
@@ -44,6 +45,19 @@ class ConfigKey:
         except ValueError:
             pass
         return json.dumps(merged, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What :meth:`ProposalMemory.propose` came back with. ``outcome``: ``"new"`` (run ``config``;
+    its ``key`` goes to :meth:`ProposalMemory.start`), ``"end"`` (the searcher answered with its
+    end marker, ``config``), ``"exhausted"`` (:data:`EXHAUSTED_AFTER` repeats in a row) or
+    ``"later"`` (the proposal names ran out with repeats only: ask again later)."""
+
+    outcome: str
+    proposal: str = ""
+    config: Any = None
+    key: str = ""
 
 
 class ProposalMemory:
@@ -100,6 +114,28 @@ class ProposalMemory:
             result = {n: v for n, v in result.items() if isinstance(v, (int, float))}
             self.finished[k] = result
         return self.waiting.pop(k, []), result
+
+    def propose(self, ask: Callable[[str], Any], answer: Callable[[str, Mapping[str, Any]], None],
+                names: Iterable[str], is_end: Callable[[Any], bool] = lambda c: c is None) -> Proposal:
+        """Ask the searcher (``ask(name)``) under each of ``names`` in turn until it proposes a
+        configuration that is neither finished nor running. A repeat of a finished one is
+        answered at once with its result (``answer(name, result)``); a repeat of a running one
+        waits for that trial (:meth:`end` hands it back). The one loop behind both the Ray
+        searcher (``tuner.Deduplicated``) and the benchmark's simulation."""
+        for name in names:
+            config = ask(name)
+            if is_end(config):
+                return Proposal("end", name, config)
+            kind, k = self.classify(config)
+            if kind == "new":
+                return Proposal("new", name, config, k)
+            if kind == "running":
+                self.wait(k, name)
+                continue
+            answer(name, self.finished[k])
+            if self.repeat():
+                return Proposal("exhausted", name)
+        return Proposal("later")
 
     def state(self) -> dict[str, Any]:
         return {"finished": self.finished, "answered": self.answered}

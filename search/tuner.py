@@ -328,25 +328,21 @@ class Deduplicated(Searcher):
         return self.inner.set_max_concurrency(max_concurrent)
 
     def suggest(self, trial_id: str):
-        for n in range(self.PER_CALL):
-            proposal = trial_id if n == 0 else f"{trial_id}~{n}"
-            config = self.inner.suggest(proposal)
-            if config is None or config == Searcher.FINISHED:
-                return config
-            kind, key = self.memory.classify(config)
-            if kind == "new":
-                self.memory.start(trial_id, key)
-                self.alias[trial_id] = proposal
-                return config
-            if kind == "running":
-                self.memory.wait(key, proposal)
-                continue
-            self.inner.on_trial_complete(proposal, self.memory.finished[key], error=False)
-            if self.memory.repeat():
-                logging.getLogger(__name__).warning(
-                    "the searcher proposed %d already evaluated configurations in a row: the space looks "
-                    "exhausted, so the search ends here", self.memory.repeats_in_a_row)
-                return Searcher.FINISHED
+        names = (trial_id if n == 0 else f"{trial_id}~{n}" for n in range(self.PER_CALL))
+        got = self.memory.propose(self.inner.suggest,
+                                  lambda proposal, result: self.inner.on_trial_complete(proposal, result, error=False),
+                                  names, is_end=lambda c: c is None or c == Searcher.FINISHED)
+        if got.outcome == "new":
+            self.memory.start(trial_id, got.key)
+            self.alias[trial_id] = got.proposal
+            return got.config
+        if got.outcome == "end":
+            return got.config
+        if got.outcome == "exhausted":
+            logging.getLogger(__name__).warning(
+                "the searcher proposed %d already evaluated configurations in a row: the space looks "
+                "exhausted, so the search ends here", self.memory.repeats_in_a_row)
+            return Searcher.FINISHED
         return None  # only repeats so far: Ray asks again (with a new trial id) on its next step
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:

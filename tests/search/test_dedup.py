@@ -33,6 +33,25 @@ def test_memory_answers_finished_and_waits_for_running_configurations():
     assert not any(memory.repeat() for _ in range(EXHAUSTED_AFTER - 1)) and memory.repeat()
 
 
+def test_propose_answers_repeats_and_returns_the_first_new_configuration():
+    """The loop shared by the Ray searcher and the benchmark: finished repeats answered at once,
+    running repeats queued on their trial, the searcher's end marker passed on, names running out."""
+    memory = ProposalMemory(lambda c: str(c))
+    memory.start("t1", "1")
+    memory.end("t1", {"acc": 0.5})  # 1 finished
+    memory.start("t2", "2")  # 2 running
+    answered = []
+    script = iter([1, 2, 1, 3])
+    got = memory.propose(lambda name: next(script), lambda name, r: answered.append((name, r)), ["a", "b", "c", "d"])
+    assert (got.outcome, got.proposal, got.config, got.key) == ("new", "d", 3, "3")
+    assert answered == [("a", {"acc": 0.5}), ("c", {"acc": 0.5})] and memory.waiting == {"2": ["b"]}
+    assert memory.answered == 3 and memory.repeats_in_a_row == 2
+    assert memory.propose(lambda name: None, None, ["e"]).outcome == "end"
+    assert memory.propose(lambda name: 2, None, ["f", "g"]).outcome == "later"  # only waiting repeats
+    got = memory.propose(lambda name: 1, lambda name, r: None, (str(i) for i in range(2 * EXHAUSTED_AFTER)))
+    assert got.outcome == "exhausted" and memory.repeats_in_a_row >= EXHAUSTED_AFTER
+
+
 SPACE = """\
 name: dedup
 objective: moe_digits
