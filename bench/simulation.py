@@ -90,7 +90,6 @@ def simulate(evaluate: Callable[[Mapping], Sequence[Sequence[float]]], space, se
         """Start the next new configuration (the product's loop: ``ProposalMemory.propose``)."""
         nonlocal launched, exhausted
         got = memory.propose(ask, tell, names())
-        trace.answered = memory.answered
         if got.outcome != "new":
             exhausted = got.outcome == "exhausted"
             return False
@@ -124,6 +123,7 @@ def simulate(evaluate: Callable[[Mapping], Sequence[Sequence[float]]], space, se
             trace.epochs.append(used)
             finals = np.array(trace.finals)
             trace.hv.append(hypervolume(finals, MODES, ref) if len(finals) else 0.0)
+    trace.answered = memory.answered
     return trace
 
 
