@@ -29,19 +29,21 @@ _API: dict[str, str] = {
     "SpaceFile": "gatesearch.spaces", "SpaceError": "gatesearch.spaces", "load_space_file": "gatesearch.spaces",
     "parse_space_file": "gatesearch.spaces",
     # objectives
-    "Objective": "gatesearch.objectives", "DatasetObjective": "gatesearch.objectives",
+    "Objective": "gatesearch.objectives", "DatasetObjective": "gatesearch.objectives.base",
+    "FunctionObjective": "gatesearch.objectives.function", "EpochReports": "gatesearch.objectives.reports",
     "register_objective": "gatesearch.objectives", "get_objective": "gatesearch.objectives",
     "Metric": "gatesearch.objectives", "ParamRule": "gatesearch.objectives", "ParamSchema": "gatesearch.objectives",
     # models
     "Gate": "gatesearch.models", "Routing": "gatesearch.models", "RouteContext": "gatesearch.models",
     "register_gate": "gatesearch.models", "build_gate": "gatesearch.models", "MoELayer": "gatesearch.models",
     "MoEFeedForward": "gatesearch.models", "MoEFeedForwardOutput": "gatesearch.models",
-    "apply_capacity": "gatesearch.models",
+    "apply_capacity": "gatesearch.models", "count_macs": "gatesearch.models", "MacCount": "gatesearch.models",
     "MoENetwork": "gatesearch.models", "MoENetworkConfig": "gatesearch.models",
     "EarlyExitNetwork": "gatesearch.models", "EvoMoENetwork": "gatesearch.models",
     # search
     "run_search": "gatesearch.search.runner", "resume_search": "gatesearch.search.runner",
     "SearchResult": "gatesearch.search.runner", "SearchSettings": "gatesearch.search.settings",
+    "SearchInterrupted": "gatesearch.search.interrupt",
 }
 
 __all__ = sorted(_API)

@@ -1,5 +1,6 @@
 """PyTorch models: sparse-MoE gates, permutation local search, MoE layers, EvoMoE, early
-exits, compute accounting. This package imports nothing else of gatesearch.
+exits, compute accounting (:func:`~gatesearch.models.macs.count_macs` for a whole model). This
+package imports nothing else of gatesearch.
 
 Names are imported on first use (PEP 562): the configs and knobs (``*_config`` modules,
 :mod:`~gatesearch.models.knobs`) need no PyTorch, the modules do.
@@ -20,6 +21,7 @@ _WHERE = {
     "ExpertBank": "experts", "MoELayer": "moe", "MoEOutput": "moe",
     "MoEFeedForward": "moe_ffn", "MoEFeedForwardOutput": "moe_ffn",
     "apply_capacity": "capacity", "expert_capacity": "capacity",
+    "MacCount": "macs", "count_macs": "macs",
     "MoENetwork": "network", "MoENetworkConfig": "network", "NetworkOutput": "network",
     **{name: "gates" for name in _GATE_NAMES},
 }

@@ -9,6 +9,7 @@ defaults for every key a space does not set.
 from __future__ import annotations
 
 import importlib
+import os
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Mapping
 
@@ -131,15 +132,106 @@ def get_objective(name: str) -> Objective:
     return OBJECTIVES[name]
 
 
-def _import_objective(name: str) -> Objective:
-    module, _, attr = name.partition(":")
+class UserImportError(ValueError):
+    """A user's ``package.module:attr`` that cannot be loaded: ``message`` says what went wrong
+    and where, ``fix`` what to do (a space file's check shows them at its ``objective:`` line)."""
+
+    def __init__(self, message: str, fix: str):
+        super().__init__(f"{message}; {fix}")
+        self.message, self.fix = message, fix
+
+
+def import_attribute(path: str, what: str = "objective") -> Any:
+    """``package.module:attr`` imported. Errors say whose the problem is: a module that is not
+    importable (how to make it so), one that raises while importing (any exception: the module,
+    the exception and the user's file:line, not ours), or a missing attribute (the module's file
+    and a did-you-mean over its objectives, then its callables).
+
+    Raises:
+        UserImportError: one of the above.
+    """
+    module, _, attr = path.partition(":")
+    if not module or not attr or module.startswith("."):
+        raise UserImportError(f"{what} {path!r}: not a 'package.module:name'", "e.g. mypkg.objectives:MyObjective")
     try:
-        obj = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"objective {name!r}: cannot import {attr!r} from {module!r} ({e}); "
-                         f"make the module importable (pip install it, or add its folder to PYTHONPATH)") from None
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and (module == e.name or module.startswith(e.name + ".")):
+            raise UserImportError(f"{what} {path!r}: no module named {e.name!r}",
+                                  "make it importable (pip install it, or add its folder to PYTHONPATH; "
+                                  "`gatesearch run` adds the space file's folder and the working directory)") from None
+        raise user_code_raised(f"{what} {path!r}: importing module {module!r}", e, module,
+                               f"pip install {e.name!r} (your module imports it), or fix that import" if e.name
+                               else "") from None
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's module raised (SystemExit: argparse at import)
+        raise user_code_raised(f"{what} {path!r}: importing module {module!r}", e, module) from None
+    if not hasattr(mod, attr):
+        objectives = _objectives_defined_in(mod)
+        callables = [n for n, v in vars(mod).items() if not n.startswith("_") and callable(v)]
+        raise UserImportError(f"{what} {path!r}: module {module!r} ({getattr(mod, '__file__', '?')}) has no attribute "
+                              f"{attr!r}{did_you_mean(attr, objectives) or did_you_mean(attr, callables)}",
+                              f"name one of its objectives ({', '.join(objectives)})" if objectives
+                              else f"name an objective or function defined in {module!r}")
+    return getattr(mod, attr)
+
+
+def user_code_raised(doing: str, e: BaseException, module: str, fix: str = "") -> UserImportError:
+    """``<doing> raised T: message (at file:line)``: an exception of the user's code, located
+    in the user's file (:func:`_user_frame`), never a request to report it to us."""
+    where = _user_frame(e, module)
+    text = e.msg if isinstance(e, SyntaxError) and e.msg else str(e)
+    first = (text.strip().splitlines() or [""])[0][:500]
+    return UserImportError(f"{doing} raised {type(e).__name__}" + (f": {first}" if first else "")
+                           + (f" (at {where})" if where else ""),
+                           (fix or f"fix {where or module}: an error in your code, not in gatesearch")
+                           + f"; the full traceback: python -c 'import {module}'")
+
+
+def _user_frame(e: BaseException, module: str) -> str:
+    """``file:line`` where ``e`` was raised in the user's code: a syntax error's own location,
+    else the traceback's last frame outside the import machinery, gatesearch, the standard
+    library and installed packages (an error in a library the user called is located at the
+    user's call); failing that (a user package installed into site-packages), its last frame
+    in the user's top-level package; '' when there is none."""
+    import sysconfig
+
+    if isinstance(e, SyntaxError) and e.filename and e.lineno:
+        return f"{e.filename}:{e.lineno}"
+    frames = []  # (file, line, module name)
+    tb = e.__traceback__
+    while tb is not None:
+        frames.append((tb.tb_frame.f_code.co_filename, tb.tb_lineno, str(tb.tb_frame.f_globals.get("__name__", ""))))
+        tb = tb.tb_next
+    frames = [f for f in frames if not f[0].startswith("<")]  # <frozen importlib._bootstrap>
+    library = tuple(os.path.realpath(p) + os.sep
+                    for p in {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")})
+    top = module.split(".")[0]
+    user = [f for f in frames if f[2].split(".")[0] != "gatesearch" and not os.path.realpath(f[0]).startswith(library)]
+    user = user or [f for f in frames if f[2].split(".")[0] == top]
+    return f"{user[-1][0]}:{user[-1][1]}" if user else ""
+
+
+def _objectives_defined_in(mod: Any) -> list[str]:
+    """Names of ``mod``'s Objective instances and of the Objective subclasses it defines."""
+    return [n for n, v in vars(mod).items() if isinstance(v, Objective) or (
+        isinstance(v, type) and issubclass(v, Objective) and v.__module__ == mod.__name__)]
+
+
+def _import_objective(name: str) -> Objective:
+    """The objective ``package.module:attr`` (an :class:`Objective` instance, or a subclass
+    constructed without arguments); errors as :func:`import_attribute`'s."""
+    obj = import_attribute(name)
+    module, _, attr = name.partition(":")
     if isinstance(obj, type) and issubclass(obj, Objective):
-        obj = obj()
+        try:
+            obj = obj()
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's constructor
+            raise user_code_raised(f"objective {name!r}: {attr}()", e, module) from None
     if not isinstance(obj, Objective):
-        raise ValueError(f"objective {name!r}: {attr!r} is a {type(obj).__name__}, not an objectives.Objective")
+        if callable(obj):
+            raise UserImportError(f"objective {name!r} is a function, and the space file does not say what it "
+                                  f"optimises", "add e.g. `metrics: {accuracy: max, macs_per_sample: min}` (the "
+                                  "names it reports, and which way is better), or make it an objectives.Objective")
+        raise ValueError(f"objective {name!r}: {attr!r} is a {type(obj).__name__}, not an objectives.Objective "
+                         f"or a training function")
     return obj

@@ -14,7 +14,7 @@ class ParamRule:
     """One accepted configuration key.
 
     Attributes:
-        kind: ``int``, ``float``, ``bool`` or ``str``.
+        kind: ``int``, ``float``, ``bool``, ``str``, or ``any`` (a user function's key: any value).
         choices: allowed values for ``str`` keys (None = any).
         low, high: inclusive numeric bounds (None = unbounded).
         doc: one line shown in errors and ``gatesearch space validate``.
@@ -28,6 +28,8 @@ class ParamRule:
 
     def problem(self, value: Any) -> str | None:
         """What is wrong with ``value`` (without the key's name), or None if it is acceptable."""
+        if self.kind == "any":
+            return None
         py = {"int": int, "float": (int, float), "bool": bool, "str": str}[self.kind]
         if isinstance(value, bool) and self.kind in ("int", "float"):
             return f"expected {self.kind}, got bool {value!r}"

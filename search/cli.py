@@ -42,13 +42,32 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live progress (only the front at the end)"),
 ) -> None:
     """Run a search and print the Pareto front."""
-    from gatesearch.search.runner import run_search
+    from gatesearch.search.validate import validate_space_file
 
-    _search_and_print(lambda: run_search(load_space_file(space_file),
-                                         overrides={"num_samples": num_samples, "max_concurrent": max_concurrent,
-                                                    "searcher": searcher, "seed": seed},
-                                         output_dir=output_dir, tracking_uri=tracking_uri, address=address,
-                                         progress=None if quiet else "auto"))
+    overrides = {"num_samples": num_samples, "max_concurrent": max_concurrent, "searcher": searcher, "seed": seed}
+    try:  # arguments and the space file first: a mistake is reported in well under a second
+        sf = load_space_file(space_file)
+        _, settings = validate_space_file(sf)
+        settings.override(**overrides)
+    except SpaceError as e:
+        _fail(str(e))
+        return
+    except ValueError as e:
+        option = str(e).split(":", 1)[0].replace("_", "-")
+        _fail(f"--{option}: {str(e).split(':', 1)[-1].strip()}" if option in ("num-samples", "max-concurrent",
+                                                                              "searcher", "seed") else str(e))
+        return
+    if output_dir.exists() and not output_dir.is_dir():
+        _fail(f"--output-dir {output_dir}: exists and is not a folder; pass a folder (it is created if missing)")
+        return
+
+    def start():
+        from gatesearch.search.runner import run_search
+
+        return run_search(sf, overrides=overrides, output_dir=output_dir, tracking_uri=tracking_uri,
+                          address=address, progress=None if quiet else "auto")
+
+    _search_and_print(start)
 
 
 @app.command()
@@ -59,28 +78,59 @@ def resume(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live progress (only the front at the end)"),
 ) -> None:
     """Finish an interrupted search: same trials, searcher state and MLflow parent run."""
-    from gatesearch.search.runner import resume_search
+    from gatesearch.search.manifest import Manifest, find_search_dir
 
-    _search_and_print(lambda: resume_search(search_dir, address=address, tracking_uri=tracking_uri,
-                                            progress=None if quiet else "auto"))
+    try:  # the folder and its manifest first: a mistake is reported in well under a second
+        found = find_search_dir(search_dir)
+        if Manifest.read(found).status == "finished":
+            raise ValueError(f"{found}: this search already finished; nothing to resume")
+    except ValueError as e:
+        _fail(str(e))
+        return
+
+    def start():
+        from gatesearch.search.runner import resume_search
+
+        return resume_search(found, address=address, tracking_uri=tracking_uri, progress=None if quiet else "auto")
+
+    _search_and_print(start)
 
 
 def _search_and_print(start) -> None:
-    """Run ``start()`` (a search), always shut Ray down, print the front or a clean error."""
-    from gatesearch.search.console import front_table
-    from gatesearch.search.outbox import TrackingUnavailable
-    from gatesearch.search.tuner import shutdown_ray
+    """Run ``start()`` (a search), always shut Ray down, print the front or a clean error.
+    An interrupted search (SIGINT/SIGTERM) prints how to finish it and exits 130."""
+    import signal
 
+    from gatesearch.search.interrupt import EXIT_INTERRUPTED, SearchInterrupted
+
+    def stop_now(signum, frame):  # SIGTERM before the search runs (Ray starting): unwind, shut Ray down
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, stop_now)
     try:
-        result = start()
-    except (SpaceError, ValueError, TrackingUnavailable) as e:
-        _fail(str(e))
-        return
+        from gatesearch.search.console import front_table
+        from gatesearch.search.outbox import TrackingUnavailable
+        from gatesearch.search.tuner import shutdown_ray
+
+        try:
+            result = start()
+        except SearchInterrupted as e:
+            err_console.print(f"[bold yellow]interrupted[/] ({escape(e.signal_name)}): {e.finished} of {e.budget} "
+                              f"finished; finish it with `gatesearch resume {escape(e.search_dir)}`",
+                              highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except (SpaceError, ValueError, TrackingUnavailable) as e:
+            _fail(str(e))
+            return
+        finally:
+            shutdown_ray()
     finally:
-        shutdown_ray()
+        signal.signal(signal.SIGTERM, previous)
     if not result.trials:
-        _fail(f"no trial finished ({result.failed} failed); the errors are on the child runs in MLflow "
-              f"({result.tracking_uri}), tag gatesearch.error and artifact error.txt", code=1)
+        why = (f"{result.failed} failed: the errors are on their child runs in MLflow ({result.tracking_uri}), tag "
+               f"gatesearch.error and artifact error.txt" if result.failed else
+               f"{result.extra.get('early_stopped', 0)} stopped early by the scheduler, 0 failed")
+        _fail(f"no trial finished ({why})", code=1)
     console.print(front_table(result.front, result.objectives, columns=result.columns, metrics=result.summary_metrics,
                               title=f"Pareto front of {result.experiment} "
                                     f"({len(result.trials)} finished trials, {result.failed} failed)"))
@@ -120,16 +170,16 @@ def pareto(
     plot: Optional[Path] = typer.Option(None, help="also save the front figure to this PNG"),
 ) -> None:
     """Print the Pareto front of the latest search of an experiment, read from MLflow."""
+    uri = tracking_uri or f"sqlite:///{output_dir.expanduser().resolve() / 'mlflow.db'}"
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():  # before any heavy import
+        _fail(f"no tracking store at {uri}; run a search first or pass --tracking-uri")
+        return
     from gatesearch.objectives import get_objective
     from gatesearch.search.console import front_table
     from gatesearch.search.front_report import read_front
-    from gatesearch.search.runner import default_tracking_uri, latest_search
+    from gatesearch.search.runner import latest_search
     from gatesearch.search.tracking import Tracker
 
-    uri = tracking_uri or default_tracking_uri(output_dir)
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
-        _fail(f"no tracking store at {uri}; run a search first or pass --tracking-uri")
-        return
     try:
         names = Tracker.experiments(uri)
         name = experiment or (names[0] if names else None)
@@ -233,10 +283,30 @@ def main() -> None:
         if os.environ.get("GATESEARCH_DEBUG"):
             raise
         first = (str(e).strip().splitlines() or [""])[0][:500]
+        user = _user_frame(e)
+        if user:  # raised in the user's own code (their objective or model), not ours
+            err_console.print(f"[bold red]error[/] in your code at {escape(user)}: {escape(type(e).__name__)}: "
+                              f"{escape(first)}\n  (set GATESEARCH_DEBUG=1 to see the traceback)",
+                              highlight=False, soft_wrap=True)
+            sys.exit(1)
         err_console.print(f"[bold red]error:[/] {escape(type(e).__name__)}: {escape(first)}\n"
                           f"  (unexpected; set GATESEARCH_DEBUG=1 to see the traceback, and please report it)",
                           highlight=False, soft_wrap=True)
         sys.exit(1)
+
+
+def _user_frame(exc: BaseException) -> str:
+    """``file:line`` of the deepest traceback frame outside installed packages when it is not
+    gatesearch's own (a user's objective or model code run on the driver), else ''."""
+    import traceback
+
+    root = Path(__file__).resolve().parents[1]
+    ours = tuple(str(root / d) + os.sep for d in ("models", "objectives", "search", "spaces", "gatesearch"))
+    for f in reversed(traceback.extract_tb(exc.__traceback__)):
+        if "site-packages" in f.filename or f.filename.startswith("<"):
+            continue
+        return "" if f.filename.startswith(ours) else f"{f.filename}:{f.lineno}"
+    return ""
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import math
 import warnings
 from typing import Any, Mapping, Sequence
 
+from gatesearch.search.file_lock import store_lock
 from gatesearch.spaces import Categorical, Fixed, Float, Int, Space
 
 ATTR_TRIAL = "gatesearch.trial_id"
@@ -59,8 +60,9 @@ class OptunaMirror:
             import optuna
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
-            study = optuna.create_study(storage=self.storage, study_name=self.study_name, load_if_exists=True,
-                                        directions=["maximize" if m == "max" else "minimize" for m in self.modes])
+            with store_lock(self.storage):  # creating the storage's schema: one search at a time
+                study = optuna.create_study(storage=self.storage, study_name=self.study_name, load_if_exists=True,
+                                            directions=["maximize" if m == "max" else "minimize" for m in self.modes])
             with warnings.catch_warnings():  # "experimental" since Optuna 3.2; optuna-dashboard reads it
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.set_metric_names(self.names)

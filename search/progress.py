@@ -13,15 +13,26 @@ finished trial) rather than reading the tracking sink's, which lives on another 
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
-from typing import Any, Mapping, TextIO
+from typing import Any, Callable, Iterable, Mapping, TextIO
 
 import numpy as np
 
 from gatesearch.objectives import Objective
 from gatesearch.objectives.metrics import EPOCH, EPOCHS_TOTAL, is_partial
 from gatesearch.search.front import LiveFront
+from gatesearch.search.store import TAG_TRIAL
+from gatesearch.search.trial_error import error_summary
+
+#: the logger of Tune's controller, which logs every failed trial with its whole traceback
+#: ("Trial task failed for trial ...", ~60 lines)
+RAY_TRIAL_ERRORS = "ray.tune.execution.tune_controller"
+
+
+def _without_trial_tracebacks(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Trial task failed for trial")
 
 
 def _duration(s: float) -> str:
@@ -39,10 +50,24 @@ class SearchProgress:
         live: a ``rich`` live panel (a terminal) or plain lines; default: whether ``stream`` is a tty.
         stream: where plain lines go (default stdout).
         done: trials already finished before this driver (a resumed search).
+        reference: returns the search's hypervolume reference point once it is fixed (the
+            tracking sink's, so the live hypervolume is the number logged and printed at the end);
+            until then the same rule is applied to the trials finished so far.
+        earlier: the objective values of trials finished before this driver (a resumed search's
+            front, so the live front and hypervolume are of the whole search).
+        run_name: a trial's MLflow child run name, once the tracking sink has created it (named
+            in a failed trial's line, with where its full traceback is).
+
+    While it is shown, Ray's own report of a failed trial (its whole traceback, logged by Tune's
+    controller) is left out: the trial's line says what failed, and the traceback is the child
+    run's ``error.txt`` artifact.
     """
 
     def __init__(self, objective: Objective, total: int, *, fixed: Mapping[str, Any] | None = None,
-                 live: bool | None = None, stream: TextIO | None = None, done: int = 0):
+                 live: bool | None = None, stream: TextIO | None = None, done: int = 0,
+                 reference: Callable[[], np.ndarray | None] | None = None,
+                 earlier: Iterable[tuple[str, Mapping[str, Any]]] = (),
+                 run_name: Callable[[str], str | None] | None = None):
         self.objective, self.total, self.fixed = objective, total, dict(fixed or {})
         self.names = tuple(m.name for m in objective.objectives)
         self.modes = tuple(m.mode for m in objective.objectives)
@@ -52,12 +77,16 @@ class SearchProgress:
         self.finished, self.failed, self.stopped, self.previous = 0, 0, 0, done
         self.running: dict[str, list] = {}  # trial id -> [label, epoch, epochs_total]
         self.labels: dict[str, str] = {}
-        self.ref: np.ndarray | None = None
+        self.reference = reference or (lambda: None)
+        self.run_name = run_name or (lambda trial_id: None)
+        for trial_id, values in earlier:
+            self.front.add(trial_id, trial_id, values, {})
         self.t0 = time.monotonic()
         self._live = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     def __enter__(self) -> "SearchProgress":
+        logging.getLogger(RAY_TRIAL_ERRORS).addFilter(_without_trial_tracebacks)
         if self.live_mode:
             from rich.console import Console
             from rich.live import Live
@@ -70,6 +99,7 @@ class SearchProgress:
         return self
 
     def __exit__(self, *exc) -> None:
+        logging.getLogger(RAY_TRIAL_ERRORS).removeFilter(_without_trial_tracebacks)
         if self._live is not None:
             self._live.update(self.render())
             self._live.__exit__(*exc)
@@ -97,17 +127,15 @@ class SearchProgress:
             return
         self.finished += 1
         on_front = self.front.add(trial_id, trial_id, result, {})
-        if self.ref is None and len(self.front):
-            from gatesearch.search.pareto import reference_point
-
-            self.ref = reference_point(self.front.values(), self.modes)
         self._event(f"trial {label} finished: {values}" + (" (on the front)" if on_front else ""))
 
     def on_error(self, trial_id: str, error: str) -> None:
+        """One line: the trial's own exception (not Ray's wrapper) and where its traceback is."""
         label = self.running.pop(trial_id, [self.labels.get(trial_id, trial_id)])[0]
         self.failed += 1
-        last = (error.strip().splitlines() or ["error"])[-1][:200]
-        self._event(f"trial {label} FAILED: {last}")
+        run = self.run_name(trial_id)
+        where = f"MLflow run {run!r}" if run else f"its MLflow run (tag {TAG_TRIAL}={trial_id})"
+        self._event(f"trial {label} FAILED: {error_summary(error)} (full traceback: {where}, artifact error.txt)")
 
     def on_retry(self, trial_id: str, failures: int) -> None:
         self._event(f"trial {self.labels.get(trial_id, trial_id)} retried (failure {failures})")
@@ -131,11 +159,23 @@ class SearchProgress:
         return {n: float(vals[:, j].max() if m == "max" else vals[:, j].min())
                 for j, (n, m) in enumerate(zip(self.names, self.modes))}
 
+    def hypervolume(self) -> float:
+        """The front's hypervolume w.r.t. the search's reference point (the sink's once fixed;
+        before that, the same rule over the trials finished so far)."""
+        if not len(self.front):
+            return 0.0
+        ref = self.reference()
+        if ref is None:
+            from gatesearch.search.pareto import reference_point
+
+            ref = reference_point(self.front.values(), self.modes)
+        return self.front.hypervolume(ref)
+
     def summary(self) -> str:
         done = self.finished + self.stopped + self.failed
         elapsed = time.monotonic() - self.t0
         eta = elapsed / done * (self.total - self.previous - done) if done else None
-        hv = self.front.hypervolume(self.ref) if self.ref is not None else 0.0
+        hv = self.hypervolume()
         best = ", ".join(f"{n} {v:,.6g}" for n, v in self.best().items())
         return (f"{self.previous + self.finished}/{self.total} finished, {len(self.running)} running, "
                 f"{self.failed} failed, {self.stopped} stopped early | elapsed {_duration(elapsed)}"

@@ -95,6 +95,28 @@ def snapshot_trial_ids(experiment_dir: str | Path) -> set[str]:
     return {json.loads(trial[0])["trial_id"] for trial in data.get("trial_data", [])}
 
 
+#: beside a trial's training state in each Ray Tune checkpoint: every result the trial reported up
+#: to that checkpoint's epoch, oldest first (JSON), so epochs whose metrics never reached the
+#: tracking store can be logged from it on resume (the trial continues after that epoch)
+HISTORY_FILE = "metrics.json"
+#: a trial's directory in the experiment directory (``tuner.trial_dirname``)
+TRIAL_DIR_PREFIX = "trial_"
+
+
+def checkpointed_history(experiment_dir: str | Path, trial_id: str) -> list[dict]:
+    """The reported results kept with the trial's newest readable checkpoint (oldest first), or
+    [] when it has none (not checkpointed, or no epoch finished)."""
+    trial_dir = Path(experiment_dir) / f"{TRIAL_DIR_PREFIX}{trial_id}"
+    for ckpt in sorted(trial_dir.glob("checkpoint_*"), reverse=True):
+        try:
+            history = json.loads((ckpt / HISTORY_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # an older, pruned checkpoint, or one cut short
+        if isinstance(history, list):
+            return [r for r in history if isinstance(r, dict)]
+    return []
+
+
 class StateBackup:
     """Calls :func:`backup_experiment_state` when Ray's newest state changed, at most every
     ``min_interval_s`` and at most :data:`BACKUP_SHARE` of the driver's time: a backup copies and

@@ -15,13 +15,16 @@ from typing import Any, Mapping
 import numpy as np
 
 from gatesearch.objectives import Objective
+from gatesearch.objectives.function import FunctionObjective
 from gatesearch.objectives.metrics import EPOCH
 from gatesearch.search import tuner as ray_tuner
+from gatesearch.search.interrupt import Interrupts, SearchInterrupted
+from gatesearch.search.store import TAG_INTERRUPTED
 from gatesearch.search.manifest import SPACE_COPY, Manifest, find_search_dir
 from gatesearch.search.optuna_mirror import OptunaMirror, optuna_storage
 from gatesearch.search.outbox import BufferedSink, Outbox, TeeSink
 from gatesearch.search.progress import SearchProgress
-from gatesearch.search.ray_state import repair_experiment_state, snapshot_trial_ids
+from gatesearch.search.ray_state import checkpointed_history, repair_experiment_state, snapshot_trial_ids
 from gatesearch.search.services import check_tracking_uri
 from gatesearch.search.settings import SearchSettings
 from gatesearch.search.tracking import Tracker
@@ -104,7 +107,11 @@ def _open_tracker(uri: str, experiment: str, out: Path) -> Tracker:
 
 def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, objective: Objective,
            settings: SearchSettings, search_dir: Path, resume: bool, progress: str | None = None) -> SearchResult:
-    """Run (or resume) the Tuner with a buffered MLflow sink; log the front; close the parent."""
+    """Run (or resume) the Tuner with a buffered MLflow sink; log the front; close the parent.
+
+    SIGINT/SIGTERM stop it resumably (:mod:`~gatesearch.search.interrupt`): the open child runs
+    and the parent end ``KILLED``, the manifest says ``interrupted`` and
+    :class:`~gatesearch.search.interrupt.SearchInterrupted` is raised."""
     names = tuple(m.name for m in objective.objectives)
     modes = tuple(m.mode for m in objective.objectives)
     mirror = OptunaMirror(optuna_storage(manifest.output_dir), study_name(manifest), sf.space, names, modes)
@@ -117,47 +124,70 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
     outbox = Outbox(sink, Tracker.is_transient, settings.tracking_timeout_s, describe=f"MLflow at {tracker.uri}")
     shown = None if progress is None else SearchProgress(
         objective, settings.num_samples, fixed=sf.fixed, live={"live": True, "plain": False}.get(progress),
-        done=len(sink.front) if resume else 0)
+        done=sink.finished if resume else 0, reference=lambda: sink.reference,
+        earlier=[(e.trial_id, dict(zip(names, e.values))) for e in sink.front.entries],
+        run_name=lambda t: sink.rows.get(t, {}).get("trial"))
+    interrupts, entered = Interrupts(), False
     t0 = time.time()
     status = "FAILED"
-    try:
-        ray_tuner.ensure_ray(address=manifest.address)
-        common = dict(objective_name=sf.objective, fixed=sf.fixed, settings=settings,
-                      sink=TeeSink(BufferedSink(outbox), shown), should_stop=lambda: outbox.failed)
+    with interrupts.catching():
         try:
-            if shown is not None:
-                shown.__enter__()
-            if resume and ray_tuner.can_resume(str(search_dir)):
-                outcomes, counts = ray_tuner.resume_tuner(experiment_dir=str(search_dir), **common)
-            else:
-                outcomes, counts = ray_tuner.run_tuner(space=sf.space, metrics=names, modes=modes,
-                                                       storage_path=str(search_dir.parent), name=search_dir.name,
-                                                       max_epochs=max_epochs(sf, objective), **common)
-        except Exception:
-            outbox.raise_if_failed()  # the root cause, if tracking failed first
-            raise
-        finally:
-            if shown is not None:
-                shown.__exit__(None, None, None)
-        outbox.flush()  # raises TrackingUnavailable if the store never came back
-        orphans = len(retired) if resume else 0
-        backfilled = _backfill(sink, tracker, parent, outcomes) if resume else 0
-        epochs = sum(int(o.metrics.get(EPOCH.name, 0)) for o in outcomes)
-        tracker.log_metrics(parent, {**counts, "orphaned_trials": orphans, "backfilled_trials": backfilled,
-                                     "tracking_retries": outbox.retries,
-                                     "tracking_outage_seconds": outbox.outage_seconds,
-                                     "epochs_trained": epochs}, step=len(outcomes))
-        rows, front, hv, ref = sink.log_front()
-        status = "FINISHED"
-    finally:
-        wall = time.time() - t0
-        try:
-            tracker.log_metrics(parent, {"wall_seconds": wall}, step=0)
-            tracker.end_run(parent, status)
-        except Exception:  # noqa: BLE001 - the store may be the thing that failed; keep the original error
-            if status == "FINISHED":
+            ray_tuner.ensure_ray(address=manifest.address)
+            common = dict(objective_name=sf.objective, fixed=sf.fixed, settings=settings,
+                          sink=TeeSink(BufferedSink(outbox), shown),
+                          should_stop=lambda: outbox.failed or interrupts.requested is not None,
+                          objective=objective if isinstance(objective, FunctionObjective) else None)
+            try:
+                if shown is not None:
+                    shown.__enter__()
+                    entered = True
+                if resume and ray_tuner.can_resume(str(search_dir)):
+                    outcomes, counts = ray_tuner.resume_tuner(experiment_dir=str(search_dir), **common)
+                else:
+                    outcomes, counts = ray_tuner.run_tuner(space=sf.space, metrics=names, modes=modes,
+                                                           storage_path=str(search_dir.parent),
+                                                           name=search_dir.name,
+                                                           max_epochs=max_epochs(sf, objective), **common)
+            except Exception:
+                outbox.raise_if_failed()  # the root cause, if tracking failed first
                 raise
-        replace(manifest, status="finished" if status == "FINISHED" else "failed").write(search_dir)
+            if counts.pop("stopped_by_request", 0) and interrupts.requested is not None and not outbox.failed:
+                status = "KILLED"
+                outbox.call("interrupt_open", interrupts.requested)
+            outbox.flush()  # raises TrackingUnavailable if the store never came back
+            orphans = len(retired) if resume else 0
+            backfilled = _backfill(sink, tracker, parent, outcomes) if resume and status != "KILLED" else 0
+            epochs = sum(int(o.metrics.get(EPOCH.name, 0)) for o in outcomes)
+            tracker.log_metrics(parent, {**counts, "orphaned_trials": orphans, "backfilled_trials": backfilled,
+                                         "tracking_retries": outbox.retries,
+                                         "tracking_outage_seconds": outbox.outage_seconds,
+                                         "epochs_trained": epochs}, step=len(outcomes))
+            rows, front, hv, ref = sink.log_front()
+            if status == "KILLED":
+                raise SearchInterrupted(interrupts.requested, sink.finished, settings.num_samples, str(search_dir))
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            # a second signal: stop at once, but leave no child RUNNING (bounded: the store may hang)
+            status = "KILLED"
+            try:
+                outbox.call("interrupt_open", interrupts.requested or "SIGINT")
+                outbox.flush(timeout_s=10)
+            except Exception:  # noqa: BLE001 - best effort; resume retires or reopens what is left
+                pass
+            raise SearchInterrupted(interrupts.requested or "SIGINT", sink.finished, settings.num_samples,
+                                    str(search_dir)) from None
+        finally:
+            if entered:  # after the final front: its last line shows the hypervolume printed at the end
+                shown.__exit__(None, None, None)
+            wall = time.time() - t0
+            try:
+                tracker.log_metrics(parent, {"wall_seconds": wall}, step=0)
+                tracker.end_run(parent, status)
+            except Exception:  # noqa: BLE001 - the store may be the thing that failed; keep the original error
+                if status == "FINISHED":
+                    raise
+            manifest_status = {"FINISHED": "finished", "KILLED": "interrupted"}.get(status, "failed")
+            replace(manifest, status=manifest_status).write(search_dir)
     return SearchResult(search_id=manifest.search_id, parent_run_id=parent, tracking_uri=tracker.uri,
                         experiment=sf.name, objectives=names, modes=modes, trials=rows, front=front, hypervolume=hv,
                         reference_point=tuple(ref.tolist()), wall_seconds=wall, output_dir=manifest.output_dir,
@@ -210,6 +240,13 @@ def _restore(sink: MlflowTrialSink, tracker: Tracker, parent: str, search_dir: P
     children = tracker.children(parent)
     retired = _retire_orphans(tracker, children, snapshot_trial_ids(search_dir))
     sink.restore([c for c in children if c.trial_id not in retired])
+    # Epochs a trial checkpointed but whose metrics never reached the store (the driver died, or
+    # was interrupted, between the trial's report and the write): logged from the metrics kept
+    # beside the checkpoint, before the trial continues after it. The sink skips what it has.
+    for child in children:
+        if child.trial_id not in retired and child.status not in ("FINISHED", "FAILED"):
+            for result in checkpointed_history(search_dir, child.trial_id):
+                sink.on_result(child.trial_id, result)
     return retired
 
 
@@ -220,7 +257,8 @@ def _retire_orphans(tracker: Tracker, children, known: set[str]) -> set[str]:
     parent's child runs; ``known``: the snapshot's trial ids. Returns the retired trial ids."""
     retired = set()
     for child in children:
-        if child.trial_id not in known and child.status in ("RUNNING", "FINISHED"):
+        interrupted = child.status == "KILLED" and TAG_INTERRUPTED in child.tags
+        if child.trial_id not in known and (child.status in ("RUNNING", "FINISHED") or interrupted):
             tracker.set_tags(child.run_id, {TAG_ORPHANED: "lost with the driver before Ray's experiment snapshot; "
                                                           "its slot was re-proposed on resume"})
             tracker.end_run(child.run_id, "KILLED")

@@ -17,6 +17,9 @@ TAG_TRIAL = "gatesearch.trial_id"
 TAG_PARENT = "mlflow.parentRunId"
 TAG_RANK = "pareto_rank"
 TAG_ERROR = "gatesearch.error"
+#: a child run that was running when its search was interrupted (SIGINT/SIGTERM): ended KILLED,
+#: reopened by ``gatesearch resume`` when its trial continues
+TAG_INTERRUPTED = "gatesearch.interrupted"
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,13 @@ class TrackingStore(Protocol):
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         """Mark a run FINISHED, FAILED or KILLED."""
+
+    def reopen_run(self, run_id: str) -> None:
+        """Set a run ``KILLED`` by an interrupted search back to RUNNING (its trial continues)
+        and drop its :data:`TAG_INTERRUPTED` tag."""
+
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        """(step, value) of every logged value of ``key``."""
 
     def children(self, parent_id: str) -> Sequence[Any]:
         """The child runs of ``parent_id`` as :class:`~gatesearch.search.tracking.TrialRecord`, oldest first."""

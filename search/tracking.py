@@ -20,10 +20,14 @@ from typing import Any, Mapping
 import sqlalchemy
 from mlflow.entities import Metric as MlflowMetric
 from mlflow.entities import Param, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from gatesearch.search.file_lock import store_lock
+
 # the tag names and the record type live with the store contract (re-exported for callers)
-from gatesearch.search.store import TAG_ERROR, TAG_PARENT, TAG_RANK, TAG_ROLE, TAG_SEARCH, TAG_TRIAL, TrialRecord  # noqa: F401
+from gatesearch.search.store import (  # noqa: F401
+    TAG_ERROR, TAG_INTERRUPTED, TAG_PARENT, TAG_RANK, TAG_ROLE, TAG_SEARCH, TAG_TRIAL, TrialRecord)
 
 logging.getLogger("mlflow").setLevel(logging.WARNING)  # no INFO lines about schema migrations
 EXPERIMENT_KIND = "mlflow.experimentKind"  # read by MLflow 3's UI to pick the experiment's view
@@ -68,12 +72,25 @@ class Tracker:
         if tracking_uri.startswith(("http://", "https://")):
             for k, v in HTTP_ENV.items():
                 os.environ.setdefault(k, v)
-        self.client = MlflowClient(tracking_uri)
-        exp = self.client.get_experiment_by_name(experiment)
-        # "Model training" (not the GenAI traces page) is the view a search's experiment opens in
-        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(
-            experiment, artifact_location=artifact_location, tags={EXPERIMENT_KIND: "custom_model_development"})
+        # opening a SQLite store creates (or migrates) it: one process at a time, so searches
+        # started together into one folder do not race on MLflow's schema; the experiment too
+        with store_lock(tracking_uri):
+            self.client = MlflowClient(tracking_uri)
+            self.experiment_id = self._experiment_id(experiment, artifact_location)
         self.experiment = experiment
+
+    def _experiment_id(self, experiment: str, artifact_location: str | None) -> str:
+        exp = self.client.get_experiment_by_name(experiment)
+        if exp is not None:
+            return exp.experiment_id
+        try:  # "Model training" (not the GenAI traces page) is the view a search's experiment opens in
+            return self.client.create_experiment(experiment, artifact_location=artifact_location,
+                                                 tags={EXPERIMENT_KIND: "custom_model_development"})
+        except MlflowException as e:  # created meanwhile by another search on the same tracking server
+            exp = self.client.get_experiment_by_name(experiment)
+            if exp is None or e.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            return exp.experiment_id
 
     @staticmethod
     def warm_up(tracking_uri: str) -> None:
@@ -156,6 +173,14 @@ class Tracker:
         RunStatus.from_string(status)  # validates
         self.client.set_terminated(run_id, status=status)
 
+    def reopen_run(self, run_id: str) -> None:
+        """An interrupted trial's run continues: RUNNING again, without the interrupted tag."""
+        self.client.update_run(run_id, status="RUNNING")
+        try:
+            self.client.delete_tag(run_id, TAG_INTERRUPTED)
+        except MlflowException:  # already gone (a retried call)
+            pass
+
     def searches(self) -> list[tuple[str, dict[str, str]]]:
         """(run id, params) of the experiment's search (parent) runs, newest first."""
         runs = self._find(f"tags.`{TAG_ROLE}` = 'search'")
@@ -165,7 +190,8 @@ class Tracker:
     @staticmethod
     def experiments(tracking_uri: str) -> list[str]:
         """Names of the experiments in a tracking store, newest first."""
-        exps = MlflowClient(tracking_uri).search_experiments()
+        with store_lock(tracking_uri):
+            exps = MlflowClient(tracking_uri).search_experiments()
         exps.sort(key=lambda e: e.creation_time or 0, reverse=True)
         return [e.name for e in exps if e.name != "Default"]
 

@@ -27,13 +27,25 @@ from gatesearch.objectives.metrics import EPOCH, is_partial, is_reported_metric
 from gatesearch.search.front import LiveFront
 from gatesearch.search.front_report import record_row, write_front
 from gatesearch.search.pareto import hypervolume, pareto_ranks, reference_point
-from gatesearch.search.store import TAG_ERROR, TAG_RANK, TrackingStore, TrialRecord
+from gatesearch.search.store import TAG_ERROR, TAG_INTERRUPTED, TAG_RANK, TrackingStore, TrialRecord
+from gatesearch.search.trial_error import error_summary
 
 PLACEMENT_KEYS = ("device", "gpu_ids", "node_ip", "node_id")
 TAG_STOPPED = "gatesearch.early_stopped_at_epoch"
 TAG_RETRIES = "gatesearch.retries"
 #: the front's artifacts may take at most this share of the driver's time during a search
 ARTIFACT_SHARE = 0.02
+#: what Ray Tune adds to every result (never logged as a user's metric)
+RAY_RESULT_KEYS = frozenset({"training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "pid",
+                             "hostname", "node_ip", "config", "trial_id", "experiment_tag", "date", "done",
+                             "iterations_since_restore", "time_since_restore", "checkpoint_dir_name",
+                             "should_checkpoint", *PLACEMENT_KEYS})
+#: an epoch whose every metric is in the store already (read back on resume)
+ALL_LOGGED = frozenset({"*"})
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)
 
 
 class MlflowTrialSink:
@@ -63,6 +75,12 @@ class MlflowTrialSink:
         self.points: dict[str, list[dict]] = {}  # trial -> operating points (one trial, many front points)
         self.mirror = mirror
         self.configs: dict[str, dict] = {}  # trial -> its searched parameters (for the mirror)
+        # trial -> epoch -> metric names in the store: every epoch is logged exactly once, whatever
+        # restarts and replays (a retried or resumed trial, a resume's backfill from checkpoints)
+        self.logged: dict[str, dict[int, frozenset[str]]] = {}
+        self._interrupted: set[str] = set()  # ended KILLED by an interrupt; reopened when they continue
+        # a user objective's own metric names are logged too (built-ins report only names of metrics.py)
+        self._any_numeric = ":" in getattr(objective, "name", "")
 
     # -- runs ---------------------------------------------------------------------------------
     def restore(self, children: list[TrialRecord]) -> None:
@@ -75,9 +93,14 @@ class MlflowTrialSink:
             self.rows.setdefault(rec.trial_id, record_row(rec, columns, ()))
             self._params_logged.add(rec.trial_id)
             self._placed.add(rec.trial_id)
-            if rec.status in ("FINISHED", "KILLED", "FAILED"):
+            if rec.status == "KILLED" and TAG_INTERRUPTED in rec.tags:  # continues in this search
+                self._interrupted.add(rec.trial_id)
+            elif rec.status in ("FINISHED", "KILLED", "FAILED"):
                 self._done.add(rec.trial_id)
-            if rec.status in ("FINISHED", "KILLED"):
+            if rec.trial_id not in self._done:  # its trial continues: which epochs the store has
+                self.logged[rec.trial_id] = {step: ALL_LOGGED
+                                             for step, _ in self.store.metric_history(rec.run_id, self.names[0])}
+            if rec.status == "FINISHED" or (rec.status == "KILLED" and rec.trial_id in self._done):
                 self.finished += 1
             if rec.status == "FINISHED":
                 self.front.add(rec.trial_id, rec.run_id, rec.metrics, record_row(rec, columns, metrics))
@@ -105,6 +128,9 @@ class MlflowTrialSink:
             self.rows[trial_id] = {"run_id": self.runs[trial_id], "trial": trial_id,
                                    **self._describe({**self.fixed, **config})[1]}
         run = self.runs[trial_id]
+        if trial_id in self._interrupted:  # an interrupted trial continues after `gatesearch resume`
+            self.store.reopen_run(run)
+            self._interrupted.discard(trial_id)
         if not defer_params and trial_id in self._pending_params:
             self.store.log_batch(run, params=self._pending_params[trial_id])
             self._params_logged.add(trial_id)
@@ -140,14 +166,23 @@ class MlflowTrialSink:
         self.on_result(trial_id, result)
 
     def on_result(self, trial_id: str, result: Mapping[str, Any]) -> None:
+        """Log one epoch's metrics at step ``epoch``; metrics already in the store for that epoch
+        are not logged again (a trial restarted without a checkpoint reports its first epochs
+        again; a resume backfills epochs from checkpoints), so each epoch is in MLflow once."""
         run = self._run(trial_id, result.get("config"), defer_params=True)
-        metrics = {k: v for k, v in result.items() if is_reported_metric(k)}
+        step = int(result.get(EPOCH.name, result.get("training_iteration", 0)))  # Ray's own counter
+        metrics = {k: v for k, v in result.items()
+                   if is_reported_metric(k) or k in self.names
+                   or (self._any_numeric and k not in RAY_RESULT_KEYS and _is_number(v))}
+        seen = self.logged.setdefault(trial_id, {}).get(step, frozenset())
+        metrics = {} if seen is ALL_LOGGED else {k: v for k, v in metrics.items() if k not in seen}
         tags = {}
         if trial_id not in self._placed:  # where the trial ran: device, Ray GPU ids, node
             tags = {f"gatesearch.{k}": result[k] for k in PLACEMENT_KEYS if k in result}
         params = self._pending_params.get(trial_id)
-        self.store.log_batch(run, params=params, metrics=metrics, tags=tags,
-                             step=int(result.get(EPOCH.name, result.get("training_iteration", 0))))  # Ray's own counter
+        self.store.log_batch(run, params=params, metrics=metrics, tags=tags, step=step)
+        if metrics:
+            self.logged[trial_id][step] = seen | frozenset(metrics)
         self._placed.add(trial_id)
         if params is not None:
             self._params_logged.add(trial_id)
@@ -183,10 +218,22 @@ class MlflowTrialSink:
         run = self._run(trial_id)
         if trial_id in self._done:
             return
-        self.store.log_batch(run, tags={TAG_ERROR: error.strip().splitlines()[-1] if error.strip() else "error"})
+        self.store.log_batch(run, tags={TAG_ERROR: error_summary(error) if error.strip() else "error"})
         self.store.log_text(run, error, "error.txt")
         self.store.end_run(run, "FAILED")
         self._done.add(trial_id)
+
+    def interrupt_open(self, signal_name: str) -> None:
+        """The search was interrupted: end every open child run ``KILLED``, tagged
+        :data:`~gatesearch.search.store.TAG_INTERRUPTED` (``gatesearch resume`` reopens it when its
+        trial continues), so no run is left RUNNING."""
+        for trial_id, run in self.runs.items():
+            if trial_id in self._done or trial_id in self._interrupted:
+                continue
+            self.store.log_batch(run, tags={TAG_INTERRUPTED: f"{signal_name}: the search was interrupted; "
+                                                             f"`gatesearch resume` continues this trial"})
+            self.store.end_run(run, "KILLED")
+            self._interrupted.add(trial_id)
 
     # -- the front ----------------------------------------------------------------------------
     def log_front(self, final: bool = True) -> tuple[list[dict], list[dict], float, np.ndarray]:

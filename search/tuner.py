@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
@@ -30,7 +31,8 @@ from gatesearch.objectives.metrics import EPOCH, EPOCHS_TOTAL, RESUMED_FROM, is_
 from gatesearch.search.dedup import ConfigKey, ProposalMemory
 from gatesearch.search.moasha import MOASHA
 from gatesearch.search.nevergrad_mo import NevergradMO
-from gatesearch.search.ray_state import StateBackup, repair_experiment_state
+from gatesearch.objectives.reports import EpochReports
+from gatesearch.search.ray_state import HISTORY_FILE, TRIAL_DIR_PREFIX, StateBackup, repair_experiment_state
 from gatesearch.search.searchers import SEARCHERS, make_sampler
 from gatesearch.search.services import check_ray_address
 from gatesearch.search.settings import SearchSettings
@@ -41,10 +43,11 @@ from gatesearch.search.settings import SearchSettings
 # adaptive period (>= 10 s, at most 5% of the driver's time): see ``_snapshot_period``.
 # TUNE_DISABLE_AUTO_CALLBACK_LOGGERS: no per-trial TensorBoard/CSV files (MLflow has it all); the
 # JSON logger is added back explicitly (_loggers), since Ray's per-trial history is read from it.
+# TUNE_PRINT_ALL_TRIAL_ERRORS: a failed trial is one line of the progress (its traceback is the
+# child run's error.txt), not Ray's ~60-line log record.
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
            "RAY_AIR_NEW_OUTPUT": "0", "TUNE_MAX_PENDING_TRIALS_PG": "2", "TUNE_GLOBAL_CHECKPOINT_S": "2",
-           "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
-TRIAL_DIR_PREFIX = "trial_"
+           "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_PRINT_ALL_TRIAL_ERRORS": "0"}
 #: MO-ASHA's rung records, in a subdirectory of the experiment directory (Ray does not save
 #: schedulers). Not at its top level: on restore Ray copies the top-level *.json/*.pkl files into its
 #: driver staging directory and later syncs that copy back up, which overwrote the records the
@@ -67,8 +70,12 @@ CHECKPOINTS = tune.CheckpointConfig(num_to_keep=None)
 
 def _snapshot_period(num_samples: int) -> None:
     """Every 2 s for searches up to LARGE_SEARCH trials; Ray's adaptive period above (a 10,000-trial
-    snapshot takes long enough that every 2 s it would dominate the driver)."""
+    snapshot takes long enough that every 2 s it would dominate the driver). Also switches off
+    Tune's own SIGINT handler: :mod:`gatesearch.search.interrupt` handles SIGINT and SIGTERM (Tune's
+    would stop the loop but leave the search looking finished) and stops Tune through
+    :class:`_StopAll`."""
     os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = "2" if num_samples <= LARGE_SEARCH else "auto"
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
 
 
 def quiet_ray_env() -> None:
@@ -87,8 +94,38 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         check_ray_address(address)  # fail in seconds, not after minutes of Ray's own retries
         ray.init(address=address, logging_level="ERROR", log_to_driver=False)
     else:
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR",
-                 log_to_driver=False)
+        with _own_session():
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR",
+                     log_to_driver=False)
+
+
+@contextmanager
+def _own_session():
+    """Start the private local instance's processes (GCS, raylet and, through it, the workers) in
+    a session of their own, so that a signal meant for the driver's process group (``timeout``
+    sends SIGTERM to the whole group, a terminal sends Ctrl-C to it) does not kill Ray under the
+    driver while it stops the search gracefully (:mod:`gatesearch.search.interrupt`). They still
+    die with the driver (Ray's fate sharing) and are stopped by ``ray.shutdown``. Ray has no
+    public option for this: its process launcher (``ray._private.services.ConsolePopen``) is
+    wrapped for the duration of ``ray.init``; if it is ever renamed, nothing is wrapped
+    (tested: ``test_interrupt.py`` sends SIGTERM to the whole group)."""
+    from ray._private import services
+
+    original = getattr(services, "ConsolePopen", None)
+    if original is None or os.name != "posix":
+        yield
+        return
+
+    class _NewSession(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("start_new_session", True)
+            super().__init__(*args, **kwargs)
+
+    services.ConsolePopen = _NewSession
+    try:
+        yield
+    finally:
+        services.ConsolePopen = original
 
 
 def check_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
@@ -184,8 +221,15 @@ class _SinkCallback(tune.Callback):
         self.sink.on_error(trial.trial_id, err or "trial failed (no error file)")
 
 
+#: the running search's stop predicate. Ray restores the stopper of a resumed experiment from its
+#: saved state (``TuneController.__setstate__``: the one pickled without its predicate), not the one
+#: handed to the restored Tuner, so the stopper falls back to this (set for the duration of a fit).
+_LIVE_STOP: list[Callable[[], bool] | None] = [None]
+
+
 class _StopAll(tune.Stopper):
-    """Ends the experiment when ``should_stop()`` turns true (e.g. tracking is gone).
+    """Ends the experiment when ``should_stop()`` turns true (tracking is gone, or SIGINT/SIGTERM:
+    :mod:`gatesearch.search.interrupt`).
 
     Preferably the way Ctrl+C does: Tune's own SIGUSR1 handler (installed by ``fit`` on the
     main thread) stops the loop and saves the experiment with the running trials unfinished,
@@ -205,12 +249,14 @@ class _StopAll(tune.Stopper):
         return False
 
     def stop_all(self) -> bool:
-        if self.interrupted or not (self.should_stop and self.should_stop()):
+        should_stop = self.should_stop or _LIVE_STOP[0]
+        if self.interrupted or not (should_stop and should_stop()):
             return False
         if callable(signal.getsignal(signal.SIGUSR1)):
-            self.interrupted = True
+            self.interrupted = _LIVE_STOP_FIRED[0] = True
             os.kill(os.getpid(), signal.SIGUSR1)
             return False
+        _LIVE_STOP_FIRED[0] = True
         return True
 
 
@@ -436,10 +482,18 @@ def _checkpoints(objective) -> bool:
     if not getattr(objective, "checkpoints", False):
         return False
     params = inspect.signature(objective.run).parameters
-    return "restore" in params and "save" in params
+    return ("restore" in params and "save" in params) or any(p.kind == p.VAR_KEYWORD for p in params.values())
 
 
-def _trainable(config: dict, objective_name: str, fixed: dict, threads: int, use_gpu: bool) -> None:
+def _trainable(config: dict, objective_name: str, fixed: dict, threads: int, use_gpu: bool,
+               objective: Any = None) -> None:
+    """One trial: resolve the configuration, run the objective, report every epoch to Tune.
+
+    Every report goes through :class:`~gatesearch.objectives.reports.EpochReports`: it numbers
+    epochs the objective does not number, and fails the trial (with the reason) on a non-finite
+    or missing objective value, at the epoch it appears or in ``run``'s return value. For
+    checkpointing objectives each report carries the epoch's training state, and the results so
+    far are kept beside it (:data:`~gatesearch.search.ray_state.HISTORY_FILE`)."""
     import torch
 
     torch.set_num_threads(max(1, threads))
@@ -450,11 +504,13 @@ def _trainable(config: dict, objective_name: str, fixed: dict, threads: int, use
                    ray.util.get_node_ip_address())
     placement = {"device": device, "gpu_ids": ",".join(str(g) for g in ray.get_gpu_ids()),
                  "node_ip": node_ip, "node_id": node_id}
-    objective = get_objective(objective_name)
+    objective = objective if objective is not None else get_objective(objective_name)
     full = objective.resolve({**fixed, **config})
     placement[EPOCHS_TOTAL.name] = int(full.get("epochs", 0))
+    names = [m.name for m in objective.objectives]
     if not _checkpoints(objective):
-        objective.run(full, report=lambda m: tune.report({**m, **placement}), device=device)
+        reports = EpochReports(names, lambda m: tune.report({**m, **placement}))
+        reports.finish(objective.run(full, report=reports, device=device))
         return
     # Per-epoch checkpoints (Ray Tune's API; see CHECKPOINTS for what is kept): a
     # trial restarted after a node death, a retry or `gatesearch resume` continues after its last
@@ -463,6 +519,7 @@ def _trainable(config: dict, objective_name: str, fixed: dict, threads: int, use
     last = tune.get_checkpoint()
     if last is not None:
         restore = _load_state(last, device)
+    history: list[dict] = list(restore.pop("history", [])) if restore is not None else []
     if restore is not None:
         placement[RESUMED_FROM.name] = int(restore["epoch"])
         if int(restore["epoch"]) >= int(full.get("epochs", 0)) and restore.get("metrics"):
@@ -470,18 +527,37 @@ def _trainable(config: dict, objective_name: str, fixed: dict, threads: int, use
             tune.report({**restore["metrics"], **placement})
             return
 
-    def report(metrics):
+    def send(metrics):
+        result = {**metrics, **placement}
         if not pending:
-            tune.report({**metrics, **placement})
+            tune.report(result)
             return
         with tempfile.TemporaryDirectory(prefix="gs-ckpt") as d:
             state = pending.pop()
             state["metrics"] = dict(metrics)  # a trial restored after its last epoch reports these
             torch.save(state, os.path.join(d, CHECKPOINT_FILE))
-            tune.report({**metrics, **placement}, checkpoint=tune.Checkpoint.from_directory(d))
+            history.append(_jsonable(result))
+            with open(os.path.join(d, HISTORY_FILE), "w", encoding="utf-8") as f:
+                json.dump(history, f)
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(d))
         _prune_states(tune.get_checkpoint())  # now the one just persisted
 
-    objective.run(full, report=report, device=device, restore=restore, save=pending.append)
+    reports = EpochReports(names, send, first_epoch=int(restore["epoch"]) + 1 if restore is not None else 1)
+    reports.finish(objective.run(full, report=reports, device=device, restore=restore, save=pending.append))
+
+
+def _jsonable(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON-representable entries of a result (numbers as floats/ints, strings)."""
+    out = {}
+    for k, v in result.items():
+        if isinstance(v, (bool, int, str)) or v is None:
+            out[k] = v
+        elif isinstance(v, float) or hasattr(v, "__float__"):
+            try:
+                out[k] = float(v)
+            except (TypeError, ValueError):
+                continue
+    return out
 
 
 def _checkpoint_dirs(checkpoint) -> list[str]:
@@ -514,7 +590,9 @@ def _load_state(checkpoint, device: str):
         try:
             with checkpoint.filesystem.open_input_file(f"{path}/{CHECKPOINT_FILE}") as f:
                 data = f.read()
-            return torch.load(io.BytesIO(data), map_location=device, weights_only=True)
+            state = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
+            state["history"] = _read_history(checkpoint.filesystem, path)
+            return state
         except FileNotFoundError:
             continue  # a pruned older checkpoint
         except (OSError, RuntimeError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as e:
@@ -522,6 +600,16 @@ def _load_state(checkpoint, device: str):
             logging.getLogger(__name__).warning("skipping an unreadable checkpoint %s (%s)", path, e)
     logging.getLogger(__name__).warning("trial restarts from scratch: none of its checkpoints is readable")
     return None
+
+
+def _read_history(filesystem, path: str) -> list[dict]:
+    """The results kept beside a checkpoint's state ([] for a checkpoint written before they were)."""
+    try:
+        with filesystem.open_input_file(f"{path}/{HISTORY_FILE}") as f:
+            history = json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError):
+        return []
+    return history if isinstance(history, list) else []
 
 
 def _prune_states(current) -> None:
@@ -533,10 +621,11 @@ def _prune_states(current) -> None:
     newest = posixpath.basename(current.path.rstrip("/"))
     for path in _checkpoint_dirs(current):
         if posixpath.basename(path) < newest:
-            try:
-                current.filesystem.delete_file(f"{path}/{CHECKPOINT_FILE}")
-            except FileNotFoundError:
-                continue
+            for name in (CHECKPOINT_FILE, HISTORY_FILE):
+                try:
+                    current.filesystem.delete_file(f"{path}/{name}")
+                except FileNotFoundError:
+                    continue
 
 
 @dataclass(frozen=True)
@@ -556,10 +645,14 @@ def trial_dirname(trial) -> str:
     return f"{TRIAL_DIR_PREFIX}{trial.trial_id}"
 
 
-def _trainable_with_resources(objective_name: str, fixed: Mapping[str, Any], settings: SearchSettings):
+def _trainable_with_resources(objective_name: str, fixed: Mapping[str, Any], settings: SearchSettings,
+                              objective: Any = None):
+    """The trainable with its resources. ``objective``: an objective instance to ship to the
+    workers (a user's training function, whose metrics come from the space file); None: the
+    workers look ``objective_name`` up in the registry."""
     trainable = tune.with_parameters(_trainable, objective_name=objective_name, fixed=dict(fixed),
                                      threads=int(max(1, settings.cpus_per_trial)),
-                                     use_gpu=settings.gpus_per_trial > 0)
+                                     use_gpu=settings.gpus_per_trial > 0, objective=objective)
     return tune.with_resources(trainable, {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
 
 
@@ -585,7 +678,8 @@ def _counts(outcomes: Sequence[TrialOutcome]) -> dict[str, int]:
 def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, Any], metrics: Sequence[str],
               modes: Sequence[str], settings: SearchSettings, storage_path: str, name: str,
               sink: TrialSink | None = None, max_epochs: int = 1,
-              should_stop: Callable[[], bool] | None = None) -> tuple[list[TrialOutcome], dict[str, int]]:
+              should_stop: Callable[[], bool] | None = None,
+              objective: Any = None) -> tuple[list[TrialOutcome], dict[str, int]]:
     """Run the search to completion (or until ``should_stop()``); return every trial's outcome
     and searcher/scheduler counts."""
     spec = SEARCHERS[settings.searcher]
@@ -607,7 +701,7 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
                                     state_dir=os.path.join(os.path.abspath(storage_path), name))
     _snapshot_period(settings.num_samples)
     tuner = tune.Tuner(
-        _trainable_with_resources(objective_name, fixed, settings),
+        _trainable_with_resources(objective_name, fixed, settings, objective),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=settings.num_samples,
                                     max_concurrent_trials=settings.max_concurrent, reuse_actors=True,
                                     trial_dirname_creator=trial_dirname),
@@ -617,8 +711,9 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
                                   stop=_StopAll(should_stop), checkpoint_config=CHECKPOINTS,
                                   failure_config=tune.FailureConfig(max_failures=settings.max_failures)),
     )
-    outcomes = _outcomes(tuner.fit())
-    counts = {"searcher_final": len(searcher.final), "searcher_withheld": len(searcher.withheld),
+    outcomes = _outcomes(_fit(tuner, should_stop))
+    counts = {"stopped_by_request": int(_LIVE_STOP_FIRED[0]), "searcher_final": len(searcher.final),
+              "searcher_withheld": len(searcher.withheld),
               "scheduler_stopped": len(scheduler.stopped) if scheduler else 0,
               "searcher_deduplicated": dedup.memory.answered if dedup else 0}
     return outcomes, counts
@@ -631,7 +726,8 @@ def can_resume(experiment_dir: str) -> bool:
 
 def resume_tuner(*, experiment_dir: str, objective_name: str, fixed: Mapping[str, Any], settings: SearchSettings,
                  sink: TrialSink | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> tuple[list[TrialOutcome], dict[str, int]]:
+                 should_stop: Callable[[], bool] | None = None,
+                 objective: Any = None) -> tuple[list[TrialOutcome], dict[str, int]]:
     """Finish an interrupted search from Ray's last experiment snapshot.
 
     ``Tuner.restore`` brings back the trial table, the scheduler and the searcher state
@@ -645,7 +741,7 @@ def resume_tuner(*, experiment_dir: str, objective_name: str, fixed: Mapping[str
     if repaired:
         logging.getLogger(__name__).warning(repaired)
     tuner = tune.Tuner.restore(os.path.abspath(experiment_dir),
-                               _trainable_with_resources(objective_name, fixed, settings),
+                               _trainable_with_resources(objective_name, fixed, settings, objective),
                                resume_unfinished=True, resume_errored=False, restart_errored=False)
     # The pickled callback and stopper lost their live parts (see _SinkCallback.__getstate__): attach the live one.
     run_config = tuner._local_tuner.get_run_config()
@@ -655,7 +751,21 @@ def resume_tuner(*, experiment_dir: str, objective_name: str, fixed: Mapping[str
     if isinstance(scheduler, MOASHAScheduler):
         restored = scheduler.load_rungs(os.path.abspath(experiment_dir))
         logging.getLogger(__name__).info("MO-ASHA: %d rung records restored", restored)
-    outcomes = _outcomes(tuner.fit())
+    outcomes = _outcomes(_fit(tuner, should_stop))
     restored = getattr(tuner._local_tuner._tune_config.search_alg, "inner", None)  # under FullFidelityOnly
     answered = restored.memory.answered if isinstance(restored, Deduplicated) else 0
-    return outcomes, {**_counts(outcomes), "searcher_deduplicated": answered}
+    return outcomes, {**_counts(outcomes), "searcher_deduplicated": answered,
+                      "stopped_by_request": int(_LIVE_STOP_FIRED[0])}
+
+
+#: whether a stopper fired during the last fit (the restored one is Ray's copy: see _LIVE_STOP)
+_LIVE_STOP_FIRED = [False]
+
+
+def _fit(tuner, should_stop: Callable[[], bool] | None):
+    """``tuner.fit()`` with ``should_stop`` as the live stop predicate (see :data:`_LIVE_STOP`)."""
+    _LIVE_STOP[0], _LIVE_STOP_FIRED[0] = should_stop, False
+    try:
+        return tuner.fit()
+    finally:
+        _LIVE_STOP[0] = None

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import random
+import sys
+from pathlib import Path
 from typing import Any
 
 from gatesearch._hints import did_you_mean
-from gatesearch.objectives import Objective, get_objective
+from gatesearch.objectives import OBJECTIVES, Objective, get_objective
+from gatesearch.objectives.base import UserImportError
+from gatesearch.objectives.function import MAX_DEFAULT_COLUMNS, FunctionObjective
 from gatesearch.search.settings import SearchSettings
 from gatesearch.spaces import Categorical, Fixed, Float, Int, SpaceFile
 
@@ -21,10 +26,21 @@ def validate_space_file(sf: SpaceFile) -> tuple[Objective, SearchSettings]:
             constraints that some configuration of the space would violate (e.g.
             k > n_experts), and bad search settings.
     """
+    user_paths(sf)
+    searched = [n for n, p in sf.space.params.items() if not isinstance(p, Fixed)]
     try:
-        objective = get_objective(sf.objective)
+        if sf.metrics:  # a plain training function, its metrics declared in the file
+            objective = FunctionObjective(sf.objective, sf.metrics, [*sf.fixed, *sf.space.params], searched)
+            OBJECTIVES[sf.objective] = objective  # found by name on this driver (Ray workers get the object)
+        else:
+            objective = get_objective(sf.objective)
+    except UserImportError as e:  # the user's module: what went wrong there and where, at the objective's line
+        raise sf.error(("objective",), e.message, e.fix) from None
     except ValueError as e:
         raise sf.error(("objective",), str(e), "use a registered objective name, or 'package.module:attr' for your own") from None
+    if not objective.front_columns and searched:
+        # a user objective that names no columns: show what was searched (front tables, run names)
+        objective.front_columns = tuple(searched[:MAX_DEFAULT_COLUMNS])
     try:
         settings = SearchSettings.from_mapping(sf.search)
     except ValueError as e:
@@ -54,7 +70,7 @@ def validate_space_file(sf: SpaceFile) -> tuple[Objective, SearchSettings]:
                 check(path + ("choices", i), name, choice)
         elif isinstance(p, Fixed):
             check(path, name, p.value)
-        else:
+        elif rule.kind != "any":
             if rule.kind not in ("int", "float"):
                 raise sf.error(path + ("type",), f"{name} takes {rule.kind} values, not a numeric range",
                                "use type: categorical with choices" if rule.kind == "str" else "use type: bool")
@@ -73,6 +89,18 @@ def validate_space_file(sf: SpaceFile) -> tuple[Objective, SearchSettings]:
                            f"{did_you_mean(settings.nevergrad_optimizer, ng.optimizers.registry)}",
                            "use a name of nevergrad.optimizers.registry, e.g. NGOpt, DE, TwoPointsDE")
     return objective, settings
+
+
+def user_paths(sf: SpaceFile) -> None:
+    """Make a user's module beside the space file (or in the working directory) importable, here
+    and in the Ray workers this process starts (they inherit ``PYTHONPATH``)."""
+    dirs = [str(Path(sf.path).resolve().parent)] if Path(sf.path).is_file() else []
+    dirs.append(os.getcwd())
+    for d in reversed(dirs):
+        if d not in sys.path:
+            sys.path.insert(0, d)
+    current = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ["PYTHONPATH"] = os.pathsep.join([*current, *(d for d in dirs if d not in current)])
 
 
 #: configurations drawn to find keys that no configuration of a space reads

@@ -3,7 +3,8 @@
 Format::
 
     name: digits-moe            # optional, defaults to the file stem
-    objective: moe_digits       # a registered objective
+    objective: moe_digits       # a registered objective (or package.module:attr)
+    metrics: {accuracy: max}    # only for a plain training function: what it optimises
     search: {searcher: nsga2, num_samples: 16, max_concurrent: 2, seed: 0}  # checked by search/
     fixed: {epochs: 8}          # constants passed to every trial
     params:
@@ -26,7 +27,8 @@ from gatesearch._hints import did_you_mean
 from gatesearch.spaces.params import Categorical, Condition, Fixed, Float, Int, Param
 from gatesearch.spaces.space import Space
 
-TOP_KEYS = ("name", "objective", "search", "fixed", "params")
+TOP_KEYS = ("name", "objective", "metrics", "search", "fixed", "params")
+METRIC_MODES = ("max", "min")
 PARAM_KEYS = {
     "float": ("type", "low", "high", "log", "when"),
     "int": ("type", "low", "high", "log", "when"),
@@ -94,6 +96,8 @@ class SpaceFile:
         space: the parameters searched.
         fixed: constants for every trial.
         search: the raw ``search:`` section (validated by ``search``).
+        metrics: for a plain training function named by ``objective``: the metrics it
+            optimises, name -> ``"max"``/``"min"``, in order (empty for an objective class).
         lines: key path -> line, for errors raised after parsing.
         text: the YAML source (kept so a search can be resumed from its own copy).
     """
@@ -106,6 +110,7 @@ class SpaceFile:
     search: Mapping[str, Any]
     lines: Mapping[tuple, int] = field(default_factory=dict, repr=False)
     text: str = field(default="", repr=False)
+    metrics: Mapping[str, str] = field(default_factory=dict)
 
     def error(self, path: tuple, message: str, fix: str = "") -> SpaceError:
         """A :class:`SpaceError` located at key ``path`` (line of its deepest known prefix)."""
@@ -251,7 +256,30 @@ def parse_space_file(text: str, file: str = "<string>") -> SpaceFile:
                     "conditions must name an existing categorical parameter and its choices, without cycles") from None
     name = str(data.get("name") or Path(file).stem)
     return SpaceFile(path=file, name=name, objective=data["objective"], space=space, fixed=dict(fixed),
-                     search=dict(search), lines=lines, text=text)
+                     search=dict(search), lines=lines, text=text, metrics=_metrics(p, data.get("metrics")))
+
+
+def _metrics(p: _Parser, raw: Any) -> dict[str, str]:
+    """``metrics: {name: max|min, ...}``: what a plain training function optimises, in order."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not raw:
+        raise p.err(("metrics",), f"expected a mapping metric name -> max|min, got {raw!r}",
+                    "write e.g. metrics: {accuracy: max, macs_per_sample: min}")
+    out = {}
+    for name, mode in raw.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise p.err(("metrics", name), f"metric name {name!r} must be an identifier (the key your function "
+                        "reports)", "e.g. accuracy, macs_per_sample, val_bpc")
+        if mode not in METRIC_MODES:
+            raise p.err(("metrics", name), f"direction must be max or min, got {mode!r}"
+                        f"{did_you_mean(str(mode), METRIC_MODES)}", f"write {name}: max (higher is better) or "
+                        f"{name}: min (lower is better)")
+        out[name] = mode
+    if len(out) < 2:
+        raise p.err(("metrics",), f"a multi-objective search needs at least two metrics, got {list(out)}",
+                    "add the compute cost, e.g. macs_per_sample: min (gatesearch.count_macs counts it)")
+    return out
 
 
 def load_space_file(path: str | Path) -> SpaceFile:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import io
+import logging
 import re
 
+import pytest
+
 from gatesearch.objectives import get_objective
-from gatesearch.search.progress import SearchProgress
+from gatesearch.search.progress import RAY_TRIAL_ERRORS, SearchProgress
+from gatesearch.search.trial_error import error_summary
 from gatesearch.search.runner import run_search
 from gatesearch.spaces import parse_space_file
 
@@ -48,3 +52,78 @@ def test_a_search_prints_a_line_per_trial_event(ray_session, tmp_path, capsys):
     assert sum(" finished: accuracy=" in line for line in lines) == 3
     assert "search ended: 3/3 finished, 0 running, 0 failed" in lines[-1]
     assert f"front {len(result.front)}," in lines[-1]
+
+
+# Ray's error file of a trial whose objective raised (trial.error_file, logged as the child run's
+# error.txt): Ray's colour codes, its frames, then the user's frame and exception
+RAY_ERROR = """Failure # 1 (occurred at 2026-11-30_08-46-43)
+\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=7483, ip=127.0.0.1, actor_id=d5ba3a7c1952531101000000, repr=_trainable)
+           ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+  File "/venv/lib/python3.11/site-packages/ray/tune/trainable/trainable.py", line 329, in train
+    raise skipped from exception_cause(skipped)
+  File "/venv/lib/python3.11/site-packages/ray/air/_internal/util.py", line 98, in run
+    self._ret = self._target(*self._args, **self._kwargs)
+                ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+  File "/venv/lib/python3.11/site-packages/ray/tune/trainable/function_trainable.py", line 249, in _trainable_func
+    output = fn()
+             ^^^^
+  File "/work/main/search/tuner.py", line 505, in _trainable
+    reports.finish(objective.run(full, report=reports, device=device, restore=restore, save=pending.append))
+                   ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+  File "/home/me/proj/my_objective.py", line 40, in run
+    raise ValueError(f"expert width {w} does not divide {d}:\\n  use a multiple of {d}")
+ValueError: expert width 24 does not divide 64:
+  use a multiple of 64
+"""
+# a retried trial whose worker died the second time: Ray's message only, no traceback
+RAY_ACTOR_DIED = RAY_ERROR + """Failure # 2 (occurred at 2026-11-30_08-47-10)
+The actor died unexpectedly before finishing this task.
+\tclass_name: ImplicitFunc
+\tactor_id: 336bdeecae9d31a944f5489b01000000
+\tpid: 7538
+"""
+
+
+def test_a_failed_trial_is_one_line_with_its_own_error_and_where_the_traceback_is(caplog):
+    out = io.StringIO()
+    names = {"t_1": "topk n8 k1 #1"}
+    with SearchProgress(get_objective("moe_digits"), total=3, stream=out, live=False, run_name=names.get) as p:
+        p.on_start("t_1", {"gate": "topk", "k": 1})
+        p.on_error("t_1", RAY_ERROR)
+        p.on_start("t_2", {"gate": "hash"})
+        p.on_error("t_2", RAY_ACTOR_DIED)  # no run name known (yet): the trial's tag instead
+        # what Tune's controller logs for each failed trial (~60 lines of traceback) is left out
+        try:
+            raise RuntimeError("injected")
+        except RuntimeError as e:
+            logging.getLogger(RAY_TRIAL_ERRORS).error("Trial task failed for trial _trainable_t_1", exc_info=e)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 6, lines  # started, event per trial event, ended: one line each
+    failed = [line for line in lines if " FAILED: " in line]
+    assert ("trial topk n8 k1 (1) FAILED: ValueError: expert width 24 does not divide 64: (full traceback: "
+            "MLflow run 'topk n8 k1 #1', artifact error.txt)") in failed[0], failed
+    assert ("trial hash n8 k1 (2) FAILED: The actor died unexpectedly before finishing this task. (full traceback: "
+            "its MLflow run (tag gatesearch.trial_id=t_2), artifact error.txt)") in failed[1], failed
+    assert "Traceback" not in out.getvalue() and "\x1b" not in out.getvalue()
+    assert not [r for r in caplog.records if r.getMessage().startswith("Trial task failed")]
+    # only while the progress is shown
+    logging.getLogger(RAY_TRIAL_ERRORS).error("Trial task failed for trial _trainable_t_3")
+    assert [r for r in caplog.records if r.getMessage().startswith("Trial task failed")]
+
+
+@pytest.mark.parametrize("text, summary", [
+    (RAY_ERROR, "ValueError: expert width 24 does not divide 64:"),
+    (RAY_ACTOR_DIED, "The actor died unexpectedly before finishing this task."),
+    # chained: the exception that ended the trial
+    ('Traceback (most recent call last):\n  File "a.py", line 1, in f\n    g()\nKeyError: \'k\'\n\nDuring handling '
+     'of the above exception, another exception occurred:\n\nTraceback (most recent call last):\n  File "a.py", '
+     'line 3, in f\n    raise RuntimeError("no k")\nRuntimeError: no k\n', "RuntimeError: no k"),
+    # a syntax error shows the code and a caret, indented, before its line
+    ('  File "/p/m.py", line 3\n    def f(:\n          ^\nSyntaxError: invalid syntax\n',
+     "SyntaxError: invalid syntax"),
+    ("Failure # 1 (occurred at x)\nFloatingPointError: non-finite training loss nan at epoch 1\n",
+     "FloatingPointError: non-finite training loss nan at epoch 1"),
+    ("", "error"),
+])
+def test_error_summary_is_the_trials_own_exception(text, summary):
+    assert error_summary(text) == summary

@@ -1,0 +1,112 @@
+"""What a trial reports, checked: the ``report`` an objective's ``run`` is handed.
+
+An objective calls ``report(metrics)`` once per epoch and may return final metrics. Built-in and
+user objectives go through the same checks, so a user's mistake is a failed trial with the reason,
+never a silently wrong result:
+
+- ``epoch``: if a report has no ``epoch`` key, the reports are numbered 1, 2, ... (continuing
+  after a restored checkpoint's epoch); a trial is then never taken for one stopped early.
+- every optimised metric (the objective's ``objectives``) must be a finite number wherever it
+  appears, in a report or in the returned metrics: NaN or inf fails the trial
+  (:class:`NonFiniteMetric`), naming the metric, its value and the epoch;
+- the last report, with the returned metrics, must hold every optimised metric
+  (:class:`MissingMetric`).
+
+Returned metrics that the last report lacks (e.g. a final ``test_accuracy``) are sent once more
+with that last epoch; values the last report already had are kept as reported.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping, Sequence
+
+from gatesearch.objectives.metrics import EPOCH
+
+
+class ObjectiveOutputError(ValueError):
+    """An objective reported something the search cannot use (the trial fails with this reason)."""
+
+
+class NonFiniteMetric(ObjectiveOutputError):
+    """An optimised metric was NaN or infinite."""
+
+
+class MissingMetric(ObjectiveOutputError):
+    """A finished trial never reported one of its optimised metrics."""
+
+
+class EpochReports:
+    """The ``report`` callable handed to :meth:`Objective.run`: checks each epoch's metrics, then
+    passes them to ``send``.
+
+    Args:
+        objectives: names of the optimised metrics (checked finite, required at the end).
+        send: where checked metrics go (the search: Ray Tune's report).
+        first_epoch: the number of the first epoch this run reports (after a restored
+            checkpoint of epoch e: e + 1).
+    """
+
+    def __init__(self, objectives: Sequence[str], send: Callable[[dict[str, Any]], None], first_epoch: int = 1):
+        self.objectives, self.send = tuple(objectives), send
+        self.next_epoch = int(first_epoch)
+        self.last: dict[str, Any] | None = None
+
+    def __call__(self, metrics: Mapping[str, Any]) -> None:
+        if not isinstance(metrics, Mapping):
+            raise ObjectiveOutputError(f"report() takes a dict of metric name -> number, got "
+                                       f"{type(metrics).__name__} {metrics!r:.80}")
+        result = dict(metrics)
+        if EPOCH.name in result:
+            epoch = result[EPOCH.name]
+            if isinstance(epoch, bool) or not isinstance(epoch, (int, float)) or float(epoch) != int(epoch) \
+                    or int(epoch) < 1:
+                raise ObjectiveOutputError(f"report(): '{EPOCH.name}' must be a whole number >= 1 (the epoch "
+                                           f"just finished, 1-based), got {epoch!r}; or leave it out and the "
+                                           f"reports are numbered 1, 2, ...")
+            result[EPOCH.name] = int(epoch)
+        else:  # numbered from the report calls
+            result[EPOCH.name] = self.next_epoch
+        self._check_finite(result, f"at epoch {result[EPOCH.name]}")
+        self.next_epoch = result[EPOCH.name] + 1
+        self.last = result
+        self.send(result)
+
+    def finish(self, returned: Any) -> None:
+        """The objective's ``run`` returned ``returned`` (final metrics or None): check it, send
+        what the last report lacked, and make sure every optimised metric was reported."""
+        if returned is not None and not isinstance(returned, Mapping):
+            raise ObjectiveOutputError(f"run() must return a dict of final metrics or None, got "
+                                       f"{type(returned).__name__} {returned!r:.80}")
+        returned = dict(returned or {})
+        if self.last is None:
+            if not returned:
+                raise MissingMetric(f"the trial reported nothing: call report({{...}}) once per epoch (or return "
+                                    f"the final metrics) with {', '.join(self.objectives)}")
+            self(returned)
+            returned = {}
+        self._check_finite(returned, "in the metrics run() returned")
+        new = {k: v for k, v in returned.items() if k not in self.last}
+        if new:
+            self.last = {**self.last, **new}
+            self.send(dict(self.last))
+        missing = [n for n in self.objectives if n not in self.last]
+        if missing:
+            raise MissingMetric(f"the trial never reported {', '.join(map(repr, missing))}: each of the optimised "
+                                f"metrics ({', '.join(self.objectives)}) must be in the last report() (or in "
+                                f"the returned metrics); got {sorted(k for k in self.last if k != EPOCH.name)}")
+
+    def _check_finite(self, metrics: Mapping[str, Any], where: str) -> None:
+        for name in self.objectives:
+            if name not in metrics:
+                continue
+            value = metrics[name]
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise ObjectiveOutputError(f"optimised metric {name!r} {where} is {type(value).__name__} "
+                                           f"{value!r:.80}, not a number") from None
+            if isinstance(value, bool) or not math.isfinite(number):
+                raise NonFiniteMetric(f"optimised metric {name!r} is {value!r} {where}: the trial is failed "
+                                      f"(a diverged training, or a metric computed on nothing?); it is kept off "
+                                      f"the front")

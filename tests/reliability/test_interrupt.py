@@ -1,0 +1,135 @@
+"""Guarantee: Ctrl-C (SIGINT) and SIGTERM stop a search resumably, at any moment.
+
+The signal goes to the driver's whole process group, as a terminal's Ctrl-C and ``timeout`` send it
+(Slurm and Kubernetes send SIGTERM). After each interruption: exit code 130, the message naming
+``gatesearch resume <dir>``, the parent run KILLED (not FINISHED), no child run RUNNING, the
+manifest ``interrupted``. ``gatesearch resume`` then finishes the budget: one child run per
+trial, every finished child's metric history exactly epochs 1..E (each epoch once, none lost).
+Two chains cover both signals at three moments each (before any trial finished, mid-search,
+during the last trial), and a second signal that stops at once.
+"""
+
+import json
+import os
+import signal
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from gatesearch.search.tracking import Tracker
+from tests import harness
+
+BUDGET, EPOCHS = 5, 8
+SPACE = f"""\
+name: interrupted
+objective: moe_digits
+search: {{searcher: random, num_samples: {BUDGET}, max_concurrent: 2, seed: 3, front_every: 2}}
+fixed: {{epochs: {EPOCHS}, expert_hidden: 32, expert_out: 16}}
+params:
+  gate: {{type: categorical, choices: [topk, hash, softmax]}}
+  n_experts: {{type: int, low: 2, high: 8}}
+  k: {{type: int, low: 1, high: 2}}
+"""
+TRIAL_RUNS = ("select r.status, count(*) from runs r join tags t on r.run_uuid = t.run_uuid "
+              "where t.key = 'gatesearch.role' and t.value = 'trial' group by r.status")
+
+
+def _statuses(db: Path) -> dict[str, int]:
+    if not db.exists():
+        return {}
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
+            return dict(con.execute(TRIAL_RUNS).fetchall())
+    except sqlite3.Error:
+        return {}
+
+
+def _epochs_logged(db: Path) -> int:
+    """Epochs of accuracy logged by child runs that are RUNNING now."""
+    return harness.sqlite_count(db, "select count(*) from metrics m join runs r on m.run_uuid = r.run_uuid "
+                                    "where m.key = 'accuracy' and r.status = 'RUNNING'")
+
+
+def _interrupt(tmp_path: Path, args: list[str], marker: str, until, what: str, signals: list[int], n: int) -> str:
+    """Start `gatesearch <args>`, wait for ``until(db)``, send ``signals`` to its process group; it
+    must exit 130 and leave the search resumable. Returns its log."""
+    key, value = marker.split("=")
+    db = tmp_path / "out" / "mlflow.db"
+    log = tmp_path / f"step{n}.log"
+    proc = harness.gatesearch(*args, log=log, **{key: value})
+    try:
+        harness.wait_for(lambda: until(db), 300, what, proc, log, every=0.2)
+        for sig in signals:
+            os.killpg(proc.pid, sig)
+            time.sleep(0.3)
+        rc = proc.wait(timeout=120)
+    finally:
+        harness.kill_env(marker)
+    text = log.read_text(errors="replace")
+    assert rc == 130, f"{what}: exit code {rc}\n{text[-3000:]}"
+    assert "finish it with `gatesearch resume " in text, text[-2000:]
+    _check_interrupted(tmp_path / "out")
+    return text
+
+
+def _check_interrupted(out: Path) -> None:
+    db = out / "mlflow.db"
+    client = MlflowClient(f"sqlite:///{db}")
+    [(parent, _)] = Tracker(f"sqlite:///{db}", "interrupted").searches()
+    assert client.get_run(parent).info.status == "KILLED"
+    statuses = _statuses(db)
+    assert statuses.get("RUNNING", 0) == 0, statuses
+    [manifest] = (out / "ray").glob("*/gatesearch.json")
+    assert json.loads(manifest.read_text())["status"] == "interrupted"
+
+
+def _finish(tmp_path: Path, marker: str, resumes: int) -> None:
+    """`gatesearch resume` to the end, then check the whole search."""
+    key, value = marker.split("=")
+    log = tmp_path / "final.log"
+    proc = harness.gatesearch("resume", "out", log=log, **{key: value})
+    try:
+        assert proc.wait(timeout=400) == 0, harness.tail(log)
+    finally:
+        harness.kill_env(marker)
+    uri = f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}"
+    tracker, client = Tracker(uri, "interrupted"), MlflowClient(uri)
+    [(parent, _)] = tracker.searches()
+    assert client.get_run(parent).info.status == "FINISHED"
+    assert client.get_run(parent).data.tags["gatesearch.resumes"] == str(resumes)
+    children = tracker.children(parent)
+    assert len({c.trial_id for c in children}) == len(children), "a trial has two child runs"
+    finished = [c for c in children if c.status == "FINISHED"]
+    assert len(finished) == BUDGET, [(c.status, c.tags.get("gatesearch.orphaned")) for c in children]
+    for c in children:
+        assert c.status == "FINISHED" or "gatesearch.orphaned" in c.tags, (c.status, c.tags)
+    for c in finished:
+        steps = sorted(step for step, _ in tracker.metric_history(c.run_id, "accuracy"))
+        assert steps == list(range(1, EPOCHS + 1)), (c.trial_id, steps)
+        assert "gatesearch.interrupted" not in c.tags
+
+
+def _chain(tmp_path: Path, first: list[int], middle: list[int], last: list[int]) -> None:
+    (tmp_path / "space.yaml").write_text(SPACE)
+    marker = f"GATESEARCH_TEST_RUN={uuid.uuid4().hex}"
+    run, resume = ["run", "space.yaml", "--output-dir", "out"], ["resume", "out"]
+    _interrupt(tmp_path, run, marker, lambda db: _epochs_logged(db) >= 1 and not _statuses(db).get("FINISHED"),
+               "a trial training, none finished", first, 1)
+    _interrupt(tmp_path, resume, marker, lambda db: _statuses(db).get("FINISHED", 0) >= 2,
+               "2 finished trials", middle, 2)
+    _interrupt(tmp_path, resume, marker,
+               lambda db: _statuses(db).get("FINISHED", 0) >= BUDGET - 1 and _epochs_logged(db) >= 1,
+               "the last trial training", last, 3)
+    _finish(tmp_path, marker, resumes=3)
+
+
+def test_sigint_sigterm_sigint_at_three_moments_then_resume(tmp_path: Path):
+    _chain(tmp_path, [signal.SIGINT], [signal.SIGTERM], [signal.SIGINT])
+
+
+def test_sigterm_double_sigint_sigterm_at_three_moments_then_resume(tmp_path: Path):
+    """The middle interruption is two quick SIGINTs: the second stops at once, still resumable."""
+    _chain(tmp_path, [signal.SIGTERM], [signal.SIGINT, signal.SIGINT], [signal.SIGTERM])

@@ -1,0 +1,59 @@
+"""The README's "Your own model" section, run verbatim: its `my_model.py` and `my_space.yaml` are
+written to a fresh folder and searched with the CLI, as a new user would (a real local Ray instance,
+a real SQLite MLflow store). The front shows the searched parameters, child runs are named by them,
+every finished child has each epoch once, and the reported MACs are the whole model's."""
+
+import re
+import uuid
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from gatesearch.search.tracking import Tracker
+from tests import harness
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _block(name: str, lang: str) -> str:
+    m = re.search(rf"<!-- example: {name} -->\s*```{lang}\n(.*?)```", README.read_text(), re.S)
+    assert m, f"README has no {name} example"
+    return m.group(1)
+
+
+def test_readme_own_model_runs_as_written(tmp_path: Path):
+    (tmp_path / "my_model.py").write_text(_block("own-model", "python"))
+    space = _block("own-model-space", "yaml")
+    (tmp_path / "my_space.yaml").write_text(space)
+    epochs = int(re.search(r"epochs: (\d+)", space).group(1))
+    marker = f"GATESEARCH_TEST_RUN={uuid.uuid4().hex}"
+    key, value = marker.split("=")
+    log = tmp_path / "run.log"
+    # the README's command; fewer trials than its 8 to keep the suite short
+    proc = harness.gatesearch("run", "my_space.yaml", "--num-samples", "4", log=log, **{key: value})
+    try:
+        assert proc.wait(timeout=400) == 0, harness.tail(log)
+    finally:
+        harness.kill_env(marker)
+    text = log.read_text()
+    assert "Pareto front of my-digits-moe (4 finished trials, 0 failed)" in text, text[-3000:]
+    header = next(line for line in text.splitlines() if "macs_per_sample" in line and "trial" in line)
+    for column in ("d_model", "n_experts", "k", "lr", "accuracy"):
+        assert column in header, header
+
+    uri = f"sqlite:///{tmp_path / 'gatesearch-runs' / 'mlflow.db'}"
+    tracker = Tracker(uri, "my-digits-moe")
+    [(parent, params)] = tracker.searches()
+    assert params["objectives"] == "accuracy:max,macs_per_sample:min"
+    children = tracker.children(parent)
+    assert len(children) == 4 and all(c.status == "FINISHED" for c in children)
+    client = MlflowClient(uri)
+    for c in children:
+        name = client.get_run(c.run_id).info.run_name
+        assert re.fullmatch(r"d_model=\d+ n_experts=\d+ k=\d lr=[0-9.e-]+ #\d", name), name
+        steps = [step for step, _ in tracker.metric_history(c.run_id, "accuracy")]
+        assert sorted(steps) == list(range(1, epochs + 1)), steps
+        # whole-model compute: embedding + attention + head alone exceed the MoE layer's experts
+        d = int(c.params["d_model"])
+        tokens_dense = 8 * d + 4 * d * d + 2 * 8 * d  # per token: embed, q/k/v/out, attention over 8 rows
+        assert c.metrics["macs_per_sample"] > 8 * tokens_dense, (c.params, c.metrics)
