@@ -19,6 +19,7 @@ with that last epoch; values the last report already had are kept as reported.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Callable, Mapping, Sequence
 
 from gatesearch.objectives.metrics import EPOCH
@@ -58,13 +59,12 @@ class EpochReports:
                                        f"{type(metrics).__name__} {metrics!r:.80}")
         result = dict(metrics)
         if EPOCH.name in result:
-            epoch = result[EPOCH.name]
-            if isinstance(epoch, bool) or not isinstance(epoch, (int, float)) or float(epoch) != int(epoch) \
-                    or int(epoch) < 1:
+            epoch = _whole_number(result[EPOCH.name])
+            if epoch is None or epoch < 1:
                 raise ObjectiveOutputError(f"report(): '{EPOCH.name}' must be a whole number >= 1 (the epoch "
-                                           f"just finished, 1-based), got {epoch!r}; or leave it out and the "
-                                           f"reports are numbered 1, 2, ...")
-            result[EPOCH.name] = int(epoch)
+                                           f"just finished, 1-based), got {result[EPOCH.name]!r}; or leave it out "
+                                           f"and the reports are numbered 1, 2, ...")
+            result[EPOCH.name] = epoch
         else:  # numbered from the report calls
             result[EPOCH.name] = self.next_epoch
         self._check_finite(result, f"at epoch {result[EPOCH.name]}")
@@ -102,11 +102,22 @@ class EpochReports:
                 continue
             value = metrics[name]
             try:
+                if isinstance(value, (str, bytes, bool)):  # float("0.9") works, but "0.9" is no number
+                    raise TypeError(type(value).__name__)
                 number = float(value)
             except (TypeError, ValueError):
                 raise ObjectiveOutputError(f"optimised metric {name!r} {where} is {type(value).__name__} "
                                            f"{value!r:.80}, not a number") from None
-            if isinstance(value, bool) or not math.isfinite(number):
+            if not math.isfinite(number):
                 raise NonFiniteMetric(f"optimised metric {name!r} is {value!r} {where}: the trial is failed "
                                       f"(a diverged training, or a metric computed on nothing?); it is kept off "
                                       f"the front")
+
+
+def _whole_number(value: Any) -> int | None:
+    """``value`` as an int if it is a finite whole number (``3``, ``3.0``, ``numpy.int64(3)``), else
+    None (a bool, a string, NaN, inf, 1.5)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    number = float(value)
+    return int(number) if math.isfinite(number) and number == int(number) else None

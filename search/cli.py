@@ -188,11 +188,16 @@ def pareto(
             return
         tracker = Tracker(uri, name)
         parent, objectives, modes = latest_search(tracker)
+        parent_params = tracker.params(parent)
         try:  # the objective declares its columns; a user objective may not be importable here
-            obj = get_objective(tracker.params(parent).get("objective", ""))
+            obj = get_objective(parent_params.get("objective", ""))
             columns, metrics = obj.front_columns, obj.summary_metrics
         except ValueError:
             columns, metrics = (), ()
+        if not columns:  # a user objective (or a training function): what its trials searched
+            fixed = {k[len("fixed."):] for k in parent_params if k.startswith("fixed.")}
+            children = tracker.children(parent)
+            columns = tuple(k for k in (children[0].params if children else {}) if k not in fixed)[:6]
         _, values, ranks, rows, front = read_front(tracker, parent, objectives, modes, columns=columns, metrics=metrics)
     except ValueError as e:
         _fail(str(e))

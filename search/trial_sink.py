@@ -174,6 +174,8 @@ class MlflowTrialSink:
         metrics = {k: v for k, v in result.items()
                    if is_reported_metric(k) or k in self.names
                    or (self._any_numeric and k not in RAY_RESULT_KEYS and _is_number(v))}
+        if trial_id not in self.logged and trial_id in self._done:  # finished before this driver: ask the store
+            self.logged[trial_id] = {s: ALL_LOGGED for s, _ in self.store.metric_history(run, self.names[0])}
         seen = self.logged.setdefault(trial_id, {}).get(step, frozenset())
         metrics = {} if seen is ALL_LOGGED else {k: v for k, v in metrics.items() if k not in seen}
         tags = {}

@@ -15,6 +15,9 @@ from gatesearch.objectives.function import MAX_DEFAULT_COLUMNS, FunctionObjectiv
 from gatesearch.search.settings import SearchSettings
 from gatesearch.spaces import Categorical, Fixed, Float, Int, SpaceFile
 
+#: marks an objective whose front columns were set from a space's searched parameters (it names none)
+_COLUMNS_FROM_SPACE = "_gatesearch_columns_from_space"
+
 
 def validate_space_file(sf: SpaceFile) -> tuple[Objective, SearchSettings]:
     """Resolve the objective and settings and check every parameter.
@@ -38,9 +41,12 @@ def validate_space_file(sf: SpaceFile) -> tuple[Objective, SearchSettings]:
         raise sf.error(("objective",), e.message, e.fix) from None
     except ValueError as e:
         raise sf.error(("objective",), str(e), "use a registered objective name, or 'package.module:attr' for your own") from None
-    if not objective.front_columns and searched:
-        # a user objective that names no columns: show what was searched (front tables, run names)
+    if not objective.front_columns or getattr(objective, _COLUMNS_FROM_SPACE, False):
+        # a user objective that names no columns: show what was searched (front tables, run names),
+        # for this space file (the registry keeps one instance: a later search of another space
+        # must not show the columns of the first)
         objective.front_columns = tuple(searched[:MAX_DEFAULT_COLUMNS])
+        setattr(objective, _COLUMNS_FROM_SPACE, True)
     try:
         settings = SearchSettings.from_mapping(sf.search)
     except ValueError as e:

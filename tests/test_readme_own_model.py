@@ -37,9 +37,19 @@ def test_readme_own_model_runs_as_written(tmp_path: Path):
         harness.kill_env(marker)
     text = log.read_text()
     assert "Pareto front of my-digits-moe (4 finished trials, 0 failed)" in text, text[-3000:]
+    # one hypervolume per search: the live progress ends on the number printed with the front
+    live = float(re.findall(r"search ended: .*hypervolume ([0-9,.e+-]+)", text)[-1].replace(",", ""))
+    final = float(re.search(r"^hypervolume ([0-9,.]+) \(reference point", text, re.M).group(1).replace(",", ""))
+    assert abs(live - final) <= 1e-5 * max(1.0, final), (live, final)
     header = next(line for line in text.splitlines() if "macs_per_sample" in line and "trial" in line)
     for column in ("d_model", "n_experts", "k", "lr", "accuracy"):
         assert column in header, header
+
+    # `gatesearch pareto` reads the front back from MLflow, with the searched parameters as columns
+    pareto_log = tmp_path / "pareto.log"
+    assert harness.gatesearch("pareto", log=pareto_log).wait(timeout=120) == 0, harness.tail(pareto_log)
+    header = next(line for line in pareto_log.read_text().splitlines() if "macs_per_sample" in line)
+    assert "d_model" in header and "lr" in header, header
 
     uri = f"sqlite:///{tmp_path / 'gatesearch-runs' / 'mlflow.db'}"
     tracker = Tracker(uri, "my-digits-moe")

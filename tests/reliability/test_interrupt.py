@@ -110,6 +110,8 @@ def _finish(tmp_path: Path, marker: str, resumes: int) -> None:
         steps = sorted(step for step, _ in tracker.metric_history(c.run_id, "accuracy"))
         assert steps == list(range(1, EPOCHS + 1)), (c.trial_id, steps)
         assert "gatesearch.interrupted" not in c.tags
+    # the trials stopped mid-training continued from their last checkpoint, not from scratch
+    assert any(c.metrics.get("resumed_from_epoch", 0) >= 1 for c in finished), [c.metrics for c in finished]
 
 
 def _chain(tmp_path: Path, first: list[int], middle: list[int], last: list[int]) -> None:
