@@ -57,7 +57,7 @@ class Objective(ABC):
     def run_label(self, config: Mapping[str, Any]) -> str:
         """A few words saying what a trial is, for its run name (e.g. ``comet n8 k2``); the
         search appends ``#<trial number>``. Default: the :meth:`summary` values."""
-        return " ".join(str(v) for v in self.summary(config).values())
+        return " ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in self.summary(config).values())
 
     def why_inert(self, key: str) -> str:
         """Why ``key`` can have no effect (used when a space sets a key that no configuration of
