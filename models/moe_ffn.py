@@ -135,7 +135,8 @@ class MoEFeedForward(nn.Module):
             dense: run every expert on every token (the reference path; same result).
         """
         if x.dim() != 3 or x.shape[-1] != self.d_model:
-            raise ValueError(f"expected (B, T, {self.d_model}), got {tuple(x.shape)}")
+            hint = "; for one vector per sample, pass x.unsqueeze(1) (T = 1)" if x.dim() == 2 else ""
+            raise ValueError(f"expected (B, T, {self.d_model}), got {tuple(x.shape)}{hint}")
         B, T, d = x.shape
         flat = x.reshape(B * T, d)
         if int(self.phase) == 1:  # EvoMoE phase 1: the shared expert alone, no gate

@@ -184,7 +184,15 @@ def user_code_raised(doing: str, e: BaseException, module: str, fix: str = "") -
     return UserImportError(f"{doing} raised {type(e).__name__}" + (f": {first}" if first else "")
                            + (f" (at {where})" if where else ""),
                            (fix or f"fix {where or module}: an error in your code, not in gatesearch")
-                           + f"; the full traceback: python -c 'import {module}'")
+                           + f"; the full traceback: {_python()} -c 'import {module}'"
+                           + (f" in {os.path.dirname(where.rsplit(':', 1)[0])}" if where else ""))
+
+
+def _python() -> str:
+    """The interpreter that runs gatesearch (the one with its dependencies), for commands we print."""
+    import sys
+
+    return sys.executable or "python"
 
 
 def _user_frame(e: BaseException, module: str) -> str:

@@ -51,6 +51,7 @@ class EpochReports:
     def __init__(self, objectives: Sequence[str], send: Callable[[dict[str, Any]], None], first_epoch: int = 1):
         self.objectives, self.send = tuple(objectives), send
         self.next_epoch = int(first_epoch)
+        self.seen_at: dict[str, int] = {}  # optimised metric -> the last epoch that reported it
         self.last: dict[str, Any] | None = None
 
     def __call__(self, metrics: Mapping[str, Any]) -> None:
@@ -70,6 +71,7 @@ class EpochReports:
         self._check_finite(result, f"at epoch {result[EPOCH.name]}")
         self.next_epoch = result[EPOCH.name] + 1
         self.last = result
+        self.seen_at.update({n: result[EPOCH.name] for n in self.objectives if n in result})
         self.send(result)
 
     def finish(self, returned: Any) -> None:
@@ -91,6 +93,12 @@ class EpochReports:
             self.last = {**self.last, **new}
             self.send(dict(self.last))
         missing = [n for n in self.objectives if n not in self.last]
+        earlier = [n for n in missing if n in self.seen_at]
+        if earlier:
+            raise MissingMetric(f"the last report (epoch {self.last[EPOCH.name]}) lacks "
+                                + ", ".join(f"{n!r} (last reported at epoch {self.seen_at[n]})" for n in earlier)
+                                + f": the last report() (or the returned metrics) must hold every optimised metric "
+                                  f"({', '.join(self.objectives)})")
         if missing:
             raise MissingMetric(f"the trial never reported {', '.join(map(repr, missing))}: each of the optimised "
                                 f"metrics ({', '.join(self.objectives)}) must be in the last report() (or in "

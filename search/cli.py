@@ -119,6 +119,10 @@ def _search_and_print(start) -> None:
                               f"finished; finish it with `gatesearch resume {escape(e.search_dir)}`",
                               highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM while Ray or the stores were starting
+            err_console.print(f"[bold yellow]interrupted[/] ({escape(str(e) or 'SIGINT')}) before the search "
+                              f"started; run the command again", highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except (SpaceError, ValueError, TrackingUnavailable) as e:
             _fail(str(e))
             return
@@ -252,11 +256,17 @@ def space_validate(space_file: Path) -> None:
         return
     console.print(f"[green]ok[/] {escape(sf.path)}: objective {objective.name}, {len(sf.space.params)} parameters, "
                   f"searcher {settings.searcher}, {settings.num_samples} trials")
+    console.print("  optimises: " + ", ".join(f"{m.name} ({m.mode})" for m in objective.objectives),
+                  highlight=False, markup=False)
     rules = objective.schema.rules
+
+    def doc(name: str) -> str:  # a training function's keys have no docs of ours
+        return "" if rules[name].kind == "any" else f"\n      {rules[name].doc}"
+
     for name, p in sf.space.params.items():
-        console.print(f"  {name}: {p}\n      {rules[name].doc}", highlight=False, markup=False)
+        console.print(f"  {name}: {p}{doc(name)}", highlight=False, markup=False)
     for name, value in sf.fixed.items():
-        console.print(f"  {name} = {value!r} (fixed)\n      {rules[name].doc}", highlight=False, markup=False)
+        console.print(f"  {name} = {value!r} (fixed){doc(name)}", highlight=False, markup=False)
 
 
 @space_app.command("sample")

@@ -34,12 +34,23 @@ from gatesearch.search.store import TAG_RANK, TrackingStore, TrialRecord
 BASE_COLUMNS = ("run_id", "trial")
 
 
+def _number(text: str) -> Any:
+    """A parameter read back from the store as it was logged: ``"16"`` -> 16, ``"0.0116"`` -> 0.0116
+    (so tables format it like a live trial's), anything else unchanged."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except (TypeError, ValueError):
+            continue
+    return text
+
+
 def record_row(rec: TrialRecord, columns: Sequence[str], metrics: Sequence[str]) -> dict[str, Any]:
     """A finished child run as a summary row (params come back from the store as strings)."""
     row: dict[str, Any] = {"run_id": rec.run_id, "trial": rec.tags.get("mlflow.runName", rec.trial_id)}
-    row.update({c: rec.params[c] for c in columns if c in rec.params})
+    row.update({c: _number(rec.params[c]) for c in columns if c in rec.params})
     if "k" in columns and "k_effective" in rec.params:  # hash routes to 1 expert, softmax to all
-        row["k"] = rec.params["k_effective"]
+        row["k"] = _number(rec.params["k_effective"])
     row.update({m: rec.metrics.get(m) for m in metrics})
     return row
 

@@ -45,17 +45,21 @@ class Interrupts:
     stopper polls it. The handlers are installed only on the main thread (a search run from
     another thread through the API keeps Python's defaults)."""
 
-    def __init__(self) -> None:
+    def __init__(self, checkpointed: bool = True) -> None:
+        """``checkpointed``: whether the search's trials continue from a checkpoint (the message
+        says what resume will do with the trials it stops)."""
         self.requested: str | None = None
+        self.checkpointed = checkpointed
 
     def _handle(self, signum: int, frame) -> None:
         name = signal.Signals(signum).name
         if self.requested is not None:
             raise KeyboardInterrupt(f"second {name}: stopping at once")
         self.requested = name
+        then = ("continue from their last checkpoint" if self.checkpointed else
+                "start again from epoch 1 (this objective does not checkpoint; its logged epochs are kept)")
         sys.stderr.write(f"\n{name} received: stopping the search (no new trials; running trials stop and "
-                         f"continue from their last checkpoint on `gatesearch resume`). "
-                         f"Send it again to stop at once.\n")
+                         f"{then} on `gatesearch resume`). Send it again to stop at once.\n")
         sys.stderr.flush()
 
     @contextmanager

@@ -78,6 +78,7 @@ class SearchProgress:
         self.running: dict[str, list] = {}  # trial id -> [label, epoch, epochs_total]
         self.labels: dict[str, str] = {}
         self.reference = reference or (lambda: None)
+        self.interrupted = False  # set by the driver when a signal stopped the search
         self.run_name = run_name or (lambda trial_id: None)
         for trial_id, values in earlier:
             self.front.add(trial_id, trial_id, values, {})
@@ -104,6 +105,8 @@ class SearchProgress:
             self._live.update(self.render())
             self._live.__exit__(*exc)
             self._live = None
+        elif self.interrupted:
+            self._line("search interrupted: " + self.summary())
         else:
             self._line("search ended: " + self.summary())
 
@@ -159,28 +162,29 @@ class SearchProgress:
         return {n: float(vals[:, j].max() if m == "max" else vals[:, j].min())
                 for j, (n, m) in enumerate(zip(self.names, self.modes))}
 
-    def hypervolume(self) -> float:
-        """The front's hypervolume w.r.t. the search's reference point (the sink's once fixed;
-        before that, the same rule over the trials finished so far)."""
-        if not len(self.front):
-            return 0.0
+    def hypervolume(self) -> float | None:
+        """The front's hypervolume w.r.t. the search's reference point, the tracking sink's (the
+        number logged to MLflow and printed at the end); None until that point is fixed (after
+        ``front_every`` finished trials, or at the end): a hypervolume against a provisional point
+        would move both ways and match nothing logged."""
         ref = self.reference()
         if ref is None:
-            from gatesearch.search.pareto import reference_point
-
-            ref = reference_point(self.front.values(), self.modes)
-        return self.front.hypervolume(ref)
+            return None
+        return self.front.hypervolume(ref) if len(self.front) else 0.0
 
     def summary(self) -> str:
         done = self.finished + self.stopped + self.failed
         elapsed = time.monotonic() - self.t0
         eta = elapsed / done * (self.total - self.previous - done) if done else None
         hv = self.hypervolume()
+        running = "to continue on `gatesearch resume`" if self.interrupted else "running"
         best = ", ".join(f"{n} {v:,.6g}" for n, v in self.best().items())
-        return (f"{self.previous + self.finished}/{self.total} finished, {len(self.running)} running, "
+        return (f"{self.previous + self.finished}/{self.total} finished, {len(self.running)} {running}, "
                 f"{self.failed} failed, {self.stopped} stopped early | elapsed {_duration(elapsed)}"
                 + (f", ~{_duration(eta)} left" if eta is not None else "")
-                + f" | front {len(self.front.front_rows())}, hypervolume {hv:,.6g}" + (f" | best {best}" if best else ""))
+                + f" | front {len(self.front.front_rows())}, hypervolume "
+                + (f"{hv:,.6g}" if hv is not None else "pending (its reference point is fixed after a few trials)")
+                + (f" | best {best}" if best else ""))
 
     def render(self):
         from rich.table import Table

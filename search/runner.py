@@ -127,7 +127,7 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
         done=sink.finished if resume else 0, reference=lambda: sink.reference,
         earlier=[(e.trial_id, dict(zip(names, e.values))) for e in sink.front.entries],
         run_name=lambda t: sink.rows.get(t, {}).get("trial"))
-    interrupts, entered = Interrupts(), False
+    interrupts, entered = Interrupts(checkpointed=ray_tuner.checkpoints_trials(objective)), False
     t0 = time.time()
     status = "FAILED"
     with interrupts.catching():
@@ -162,9 +162,11 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
                                          "tracking_retries": outbox.retries,
                                          "tracking_outage_seconds": outbox.outage_seconds,
                                          "epochs_trained": epochs}, step=len(outcomes))
-            rows, front, hv, ref = sink.log_front()
             if status == "KILLED":
+                if sink.reference is not None:  # keep the artifacts current; never fix the reference on a partial front
+                    sink.log_front()
                 raise SearchInterrupted(interrupts.requested, sink.finished, settings.num_samples, str(search_dir))
+            rows, front, hv, ref = sink.log_front()
             status = "FINISHED"
         except KeyboardInterrupt:
             # a second signal: stop at once, but leave no child RUNNING (bounded: the store may hang)
@@ -178,6 +180,7 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
                                     str(search_dir)) from None
         finally:
             if entered:  # after the final front: its last line shows the hypervolume printed at the end
+                shown.interrupted = status == "KILLED"
                 shown.__exit__(None, None, None)
             wall = time.time() - t0
             try:
@@ -266,6 +269,14 @@ def _retire_orphans(tracker: Tracker, children, known: set[str]) -> set[str]:
     return retired
 
 
+def _warm_up(uri: str) -> None:
+    """:meth:`Tracker.warm_up` on a thread that never takes SIGTERM (the main thread handles it)."""
+    import signal
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    Tracker.warm_up(uri)
+
+
 def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, output_dir: str | Path = DEFAULT_OUTPUT,
                tracking_uri: str | None = None, address: str | None = None,
                progress: str | None = None) -> SearchResult:
@@ -290,7 +301,7 @@ def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, out
     # Services first: nothing (no folder, no MLflow run) is written unless both answer.
     check_tracking_uri(uri)
     # MLflow's store modules import while Ray starts (its start-up mostly waits on subprocesses)
-    warm = threading.Thread(target=Tracker.warm_up, args=(uri,), name="gatesearch-warm-up", daemon=True)
+    warm = threading.Thread(target=_warm_up, args=(uri,), name="gatesearch-warm-up", daemon=True)
     warm.start()
     ray_tuner.ensure_ray(address=address)
     ray_tuner.check_resources(settings.cpus_per_trial, settings.gpus_per_trial)

@@ -79,6 +79,7 @@ class MlflowTrialSink:
         # restarts and replays (a retried or resumed trial, a resume's backfill from checkpoints)
         self.logged: dict[str, dict[int, frozenset[str]]] = {}
         self._interrupted: set[str] = set()  # ended KILLED by an interrupt; reopened when they continue
+        self._described: set[str] = set()  # trials whose row was built from their configuration here
         # a user objective's own metric names are logged too (built-ins report only names of metrics.py)
         self._any_numeric = ":" in getattr(objective, "name", "")
 
@@ -92,7 +93,8 @@ class MlflowTrialSink:
             # its summary row: a trial that was running when the search stopped finishes now
             self.rows.setdefault(rec.trial_id, record_row(rec, columns, ()))
             self._params_logged.add(rec.trial_id)
-            self._placed.add(rec.trial_id)
+            if any(f"gatesearch.{k}" in rec.tags for k in PLACEMENT_KEYS):  # else its first result tags it
+                self._placed.add(rec.trial_id)
             if rec.status == "KILLED" and TAG_INTERRUPTED in rec.tags:  # continues in this search
                 self._interrupted.add(rec.trial_id)
             elif rec.status in ("FINISHED", "KILLED", "FAILED"):
@@ -124,9 +126,11 @@ class MlflowTrialSink:
             self.runs[trial_id] = self.store.create_trial_run(self.parent_id, self.search_id, trial_id, name)
             self._pending_params[trial_id] = params
             self.rows[trial_id] = {"run_id": self.runs[trial_id], "trial": name, **row}
-        elif trial_id not in self.rows and config is not None:  # a run made by an earlier driver
-            self.rows[trial_id] = {"run_id": self.runs[trial_id], "trial": trial_id,
-                                   **self._describe({**self.fixed, **config})[1]}
+            self._described.add(trial_id)
+        elif config is not None and trial_id not in self._described:  # a run made by an earlier driver
+            self.rows[trial_id] = {"run_id": self.runs[trial_id], "trial": trial_id, **self.rows.get(trial_id, {}),
+                                   **self._describe({**self.fixed, **config})[1]}  # values, not the store's strings
+            self._described.add(trial_id)
         run = self.runs[trial_id]
         if trial_id in self._interrupted:  # an interrupted trial continues after `gatesearch resume`
             self.store.reopen_run(run)

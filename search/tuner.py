@@ -68,6 +68,19 @@ LARGE_SEARCH = 1000
 CHECKPOINTS = tune.CheckpointConfig(num_to_keep=None)
 
 
+#: Ray Tune's own closing messages that would mislead a gatesearch user: the failed trials are
+#: already one line each (progress) with their traceback in MLflow, and an interrupted search is
+#: finished with `gatesearch resume`, not the `Tuner.restore(...)` call Tune prints
+_RAY_NOISE = ("Trials did not complete", "Experiment has been interrupted", "Stop signal received")
+
+
+def _without_ray_noise(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(_RAY_NOISE)
+
+
+logging.getLogger("ray.tune.tune").addFilter(_without_ray_noise)
+
+
 def _snapshot_period(num_samples: int) -> None:
     """Every 2 s for searches up to LARGE_SEARCH trials; Ray's adaptive period above (a 10,000-trial
     snapshot takes long enough that every 2 s it would dominate the driver). Also switches off
@@ -95,11 +108,39 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     _loopback_only(not address)
     if address:
         check_ray_address(address)  # fail in seconds, not after minutes of Ray's own retries
-        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+        with _keep_signal_handlers():
+            ray.init(address=address, logging_level="ERROR", log_to_driver=False)
     else:
-        with _own_session():
+        with _own_session(), _keep_signal_handlers():
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR",
                      log_to_driver=False)
+
+
+@contextmanager
+def _keep_signal_handlers():
+    """Ray's core worker installs its own SIGTERM handler in the driver during ``ray.init`` (it
+    prints a crash dump and aborts); put the Python handlers back afterwards, so a SIGTERM while the
+    search starts is handled like a Ctrl-C (the CLI and :mod:`~gatesearch.search.interrupt`).
+    SIGTERM is blocked meanwhile (a signal that comes is delivered to our handler right after; the
+    processes Ray starts unblock it, see :func:`_own_session`)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    except SystemExit as e:
+        if e.code == signal.SIGTERM:  # Ray's handler during init: sys.exit(15)
+            raise KeyboardInterrupt("SIGTERM") from None
+        raise
+    finally:
+        for s, handler in previous.items():
+            if handler is not None:
+                signal.signal(s, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 @contextmanager
@@ -122,6 +163,16 @@ def _own_session():
     class _NewSession(original):  # type: ignore[misc, valid-type]
         def __init__(self, *args, **kwargs):
             kwargs.setdefault("start_new_session", True)
+            ray_preexec = kwargs.get("preexec_fn")
+
+            def preexec():
+                if ray_preexec is not None:
+                    ray_preexec()
+                # the driver blocks SIGTERM while Ray starts (_keep_signal_handlers); Ray's processes
+                # must not inherit that (ray.shutdown stops them with SIGTERM)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+            kwargs["preexec_fn"] = preexec
             super().__init__(*args, **kwargs)
 
     services.ConsolePopen = _NewSession
@@ -479,7 +530,7 @@ class FullFidelityOnly(Searcher):
         self.inner.restore(checkpoint_path)
 
 
-def _checkpoints(objective) -> bool:
+def checkpoints_trials(objective) -> bool:
     """Whether trials of ``objective`` are checkpointed: it says so, and its ``run`` (perhaps
     overridden by a subclass) takes ``restore`` and ``save``."""
     if not getattr(objective, "checkpoints", False):
@@ -511,7 +562,7 @@ def _trainable(config: dict, objective_name: str, fixed: dict, threads: int, use
     full = objective.resolve({**fixed, **config})
     placement[EPOCHS_TOTAL.name] = int(full.get("epochs", 0))
     names = [m.name for m in objective.objectives]
-    if not _checkpoints(objective):
+    if not checkpoints_trials(objective):
         reports = EpochReports(names, lambda m: tune.report({**m, **placement}))
         reports.finish(objective.run(full, report=reports, device=device))
         return

@@ -215,3 +215,12 @@ def test_the_errors_are_value_errors_of_one_family():
     # the trial fails with this reason; callers may catch ValueError
     assert issubclass(NonFiniteMetric, ObjectiveOutputError) and issubclass(MissingMetric, ObjectiveOutputError)
     assert issubclass(ObjectiveOutputError, ValueError)
+
+
+def test_a_metric_reported_earlier_but_not_last_is_named_with_its_epoch():
+    sent = []
+    reports = EpochReports(("accuracy", "macs"), sent.append)
+    reports({"accuracy": 0.5, "macs": 10.0})
+    reports({"accuracy": 0.6})
+    with pytest.raises(MissingMetric, match=r"epoch 2\) lacks 'macs' \(last reported at epoch 1\)"):
+        reports.finish(None)

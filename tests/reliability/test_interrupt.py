@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from gatesearch.search.tracking import Tracker
 from tests import harness
 
-BUDGET, EPOCHS = 5, 8
+BUDGET, EPOCHS = 4, 6
 SPACE = f"""\
 name: interrupted
 objective: moe_digits
