@@ -8,11 +8,19 @@ may run over several lines; for a dead worker or node it is Ray's message alone,
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 #: ANSI colour codes (Ray colours the ``ray::...`` header of a task error)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _FRAME = re.compile(r'^\s+File ".*", line \d+')
+_FRAME_AT = re.compile(r'^\s+File "(?P<file>.*)", line (?P<line>\d+)')
+#: frames that are not the user's: installed packages and the standard library (gatesearch's own
+#: folders: :data:`_OURS`)
+_NOT_USER = re.compile(r"(site-packages|dist-packages|/lib/python3\.\d+/)")
+_ROOT = Path(__file__).resolve().parents[1]
+_OURS = tuple(str(_ROOT / d) + os.sep for d in ("models", "objectives", "search", "spaces", "gatesearch"))
 _FAILURE = re.compile(r"^Failure # \d+ \(occurred at .*\)$")
 #: ``Type: message`` (``ray.exceptions.RayTaskError(ValueError): ...`` too)
 _HEADER = re.compile(r"^[A-Za-z_][\w.]*(\([\w.]+\))?: ")
@@ -38,4 +46,16 @@ def error_summary(text: str) -> str:
         found = next((line for line in unindented if _HEADER.match(line)), unindented[0] if unindented else None)
     if found is None:  # only indented lines: the last non-empty one
         found = next((line.strip() for line in reversed(block) if line.strip()), "error")
-    return found if len(found) <= MAX_CHARS else found[:MAX_CHARS - 1] + "…"
+    found = found if len(found) <= MAX_CHARS else found[:MAX_CHARS - 1] + "…"
+    where = user_location(block)
+    return f"{found} (at {where})" if where else found
+
+
+def user_location(lines: list[str]) -> str:
+    """``file:line`` of the deepest traceback frame in the user's own code (not an installed
+    package, the standard library or gatesearch), or '' when the error was raised elsewhere."""
+    for line in reversed(lines):
+        m = _FRAME_AT.match(line)
+        if m and not _NOT_USER.search(m["file"]) and not m["file"].startswith(_OURS):
+            return f"{m['file']}:{m['line']}"
+    return ""

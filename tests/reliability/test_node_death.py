@@ -74,4 +74,7 @@ def test_trials_on_a_killed_node_are_retried_elsewhere(tmp_path: Path, nodes):
     trained = len(epochs.read_text().split())
     retries = sum(int(c.tags.get("gatesearch.retries", 0)) for c in children)
     assert BUDGET * EPOCHS <= trained <= BUDGET * EPOCHS + retries < 2 * BUDGET * EPOCHS
+    for c in children:  # every epoch in MLflow once, the retried trials' included
+        steps = sorted(step for step, _ in tracker.metric_history(c.run_id, "accuracy"))
+        assert steps == list(range(1, EPOCHS + 1)), (c.trial_id, steps)
     assert "Pareto front of node-death (6 finished trials, 0 failed)" in log.read_text()

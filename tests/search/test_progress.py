@@ -100,7 +100,8 @@ def test_a_failed_trial_is_one_line_with_its_own_error_and_where_the_traceback_i
     lines = out.getvalue().splitlines()
     assert len(lines) == 6, lines  # started, event per trial event, ended: one line each
     failed = [line for line in lines if " FAILED: " in line]
-    assert ("trial topk n8 k1 (1) FAILED: ValueError: expert width 24 does not divide 64: (full traceback: "
+    assert ("trial topk n8 k1 (1) FAILED: ValueError: expert width 24 does not divide 64: (at "
+            "/home/me/proj/my_objective.py:40) (full traceback: "
             "MLflow run 'topk n8 k1 #1', artifact error.txt)") in failed[0], failed
     assert ("trial hash n8 k1 (2) FAILED: The actor died unexpectedly before finishing this task. (full traceback: "
             "its MLflow run (tag gatesearch.trial_id=t_2), artifact error.txt)") in failed[1], failed
@@ -112,18 +113,29 @@ def test_a_failed_trial_is_one_line_with_its_own_error_and_where_the_traceback_i
 
 
 @pytest.mark.parametrize("text, summary", [
-    (RAY_ERROR, "ValueError: expert width 24 does not divide 64:"),
+    # the user's own file and line: the deepest frame outside packages, the standard library and ours
+    (RAY_ERROR, "ValueError: expert width 24 does not divide 64: (at /home/me/proj/my_objective.py:40)"),
     (RAY_ACTOR_DIED, "The actor died unexpectedly before finishing this task."),
     # chained: the exception that ended the trial
     ('Traceback (most recent call last):\n  File "a.py", line 1, in f\n    g()\nKeyError: \'k\'\n\nDuring handling '
      'of the above exception, another exception occurred:\n\nTraceback (most recent call last):\n  File "a.py", '
-     'line 3, in f\n    raise RuntimeError("no k")\nRuntimeError: no k\n', "RuntimeError: no k"),
+     'line 3, in f\n    raise RuntimeError("no k")\nRuntimeError: no k\n', "RuntimeError: no k (at a.py:3)"),
     # a syntax error shows the code and a caret, indented, before its line
     ('  File "/p/m.py", line 3\n    def f(:\n          ^\nSyntaxError: invalid syntax\n',
-     "SyntaxError: invalid syntax"),
+     "SyntaxError: invalid syntax (at /p/m.py:3)"),
     ("Failure # 1 (occurred at x)\nFloatingPointError: non-finite training loss nan at epoch 1\n",
      "FloatingPointError: non-finite training loss nan at epoch 1"),
     ("", "error"),
 ])
 def test_error_summary_is_the_trials_own_exception(text, summary):
     assert error_summary(text) == summary
+
+
+def test_an_error_raised_in_gatesearch_or_a_library_names_no_user_file():
+    from gatesearch.search import trial_error
+
+    ours = trial_error._ROOT / "objectives" / "trainer.py"
+    text = (f'Traceback (most recent call last):\n  File "{ours}", line 9, in run\n    x()\n'
+            '  File "/venv/lib/python3.11/site-packages/torch/nn/functional.py", line 3, in x\n    y\n'
+            "RuntimeError: shape mismatch\n")
+    assert error_summary(text) == "RuntimeError: shape mismatch"
