@@ -787,7 +787,8 @@ def resume_tuner(*, experiment_dir: str, objective_name: str, fixed: Mapping[str
     ``Tuner.restore`` brings back the trial table, the scheduler and the searcher state
     (the searcher is re-loaded from its own checkpoint in the experiment dir, so Optuna/
     Nevergrad continue with every result they had been told). Finished and errored trials
-    are kept as they are; unfinished ones restart from scratch (trials do not checkpoint).
+    are kept as they are; unfinished ones continue after their last per-epoch checkpoint (from
+    scratch for an objective that does not checkpoint).
     Counts are derived from the outcomes (the searcher object is Ray's restored copy).
     """
     _snapshot_period(settings.num_samples)
