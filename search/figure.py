@@ -11,6 +11,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+#: a cost axis spanning more than this ratio (max / min, all positive) is drawn on a log scale: on
+#: a linear one, a front of cheap trials beside a few dense ones sits in one vertical line
+LOG_AXIS_RATIO = 10.0
+
+
+def log_axis(x: np.ndarray) -> bool:
+    """Whether the x (cost) values span more than a decade (and are all positive and finite)."""
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    return bool(len(x)) and bool((x > 0).all()) and x.max() / x.min() > LOG_AXIS_RATIO
+
+
 def pareto_figure(values: np.ndarray, front: np.ndarray, names: Sequence[str], modes: Sequence[str],
                   labels: Sequence[str] | None = None, title: str = "", note: str = ""):
     """Scatter objective 1 (x) against objective 0 (y); the front as a staircase.
@@ -34,7 +46,9 @@ def pareto_figure(values: np.ndarray, front: np.ndarray, names: Sequence[str], m
         front_labels = np.asarray(list(labels), dtype=object)[front][order]
         for (y, x), text in zip(pts, front_labels):
             ax.annotate(str(text), (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
-    ax.set_xlabel(f"{names[1]} ({modes[1]})")
+    if log_axis(values[:, 1]):
+        ax.set_xscale("log")
+    ax.set_xlabel(f"{names[1]} ({modes[1]})" + (", log scale" if log_axis(values[:, 1]) else ""))
     ax.set_ylabel(f"{names[0]} ({modes[0]})")
     ax.set_title(title or "Pareto front")
     ax.grid(alpha=0.3)
@@ -82,6 +96,8 @@ def pareto_html(rows: Sequence[dict], values: np.ndarray, front: np.ndarray, nam
     fig.update_layout(title={"text": f"{title or 'Pareto front'}<br><sup>{subtitle}</sup>"},
                       xaxis_title=f"{names[1]} ({modes[1]})", yaxis_title=f"{names[0]} ({modes[0]})",
                       template="plotly_white", hovermode="closest")
+    if log_axis(values[:, 1]):
+        fig.update_xaxes(type="log")
     # a click opens the run in the MLflow UI that shows this page (the artifact viewer's top window)
     click = ("var p=document.getElementById('{plot_id}');p.on('plotly_click',function(d){var l=d.points[0].customdata;"
              "if(!l)return;var b;try{b=window.top.location.origin+window.top.location.pathname;}catch(e){"
