@@ -100,8 +100,7 @@ class MlflowTrialSink:
             elif rec.status in ("FINISHED", "KILLED", "FAILED"):
                 self._done.add(rec.trial_id)
             if rec.trial_id not in self._done:  # its trial continues: which epochs the store has
-                self.logged[rec.trial_id] = {step: ALL_LOGGED
-                                             for step, _ in self.store.metric_history(rec.run_id, self.names[0])}
+                self.logged[rec.trial_id] = self._stored_epochs(rec.run_id)
             if rec.status == "FINISHED" or (rec.status == "KILLED" and rec.trial_id in self._done):
                 self.finished += 1
             if rec.status == "FINISHED":
@@ -179,7 +178,7 @@ class MlflowTrialSink:
                    if is_reported_metric(k) or k in self.names
                    or (self._any_numeric and k not in RAY_RESULT_KEYS and _is_number(v))}
         if trial_id not in self.logged and trial_id in self._done:  # finished before this driver: ask the store
-            self.logged[trial_id] = {s: ALL_LOGGED for s, _ in self.store.metric_history(run, self.names[0])}
+            self.logged[trial_id] = self._stored_epochs(run)
         seen = self.logged.setdefault(trial_id, {}).get(step, frozenset())
         metrics = {} if seen is ALL_LOGGED else {k: v for k, v in metrics.items() if k not in seen}
         tags = {}
@@ -228,6 +227,10 @@ class MlflowTrialSink:
         self.store.log_text(run, error, "error.txt")
         self.store.end_run(run, "FAILED")
         self._done.add(trial_id)
+
+    def _stored_epochs(self, run_id: str) -> dict[int, frozenset[str]]:
+        """The epochs a run already has in the store (read back once, on resume)."""
+        return {step: ALL_LOGGED for step, _ in self.store.metric_history(run_id, self.names[0])}
 
     def interrupt_open(self, signal_name: str) -> None:
         """The search was interrupted: end every open child run ``KILLED``, tagged

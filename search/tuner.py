@@ -275,42 +275,39 @@ class _SinkCallback(tune.Callback):
         self.sink.on_error(trial.trial_id, err or "trial failed (no error file)")
 
 
-#: the running search's stop predicate. Ray restores the stopper of a resumed experiment from its
-#: saved state (``TuneController.__setstate__``: the one pickled without its predicate), not the one
-#: handed to the restored Tuner, so the stopper falls back to this (set for the duration of a fit).
-_LIVE_STOP: list[Callable[[], bool] | None] = [None]
+class _LiveStop:
+    """The running fit's stop predicate and whether it fired (set by :func:`_fit`). Module state,
+    not the stopper's: Ray restores a resumed experiment's stopper from its saved state
+    (``TuneController.__setstate__``), not the one handed to the restored Tuner, so a stopper
+    cannot carry the live predicate."""
+
+    predicate: Callable[[], bool] | None = None
+    fired: bool = False
 
 
 class _StopAll(tune.Stopper):
-    """Ends the experiment when ``should_stop()`` turns true (tracking is gone, or SIGINT/SIGTERM:
-    :mod:`gatesearch.search.interrupt`).
+    """Ends the experiment when the live predicate (:class:`_LiveStop`) turns true: tracking is
+    gone, or SIGINT/SIGTERM (:mod:`gatesearch.search.interrupt`). Stateless, so Ray's saved copy
+    of it works as well as the original.
 
     Preferably the way Ctrl+C does: Tune's own SIGUSR1 handler (installed by ``fit`` on the
     main thread) stops the loop and saves the experiment with the running trials unfinished,
     so ``Tuner.restore`` runs them again and the budget is kept. Without that handler, all
-    trials are stopped (they end as partial results). Like the callback, the (unpicklable)
-    predicate is left out of ``tuner.pkl``.
+    trials are stopped (they end as partial results).
     """
-
-    def __init__(self, should_stop: Callable[[], bool] | None):
-        self.should_stop = should_stop
-        self.interrupted = False
-
-    def __getstate__(self):
-        return {"should_stop": None, "interrupted": False}
 
     def __call__(self, trial_id, result) -> bool:
         return False
 
     def stop_all(self) -> bool:
-        should_stop = self.should_stop or _LIVE_STOP[0]
-        if self.interrupted or not (should_stop and should_stop()):
+        if not (_LiveStop.predicate and _LiveStop.predicate()):
             return False
         if callable(signal.getsignal(signal.SIGUSR1)):
-            self.interrupted = _LIVE_STOP_FIRED[0] = True
-            os.kill(os.getpid(), signal.SIGUSR1)
+            if not _LiveStop.fired:  # once: Tune's handler ends the loop
+                _LiveStop.fired = True
+                os.kill(os.getpid(), signal.SIGUSR1)
             return False
-        _LIVE_STOP_FIRED[0] = True
+        _LiveStop.fired = True
         return True
 
 
@@ -762,11 +759,11 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
         run_config=tune.RunConfig(name=name, storage_path=os.path.abspath(storage_path), verbose=0,
                                   callbacks=[_SinkCallback(sink, os.path.join(os.path.abspath(storage_path), name)),
                                              JsonLoggerCallback()],
-                                  stop=_StopAll(should_stop), checkpoint_config=CHECKPOINTS,
+                                  stop=_StopAll(), checkpoint_config=CHECKPOINTS,
                                   failure_config=tune.FailureConfig(max_failures=settings.max_failures)),
     )
     outcomes = _outcomes(_fit(tuner, should_stop))
-    counts = {"stopped_by_request": int(_LIVE_STOP_FIRED[0]), "searcher_final": len(searcher.final),
+    counts = {"stopped_by_request": int(_LiveStop.fired), "searcher_final": len(searcher.final),
               "searcher_withheld": len(searcher.withheld),
               "scheduler_stopped": len(scheduler.stopped) if scheduler else 0,
               "searcher_deduplicated": dedup.memory.answered if dedup else 0}
@@ -798,10 +795,10 @@ def resume_tuner(*, experiment_dir: str, objective_name: str, fixed: Mapping[str
     tuner = tune.Tuner.restore(os.path.abspath(experiment_dir),
                                _trainable_with_resources(objective_name, fixed, settings, objective),
                                resume_unfinished=True, resume_errored=False, restart_errored=False)
-    # The pickled callback and stopper lost their live parts (see _SinkCallback.__getstate__): attach the live one.
+    # The pickled callback lost its live parts (see _SinkCallback.__getstate__): attach the live one.
+    # (Ray restores the stopper from the experiment state; it is stateless, see _LiveStop.)
     run_config = tuner._local_tuner.get_run_config()
     run_config.callbacks = [_SinkCallback(sink, os.path.abspath(experiment_dir)), JsonLoggerCallback()]
-    run_config.stop = _StopAll(should_stop)
     scheduler = tuner._local_tuner._tune_config.scheduler  # the one pickled at the start: empty rungs
     if isinstance(scheduler, MOASHAScheduler):
         restored = scheduler.load_rungs(os.path.abspath(experiment_dir))
@@ -810,17 +807,13 @@ def resume_tuner(*, experiment_dir: str, objective_name: str, fixed: Mapping[str
     restored = getattr(tuner._local_tuner._tune_config.search_alg, "inner", None)  # under FullFidelityOnly
     answered = restored.memory.answered if isinstance(restored, Deduplicated) else 0
     return outcomes, {**_counts(outcomes), "searcher_deduplicated": answered,
-                      "stopped_by_request": int(_LIVE_STOP_FIRED[0])}
-
-
-#: whether a stopper fired during the last fit (the restored one is Ray's copy: see _LIVE_STOP)
-_LIVE_STOP_FIRED = [False]
+                      "stopped_by_request": int(_LiveStop.fired)}
 
 
 def _fit(tuner, should_stop: Callable[[], bool] | None):
-    """``tuner.fit()`` with ``should_stop`` as the live stop predicate (see :data:`_LIVE_STOP`)."""
-    _LIVE_STOP[0], _LIVE_STOP_FIRED[0] = should_stop, False
+    """``tuner.fit()`` with ``should_stop`` as the live stop predicate (see :class:`_LiveStop`)."""
+    _LiveStop.predicate, _LiveStop.fired = should_stop, False
     try:
         return tuner.fit()
     finally:
-        _LIVE_STOP[0] = None
+        _LiveStop.predicate = None
