@@ -92,7 +92,7 @@ def _rows(db: Path) -> dict[str, int]:
 
 def one(n: int, mode: str, cpus: int, sleep_mean: float, concurrent: int, searcher: str = "") -> dict:
     """Run in a child process: warm up, then time one search of ``n`` trials."""
-    from gatesearch.search import tuner
+    from gatesearch.search import ray as tuner
     from gatesearch.search.runner import run_search
     from gatesearch.search.settings import SearchSettings
     from gatesearch.spaces import parse_space_file
@@ -156,13 +156,13 @@ else:
     from gatesearch.objectives import get_objective
     from gatesearch.search.validate import validate_space_file
     from gatesearch.spaces import suggest
-    from gatesearch.search.searchers import make_sampler
+    from gatesearch.search.searchers import SEARCHERS
     objective, settings = validate_space_file(sf)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(1)
     names = [m.name for m in objective.objectives]
     study = optuna.create_study(directions=["maximize" if m.mode == "max" else "minimize" for m in objective.objectives],
-                                sampler=make_sampler(settings.searcher, seed=settings.seed, num_samples=settings.num_samples))
+                                sampler=SEARCHERS[settings.searcher].core(sf.space, names, [m.mode for m in objective.objectives], seed=settings.seed, budget=settings.num_samples).study.sampler)
     def f(trial):
         out = objective.run({**sf.fixed, **suggest(trial, sf.space)})
         return [out[k] for k in names]

@@ -102,7 +102,7 @@ def overhead(trials: int) -> dict[str, float]:
     """Seconds per trial of a no-op objective through Ray Tune (actor reuse), with and without MLflow."""
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     os.environ.setdefault("RAY_TMPDIR", tempfile.mkdtemp(prefix="gsb", dir="/tmp"))
-    from gatesearch.search import tuner
+    from gatesearch.search import ray as tuner
     from gatesearch.search.runner import run_search
     from gatesearch.search.settings import SearchSettings
     from gatesearch.spaces import parse_space_file

@@ -18,6 +18,27 @@ from gatesearch.objectives.metrics import Metric, Report
 from gatesearch.objectives.schema import ParamSchema
 
 
+#: resolved configurations an objective remembers (per process)
+RESOLVED_KEPT = 512
+
+
+class Resolved(dict):
+    """A configuration :meth:`Objective.resolve` validated (``owner``: that objective's id):
+    resolving it again returns it as it is."""
+
+    owner: int = 0
+
+
+def _config_key(config: Mapping[str, Any]) -> str | None:
+    """A canonical key of a configuration of plain values (None: not one, do not remember it)."""
+    import json
+
+    try:
+        return json.dumps(dict(config), sort_keys=True, allow_nan=True)
+    except (TypeError, ValueError):
+        return None
+
+
 class Objective(ABC):
     """Train-and-evaluate one configuration."""
 
@@ -36,10 +57,26 @@ class Objective(ABC):
     checkpoints: bool = False
 
     def resolve(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        """Defaults overlaid with ``config``, validated against the schema."""
-        full = {**self.defaults, **config}
+        """Defaults overlaid with ``config``, validated against the schema.
+
+        Resolved once per configuration and process: the result is remembered (the last
+        :data:`RESOLVED_KEPT` configurations), so the driver's deduplication, MLflow sink and
+        progress display share one resolution of a trial's configuration, and a worker's
+        ``run(resolved)`` does not validate it again. Treat the result as read-only."""
+        if isinstance(config, Resolved) and config.owner == id(self):
+            return config
+        key = _config_key(config)
+        memo = self.__dict__.setdefault("_resolved", {})
+        if key is not None and key in memo:
+            return memo[key]
+        full = Resolved({**self.defaults, **config})
         self.schema.validate(full)
         self.check(full)
+        full.owner = id(self)
+        if key is not None:
+            if len(memo) >= RESOLVED_KEPT:
+                memo.pop(next(iter(memo)))
+            memo[key] = full
         return full
 
     def check(self, config: Mapping[str, Any]) -> None:
@@ -133,8 +170,9 @@ def get_objective(name: str) -> Objective:
 
 
 class UserImportError(ValueError):
-    """A user's ``package.module:attr`` that cannot be loaded: ``message`` says what went wrong
-    and where, ``fix`` what to do (a space file's check shows them at its ``objective:`` line)."""
+    """A user's ``package.module:attr`` (or ``plugins:`` module) that cannot be loaded: ``message``
+    says what went wrong and where, ``fix`` what to do (a space file's check shows them at its
+    ``objective:`` or ``plugins:`` line)."""
 
     def __init__(self, message: str, fix: str):
         super().__init__(f"{message}; {fix}")
@@ -153,18 +191,7 @@ def import_attribute(path: str, what: str = "objective") -> Any:
     module, _, attr = path.partition(":")
     if not module or not attr or module.startswith("."):
         raise UserImportError(f"{what} {path!r}: not a 'package.module:name'", "e.g. mypkg.objectives:MyObjective")
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name and (module == e.name or module.startswith(e.name + ".")):
-            raise UserImportError(f"{what} {path!r}: no module named {e.name!r}",
-                                  "make it importable (pip install it, or add its folder to PYTHONPATH; "
-                                  "`gatesearch run` adds the space file's folder and the working directory)") from None
-        raise user_code_raised(f"{what} {path!r}: importing module {module!r}", e, module,
-                               f"pip install {e.name!r} (your module imports it), or fix that import" if e.name
-                               else "") from None
-    except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's module raised (SystemExit: argparse at import)
-        raise user_code_raised(f"{what} {path!r}: importing module {module!r}", e, module) from None
+    mod = import_user_module(module, f"{what} {path!r}")
     if not hasattr(mod, attr):
         objectives = _objectives_defined_in(mod)
         callables = [n for n, v in vars(mod).items() if not n.startswith("_") and callable(v)]
@@ -173,6 +200,28 @@ def import_attribute(path: str, what: str = "objective") -> Any:
                               f"name one of its objectives ({', '.join(objectives)})" if objectives
                               else f"name an objective or function defined in {module!r}")
     return getattr(mod, attr)
+
+
+def import_user_module(module: str, label: str) -> Any:
+    """The user's ``module`` imported. Errors start with ``label`` (e.g. ``objective 'pkg.mod:Obj'``)
+    and say whose the problem is: a module that is not importable (how to make it so), or one that
+    raises while importing (any exception: the module, the exception and the user's file:line).
+
+    Raises:
+        UserImportError: one of the above.
+    """
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and (module == e.name or module.startswith(e.name + ".")):
+            raise UserImportError(f"{label}: no module named {e.name!r}",
+                                  "make it importable (pip install it, or add its folder to PYTHONPATH; "
+                                  "`gatesearch run` adds the space file's folder and the working directory)") from None
+        raise user_code_raised(f"{label}: importing module {module!r}", e, module,
+                               f"pip install {e.name!r} (your module imports it), or fix that import" if e.name
+                               else "") from None
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's module raised (SystemExit: argparse at import)
+        raise user_code_raised(f"{label}: importing module {module!r}", e, module) from None
 
 
 def user_code_raised(doing: str, e: BaseException, module: str, fix: str = "") -> UserImportError:

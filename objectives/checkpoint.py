@@ -44,3 +44,22 @@ def restore(state: Mapping[str, Any], *, model: torch.nn.Module, optimizers: Map
     if "cuda_rng" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     return int(state["epoch"]), int(state["step"]), dict(state.get("extra", {}))
+
+
+#: a trial's training state inside its checkpoint directory
+STATE_FILE = "state.pt"
+
+
+def save_state(state: Mapping[str, Any], directory: str) -> None:
+    """Write ``state`` (from :func:`capture`, plus the epoch's metrics) into ``directory``."""
+    import os
+
+    torch.save(dict(state), os.path.join(directory, STATE_FILE))
+
+
+def load_state(data: bytes, device: str) -> dict[str, Any]:
+    """A state written by :func:`save_state`, read from its bytes onto ``device`` (tensors only:
+    ``weights_only=True``, so a checkpoint cannot run code)."""
+    import io
+
+    return torch.load(io.BytesIO(data), map_location=device, weights_only=True)

@@ -51,7 +51,7 @@ class FunctionObjective(Objective):
         return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.summary(config).items())
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_fn": None}
+        return {**self.__dict__, "_fn": None, "_resolved": {}}
 
     @property
     def function(self) -> Callable[..., Any]:

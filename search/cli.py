@@ -110,7 +110,7 @@ def _search_and_print(start) -> None:
     try:
         from gatesearch.search.console import front_table
         from gatesearch.search.outbox import TrackingUnavailable
-        from gatesearch.search.tuner import shutdown_ray
+        from gatesearch.search.ray import shutdown_ray
 
         try:
             result = start()

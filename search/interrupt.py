@@ -10,7 +10,7 @@ and exits 130). A second signal stops at once (``KeyboardInterrupt``), and the s
 resumable from Ray's last snapshot (taken every 2 s).
 
 Ray Tune's own SIGINT handler is switched off (``TUNE_DISABLE_SIGINT_HANDLER``, see
-:mod:`gatesearch.search.tuner`): it would stop Tune but leave the search looking finished. The
+:mod:`gatesearch.search.ray`): it would stop Tune but leave the search looking finished. The
 handlers here only set a flag; the Tuner's stopper polls it and triggers Tune's graceful stop.
 """
 

@@ -1,5 +1,5 @@
 """Multi-objective asynchronous successive halving (MO-ASHA; Schmucker et al. 2021,
-Syne Tune's ``MOASHA``), without Ray: the adapter lives in :mod:`search.tuner`.
+Syne Tune's ``MOASHA``), without Ray: the adapter lives in :mod:`gatesearch.search.ray.scheduler`.
 
 Rungs sit at ``grace · η^i`` epochs (below the full budget). When a trial reaches a
 rung, its objective vector is recorded there and all vectors recorded at that rung

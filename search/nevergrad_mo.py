@@ -27,7 +27,7 @@ class NevergradMO:
         budget: the number of evaluations Nevergrad plans for (its optimizers adapt to it).
         capped: whether :meth:`ask` returns None after ``budget`` asks (not behind Ray Tune, where
             ``num_samples`` bounds the trials and repeats answered from memory are asks that are
-            not trials: :class:`~gatesearch.search.tuner.Deduplicated`).
+            not trials: :class:`~gatesearch.search.ray.searcher.Deduplicated`).
         num_workers: how many candidates may be pending at once.
         seed: seeds the parametrization's random state.
     """

@@ -123,7 +123,7 @@ class Outbox:
 
 
 class BufferedSink:
-    """A :class:`search.tuner.TrialSink` that forwards every event through an :class:`Outbox`."""
+    """A :class:`gatesearch.search.ray.callbacks.TrialSink` that forwards every event through an :class:`Outbox`."""
 
     def __init__(self, outbox: Outbox):
         self.outbox = outbox

@@ -1,7 +1,7 @@
 """Live progress of a running search, in the terminal.
 
 :class:`SearchProgress` receives the same trial events as the tracking sink (it is a
-:class:`~gatesearch.search.tuner.TrialSink`, fed on the driver's event loop) and shows: trials
+:class:`~gatesearch.search.ray.callbacks.TrialSink`, fed on the driver's event loop) and shows: trials
 finished / running / failed / stopped early, of the budget; elapsed and estimated remaining
 time; the current front's size and hypervolume; the best value of each objective; and each
 running trial's epoch. On a terminal it is a ``rich`` live panel; otherwise (CI logs, files) it

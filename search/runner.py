@@ -17,7 +17,7 @@ import numpy as np
 from gatesearch.objectives import Objective
 from gatesearch.objectives.function import FunctionObjective
 from gatesearch.objectives.metrics import EPOCH
-from gatesearch.search import tuner as ray_tuner
+from gatesearch.search import ray as ray_tuner
 from gatesearch.search.interrupt import Interrupts, SearchInterrupted
 from gatesearch.search.store import TAG_INTERRUPTED
 from gatesearch.search.manifest import SPACE_COPY, Manifest, find_search_dir
@@ -136,7 +136,8 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
             common = dict(objective_name=sf.objective, fixed=sf.fixed, settings=settings,
                           sink=TeeSink(BufferedSink(outbox), shown),
                           should_stop=lambda: outbox.failed or interrupts.requested is not None,
-                          objective=objective if isinstance(objective, FunctionObjective) else None)
+                          objective=objective if isinstance(objective, FunctionObjective) else None,
+                          plugins=getattr(sf, "plugins", ()))
             try:
                 if shown is not None:
                     shown.__enter__()

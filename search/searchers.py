@@ -1,10 +1,11 @@
 """The searcher registry: every searcher a space file may name, in one place.
 
-Settings validation, the CLI's help and the Tuner all read :data:`SEARCHERS`. A searcher is a
-:class:`SearcherSpec` with a factory for an ask/tell *core* over a :class:`~gatesearch.spaces.Space`:
-``ask(key) -> config | None`` and ``tell(key, result | None)``. Optuna-backed searchers also
-expose their sampler, which the Tuner hands to Ray Tune's multi-objective ``OptunaSearch``;
-``nevergrad`` is our own multi-objective Tune searcher over its core. Optuna and Nevergrad are
+Settings validation, the CLI's help, the Tuner and the benchmarks all read :data:`SEARCHERS`. A
+searcher is a :class:`SearcherSpec` whose ``build`` makes an ask/tell *core*
+(:class:`SearchCore`) over a :class:`~gatesearch.spaces.Space`; one Ray Tune adapter
+(:class:`gatesearch.search.ray.searcher.CoreSearcher`) runs every core, and ``bench/simulation.py``
+drives the same cores, so the benchmarked path is the shipped one. A new searcher is one
+:func:`register_searcher` call (an Optuna sampler: :func:`optuna_searcher`). Optuna and Nevergrad are
 imported only when a searcher is built (validating a space file does not pay for them).
 """
 
@@ -12,7 +13,38 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+
+class SearchCore(Protocol):
+    """An ask/tell searcher over a space, multi-objective. Picklable: it is saved with the
+    experiment and ``gatesearch resume`` continues from the saved copy."""
+
+    def ask(self, key: str) -> dict[str, Any] | None:
+        """A configuration (the space's parameter names -> values) for proposal ``key``, or None
+        when the searcher has nothing more to propose."""
+
+    def tell(self, key: str, result: Mapping[str, Any] | None, *, stopped: bool = False) -> bool:
+        """``key``'s final result (metric name -> value). ``None``: failed, or with ``stopped``
+        stopped early by the scheduler (a lower-fidelity result is never told as final). Returns
+        whether a result was told."""
+
+
+@dataclass(frozen=True)
+class CoreRequest:
+    """What a searcher is built for: the space, the objectives (``modes``: ``"max"``/``"min"``), the
+    seed, the planned number of trials, how many run at once, whether :meth:`SearchCore.ask` stops
+    after ``budget`` asks (``capped``: not behind deduplication, where answered repeats are asks that
+    are not trials) and the searcher's own settings (``nevergrad_optimizer``)."""
+
+    space: Any
+    metrics: tuple[str, ...]
+    modes: tuple[str, ...]
+    seed: int
+    budget: int
+    num_workers: int = 1
+    capped: bool = True
+    nevergrad_optimizer: str = "NGOpt"
 
 
 @dataclass(frozen=True)
@@ -22,14 +54,14 @@ class SearcherSpec:
     Attributes:
         name: what ``search: {searcher: ...}`` says.
         doc: one line for the CLI help and the README.
-        sampler: ``(seed, num_samples) -> optuna sampler`` for Optuna-backed searchers, else None.
+        build: ``CoreRequest -> SearchCore``.
         requires, extra: modules an optional searcher needs, and the ``pip install
             'gatesearch[<extra>]'`` extra that brings them (checked by the settings).
     """
 
     name: str
     doc: str
-    sampler: Callable[[int, int], Any] | None = None
+    build: Callable[[CoreRequest], SearchCore] | None = None
     requires: tuple[str, ...] = ()  # modules of an optional extra
     extra: str = ""  # the extra that installs them
 
@@ -42,25 +74,26 @@ class SearcherSpec:
         return [m for m in self.requires if m not in sys.modules and importlib.util.find_spec(m) is None]
 
     def core(self, space, metrics: Sequence[str], modes: Sequence[str], *, seed: int, budget: int,
-             num_workers: int = 1, nevergrad_optimizer: str = "NGOpt", capped: bool = True):
-        """An ask/tell core proposing configurations of ``space`` (seeded); ``capped``: see
-        :class:`~gatesearch.search.nevergrad_mo.NevergradMO`."""
-        if self.sampler is None:
-            from gatesearch.search.nevergrad_mo import NevergradMO
-
-            return NevergradMO(space, metrics, modes, optimizer=nevergrad_optimizer, budget=budget,
-                               num_workers=num_workers, seed=seed, capped=capped)
-        return OptunaCore(space, metrics, modes, self.sampler(seed, budget), budget=budget, capped=capped)
+             num_workers: int = 1, nevergrad_optimizer: str = "NGOpt", capped: bool = True) -> SearchCore:
+        """An ask/tell core proposing configurations of ``space`` (seeded)."""
+        if self.build is None:
+            raise ValueError(f"searcher {self.name!r} has no build function")
+        return self.build(CoreRequest(space, tuple(metrics), tuple(modes), seed=seed, budget=budget,
+                                      num_workers=num_workers, capped=capped,
+                                      nevergrad_optimizer=nevergrad_optimizer))
 
 
 class OptunaCore:
-    """Ask/tell over an Optuna study with define-by-run suggestions of a space (the same
-    suggestion path as the Tuner's ``OptunaSearch``)."""
+    """Ask/tell over an Optuna study (in memory) with define-by-run suggestions of a space
+    (:func:`gatesearch.spaces.suggest`: conditional parameters are suggested only when active).
+    Running trials stay ``RUNNING`` in the study, so samplers that account for them (TPE's
+    constant liar, BoTorch's pending points) see them."""
 
     def __init__(self, space, metrics: Sequence[str], modes: Sequence[str], sampler, *, budget: int,
                  capped: bool = True):
         import optuna
 
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.space, self.metrics, self.budget, self.capped = space, list(metrics), budget, capped
         self.study = optuna.create_study(directions=["maximize" if m == "max" else "minimize" for m in modes],
                                          sampler=sampler)
@@ -81,7 +114,7 @@ class OptunaCore:
 
     def tell(self, key: str, result: Mapping[str, Any] | None, *, stopped: bool = False) -> bool:
         """Tell ``key``'s final result. ``None`` with ``stopped``: stopped early by the scheduler
-        (PRUNED, as Ray's ``OptunaSearch`` records it, see ``tuner.FullFidelityOnly``); ``None``
+        (PRUNED, see :class:`gatesearch.search.ray.searcher.FullFidelityOnly`); ``None``
         or a non-finite value otherwise: FAIL. Returns whether a result was told."""
         import optuna
 
@@ -154,6 +187,22 @@ def _botorch(seed: int, num_samples: int):
                           consider_running_trials=True, seed=seed)
 
 
+def optuna_searcher(name: str, doc: str, sampler: Callable[[int, int], Any], **spec) -> SearcherSpec:
+    """A searcher over an Optuna sampler: ``sampler(seed, num_samples)`` -> a seeded sampler."""
+
+    def build(r: CoreRequest) -> SearchCore:
+        return OptunaCore(r.space, r.metrics, r.modes, sampler(r.seed, r.budget), budget=r.budget, capped=r.capped)
+
+    return SearcherSpec(name, doc, build, **spec)
+
+
+def _nevergrad(r: CoreRequest) -> SearchCore:
+    from gatesearch.search.nevergrad_mo import NevergradMO
+
+    return NevergradMO(r.space, r.metrics, r.modes, optimizer=r.nevergrad_optimizer, budget=r.budget,
+                       num_workers=r.num_workers, seed=r.seed, capped=r.capped)
+
+
 SEARCHERS: dict[str, SearcherSpec] = {}
 
 
@@ -165,24 +214,13 @@ def register_searcher(spec: SearcherSpec) -> SearcherSpec:
     return spec
 
 
-register_searcher(SearcherSpec("tpe", "Optuna TPE, multi-objective, constant liar for parallel trials (the default)",
-                               _tpe))
-register_searcher(SearcherSpec("nsga2", "Optuna NSGA-II (population: a fifth of the budget, 4 to 20)", _nsga2))
-register_searcher(SearcherSpec("random", "uniform random sampling (Optuna RandomSampler)", _random))
-register_searcher(SearcherSpec("gp", "Optuna GP sampler (Gaussian-process BO, multi-objective)", _gp))
-register_searcher(SearcherSpec("nevergrad", "our multi-objective Nevergrad searcher (nevergrad_optimizer)"))
-register_searcher(SearcherSpec("botorch", "BoTorch qLogNEHVI Bayesian optimisation via optuna-integration "
-                               "(optional extra: pip install 'gatesearch[botorch]')", _botorch,
-                               requires=("botorch", "optuna_integration"), extra="botorch"))
-
-
-def make_sampler(name: str, *, seed: int, num_samples: int):
-    """The seeded Optuna sampler of searcher ``name``."""
-    spec = SEARCHERS.get(name)
-    if spec is None or spec.sampler is None:
-        raise ValueError(f"searcher: {name!r} is not an Optuna sampler; Optuna searchers: "
-                         f"{[n for n, s in SEARCHERS.items() if s.sampler is not None]}")
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return spec.sampler(seed, num_samples)
+register_searcher(optuna_searcher("tpe", "Optuna TPE, multi-objective, constant liar for parallel trials "
+                                  "(the default)", _tpe))
+register_searcher(optuna_searcher("nsga2", "Optuna NSGA-II (population: a fifth of the budget, 4 to 20)", _nsga2))
+register_searcher(optuna_searcher("random", "uniform random sampling (Optuna RandomSampler)", _random))
+register_searcher(optuna_searcher("gp", "Optuna GP sampler (Gaussian-process BO, multi-objective)", _gp))
+register_searcher(SearcherSpec("nevergrad", "our multi-objective Nevergrad searcher (nevergrad_optimizer)",
+                               _nevergrad))
+register_searcher(optuna_searcher("botorch", "BoTorch qLogNEHVI Bayesian optimisation via optuna-integration "
+                                  "(optional extra: pip install 'gatesearch[botorch]')", _botorch,
+                                  requires=("botorch", "optuna_integration"), extra="botorch"))

@@ -17,7 +17,7 @@ def ray_session():
     import ray
 
     os.environ.setdefault("RAY_TMPDIR", tempfile.mkdtemp(prefix="gsray", dir="/tmp"))
-    from gatesearch.search.tuner import ensure_ray
+    from gatesearch.search.ray import ensure_ray
 
     ensure_ray(num_cpus=2)  # the product's own local start-up (loopback only)
     yield ray

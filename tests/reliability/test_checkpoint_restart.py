@@ -60,7 +60,7 @@ def test_a_restored_checkpoint_older_than_the_newest_continues_from_the_newest(t
     import torch
     from ray import tune
 
-    from gatesearch.search.tuner import _load_state, _prune_states
+    from gatesearch.search.ray.checkpoints import load_state as _load_state, prune_states as _prune_states
 
     trial = tmp_path / "trial_x"
     for i in range(4):

@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from gatesearch.search.front_report import read_front
 from gatesearch.search.tracking import Tracker
-from gatesearch.search.tuner import RUNGS_FILE
+from gatesearch.search.ray import RUNGS_FILE
 from tests import harness
 
 BUDGET = 8

@@ -14,7 +14,7 @@ LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 
 PROBE = """
 import json, os
-from gatesearch.search.tuner import ensure_ray, shutdown_ray
+from gatesearch.search.ray import ensure_ray, shutdown_ray
 from tests.harness import listening_addresses, pids_with_env
 ensure_ray(num_cpus=1)
 import ray
@@ -58,4 +58,5 @@ def test_no_unsafe_deserialisation_in_our_code():
             assert not list(_calls(tree, name)), f"{path}: {name} (use yaml.safe_load)"
         # pickle.load only for the searcher checkpoint we wrote ourselves, inside Ray's experiment dir
         for call in _calls(tree, "pickle.load"):
-            assert path.name == "tuner.py", f"{path}:{call.lineno}: pickle.load outside the searcher checkpoint"
+            assert path.as_posix().endswith("search/ray/searcher.py"), \
+                f"{path}:{call.lineno}: pickle.load outside the searcher checkpoint"

@@ -9,7 +9,7 @@ import ray
 
 from gatesearch.search.runner import run_search
 from gatesearch.search.tracking import Tracker
-from gatesearch.search.tuner import quiet_ray_env
+from gatesearch.search.ray import quiet_ray_env
 from gatesearch.spaces import parse_space_file
 
 out = Path(sys.argv[1])

@@ -84,15 +84,15 @@ def test_the_memory_survives_a_searcher_checkpoint(tmp_path):
     """Ray saves the searcher at every experiment snapshot; a resumed search must still answer
     repeats of configurations finished before the stop (and the inner searcher's state too)."""
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
 
-    from gatesearch.search.tuner import DefineByRun, Deduplicated
+    from gatesearch.search.ray.searcher import CoreSearcher, Deduplicated
+    from gatesearch.search.searchers import SEARCHERS
     from gatesearch.spaces import Categorical, Space
 
     def searcher():
-        inner = OptunaSearch(space=DefineByRun(Space({"gate": Categorical(("hash",))})),
-                             metric=["accuracy", "macs_per_sample"], mode=["max", "min"],
-                             sampler=optuna.samplers.RandomSampler(seed=0))
+        inner = CoreSearcher(SEARCHERS["random"].core(Space({"gate": Categorical(("hash",))}),
+                                                      ["accuracy", "macs_per_sample"], ["max", "min"], seed=0,
+                                                      budget=100, capped=False))
         return Deduplicated(inner, ConfigKey("moe_digits", {"epochs": 1}))
 
     first = searcher()
@@ -104,6 +104,6 @@ def test_the_memory_survives_a_searcher_checkpoint(tmp_path):
     resumed.restore(str(tmp_path / "searcher.pkl"))
     assert resumed.suggest("t2") is None  # only repeats of the one configuration: nothing to run
     assert resumed.memory.answered == Deduplicated.PER_CALL
-    study = resumed.inner._ot_study
+    study = resumed.inner.core.study
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(done) == 1 + Deduplicated.PER_CALL and all(t.values == [0.9, 10.0] for t in done)

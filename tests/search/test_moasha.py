@@ -8,7 +8,8 @@ from ray.tune.search import Searcher
 
 from gatesearch.search.moasha import MOASHA
 from gatesearch.search.pareto import crowding_distance
-from gatesearch.search.tuner import FullFidelityOnly, is_partial
+from gatesearch.objectives.metrics import is_partial
+from gatesearch.search.ray.searcher import FullFidelityOnly
 
 
 def test_rungs_are_geometric_below_the_budget():
@@ -71,10 +72,11 @@ def test_partial_results_never_reach_the_searcher_as_final():
 
 def test_rung_records_survive_a_restart_of_the_scheduler(tmp_path):
     """Ray restores the scheduler pickled at the start (empty rungs) and never calls its save or
-    restore; ours writes its records at every rung and reloads them on resume (resume_tuner)."""
+    restore; ours writes its records at every rung and, restored, reloads them from the live
+    experiment directory before its first decision."""
     import pickle
 
-    from gatesearch.search.tuner import RUNGS_FILE, MOASHAScheduler
+    from gatesearch.search.ray.scheduler import RUNGS_FILE, MOASHAScheduler
 
     class Trial:
         def __init__(self, trial_id):
@@ -83,17 +85,24 @@ def test_rung_records_survive_a_restart_of_the_scheduler(tmp_path):
     def result(acc, macs, epoch):
         return {"accuracy": acc, "macs_per_sample": macs, "epoch": epoch}
 
-    sched = MOASHAScheduler(MOASHA(modes=["max", "min"], max_t=9, grace=1, eta=3), ["accuracy", "macs_per_sample"],
-                            state_dir=str(tmp_path))
+    sched = MOASHAScheduler(MOASHA(modes=["max", "min"], max_t=9, grace=1, eta=3), ["accuracy", "macs_per_sample"])
+    sched.load_rungs(str(tmp_path))  # a fit attaches it to the live experiment directory (none there yet)
     pickled_at_start = pickle.dumps(sched)  # what Tuner.restore brings back
     for i, (acc, macs) in enumerate([(0.9, 10.0), (0.5, 20.0), (0.8, 5.0)]):
         sched.on_trial_result(None, Trial(f"t{i}"), result(acc, macs, 1))
     sched.on_trial_result(None, Trial("t0"), result(0.91, 10.0, 2))  # not a rung: nothing new
     assert set(sched.core.rungs[1]) == {"t0", "t1", "t2"} and (tmp_path / RUNGS_FILE).exists()
 
+    from gatesearch.search.ray.live import Live
+
     restored = pickle.loads(pickled_at_start)
-    assert restored.core.rungs[1] == {}
-    assert restored.load_rungs(str(tmp_path)) == 3
+    assert restored.core.rungs[1] == {} and restored.state_dir is None
+    Live.experiment_dir = str(tmp_path)  # what a resumed fit sets
+    try:
+        restored._attach()
+    finally:
+        Live.experiment_dir = None
+    assert restored.state_dir == str(tmp_path)
     assert {t: list(v) for t, v in restored.core.rungs[1].items()} == {t: list(v) for t, v in sched.core.rungs[1].items()}
     # a fourth trial is now ranked against all three earlier ones: dominated by t0 and t2 -> stopped
     assert restored.on_trial_result(None, Trial("t3"), result(0.6, 15.0, 1)) == "STOP"
@@ -107,7 +116,7 @@ def test_rung_records_live_outside_the_files_ray_copies_on_restore(tmp_path: Pat
     import json
     import os
 
-    from gatesearch.search.tuner import RUNGS_FILE, MOASHAScheduler
+    from gatesearch.search.ray.scheduler import RUNGS_FILE, MOASHAScheduler
 
     assert os.path.dirname(RUNGS_FILE), "the rung file must sit in a subdirectory"
     legacy = tmp_path / os.path.basename(RUNGS_FILE)
@@ -119,21 +128,22 @@ def test_rung_records_live_outside_the_files_ray_copies_on_restore(tmp_path: Pat
 
 
 def test_optuna_records_stopped_trials_as_pruned_and_crashed_ones_as_failed():
-    """Through the product's stack (FullFidelityOnly over Deduplicated over Ray's OptunaSearch):
+    """Through the product's stack (FullFidelityOnly over Deduplicated over the one searcher
+    adapter, CoreSearcher, over the registry's Optuna core):
     a trial MO-ASHA stopped is PRUNED in the study, so TPE counts its configuration among the bad
     ones; the repeats that waited on it are PRUNED too; a crashed trial is FAIL. (With stopped
     trials told as FAIL, TPE + MO-ASHA kept proposing what was stopped again.)"""
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
 
     from gatesearch.search.dedup import ConfigKey
-    from gatesearch.search.tuner import DefineByRun, Deduplicated
+    from gatesearch.search.ray.searcher import CoreSearcher, Deduplicated
+    from gatesearch.search.searchers import SEARCHERS
     from gatesearch.spaces import Categorical, Space
 
     def stack():
-        inner = OptunaSearch(space=DefineByRun(Space({"gate": Categorical(("hash",))})),
-                             metric=["accuracy", "macs_per_sample"], mode=["max", "min"],
-                             sampler=optuna.samplers.RandomSampler(seed=0))
+        inner = CoreSearcher(SEARCHERS["random"].core(Space({"gate": Categorical(("hash",))}),
+                                                      ["accuracy", "macs_per_sample"], ["max", "min"], seed=0,
+                                                      budget=100, capped=False))
         return inner, FullFidelityOnly(Deduplicated(inner, ConfigKey("moe_digits", {"epochs": 9})))
 
     S = optuna.trial.TrialState
@@ -141,11 +151,11 @@ def test_optuna_records_stopped_trials_as_pruned_and_crashed_ones_as_failed():
     assert guard.suggest("a") == {"gate": "hash"}
     assert guard.suggest("b") is None  # one configuration, running: every proposal waits on it
     guard.on_trial_complete("a", {"accuracy": 0.5, "macs_per_sample": 3.0, "epoch": 1, "epochs_total": 9})
-    states = [t.state for t in inner._ot_study.trials]
+    states = [t.state for t in inner.core.study.trials]
     assert states == [S.PRUNED] * (1 + Deduplicated.PER_CALL), states
     assert guard.withheld == ["a"] and guard.final == []
 
     inner, guard = stack()
     guard.suggest("c")
     guard.on_trial_complete("c", None, error=True)
-    assert [t.state for t in inner._ot_study.trials] == [S.FAIL]
+    assert [t.state for t in inner.core.study.trials] == [S.FAIL]

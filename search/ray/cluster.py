@@ -1,0 +1,162 @@
+"""The Ray runtime: start a private local instance or join a cluster, and stop it.
+
+A private local instance binds 127.0.0.1 only, starts its processes in a session of their own (a
+signal for the driver's process group must not kill Ray under a search stopping gracefully) and
+leaves the driver's SIGINT/SIGTERM handlers in place (:mod:`gatesearch.search.interrupt`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from contextlib import contextmanager
+
+import ray
+
+from gatesearch.search.services import check_ray_address
+
+# TUNE_GLOBAL_CHECKPOINT_S: snapshot the experiment (trials + searcher state) every 2 s instead of
+# every >= 10 s, so a killed driver loses at most ~2 s of bookkeeping (see ``resume_tuner``); for
+# budgets above LARGE_SEARCH trials the snapshot (which grows with the trials) is left to Ray's
+# adaptive period (>= 10 s, at most 5% of the driver's time): see ``tune_settings``.
+# TUNE_DISABLE_AUTO_CALLBACK_LOGGERS: no per-trial TensorBoard/CSV files (MLflow has it all); the
+# JSON logger is added back explicitly, since Ray's per-trial history is read from it.
+# TUNE_PRINT_ALL_TRIAL_ERRORS: a failed trial is one line of the progress (its traceback is the
+# child run's error.txt), not Ray's ~60-line log record.
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
+           "RAY_AIR_NEW_OUTPUT": "0", "TUNE_MAX_PENDING_TRIALS_PG": "2", "TUNE_GLOBAL_CHECKPOINT_S": "2",
+           "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_PRINT_ALL_TRIAL_ERRORS": "0"}
+LARGE_SEARCH = 1000
+
+
+def tune_settings(num_samples: int) -> None:
+    """Every 2 s for searches up to LARGE_SEARCH trials; Ray's adaptive period above (a 10,000-trial
+    snapshot takes long enough that every 2 s it would dominate the driver). Also switches off
+    Tune's own SIGINT handler: :mod:`gatesearch.search.interrupt` handles SIGINT and SIGTERM (Tune's
+    would stop the loop but leave the search looking finished) and stops Tune through
+    :class:`~gatesearch.search.ray.callbacks.StopAll`."""
+    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = "2" if num_samples <= LARGE_SEARCH else "auto"
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    # a report without an optimised metric is EpochReports' to judge (MissingMetric: the trial fails
+    # with the reason), not Ray's strict check (it raised on the driver and ended the whole search)
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+
+
+def quiet_ray_env() -> None:
+    """Ray settings for a quiet, loopback-only, local instance (set before ray.init)."""
+    for k, v in RAY_ENV.items():
+        os.environ.setdefault(k, v)
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Connect to ``address``, or start a private local instance (never an existing one by accident)."""
+    if ray.is_initialized():
+        return
+    quiet_ray_env()
+    _loopback_only(not address)
+    if address:
+        check_ray_address(address)  # fail in seconds, not after minutes of Ray's own retries
+        with _keep_signal_handlers():
+            ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    else:
+        with _own_session(), _keep_signal_handlers():
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR",
+                     log_to_driver=False)
+
+
+@contextmanager
+def _keep_signal_handlers():
+    """Ray's core worker installs its own SIGTERM handler in the driver during ``ray.init`` (it
+    prints a crash dump and aborts); put the Python handlers back afterwards, so a SIGTERM while the
+    search starts is handled like a Ctrl-C (the CLI and :mod:`~gatesearch.search.interrupt`).
+    SIGTERM is blocked meanwhile (a signal that comes is delivered to our handler right after; the
+    processes Ray starts unblock it, see :func:`_own_session`)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    except SystemExit as e:
+        if e.code == signal.SIGTERM:  # Ray's handler during init: sys.exit(15)
+            raise KeyboardInterrupt("SIGTERM") from None
+        raise
+    finally:
+        for s, handler in previous.items():
+            if handler is not None:
+                signal.signal(s, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+@contextmanager
+def _own_session():
+    """Start the private local instance's processes (GCS, raylet and, through it, the workers) in
+    a session of their own, so that a signal meant for the driver's process group (``timeout``
+    sends SIGTERM to the whole group, a terminal sends Ctrl-C to it) does not kill Ray under the
+    driver while it stops the search gracefully (:mod:`gatesearch.search.interrupt`). They still
+    die with the driver (Ray's fate sharing) and are stopped by ``ray.shutdown``. Ray has no
+    public option for this: its process launcher (``ray._private.services.ConsolePopen``) is
+    wrapped for the duration of ``ray.init``; if it is ever renamed, nothing is wrapped
+    (tested: ``test_interrupt.py`` sends SIGTERM to the whole group)."""
+    from ray._private import services
+
+    original = getattr(services, "ConsolePopen", None)
+    if original is None or os.name != "posix":
+        yield
+        return
+
+    class _NewSession(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("start_new_session", True)
+            ray_preexec = kwargs.get("preexec_fn")
+
+            def preexec():
+                if ray_preexec is not None:
+                    ray_preexec()
+                # the driver blocks SIGTERM while Ray starts (_keep_signal_handlers); Ray's processes
+                # must not inherit that (ray.shutdown stops them with SIGTERM)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+            kwargs["preexec_fn"] = preexec
+            super().__init__(*args, **kwargs)
+
+    services.ConsolePopen = _NewSession
+    try:
+        yield
+    finally:
+        services.ConsolePopen = original
+
+
+def check_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
+    """Raise ``ValueError`` when no node of the cluster can ever hold one trial (Ray would keep
+    the trial pending forever). Checked once Ray is up, before the search starts."""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(r.get("CPU", 0) >= cpus_per_trial and r.get("GPU", 0) >= gpus_per_trial for r in nodes):
+        return
+    have = ", ".join(f"{r.get('CPU', 0):g} CPU/{r.get('GPU', 0):g} GPU" for r in nodes) or "no nodes"
+    raise ValueError(f"cpus_per_trial={cpus_per_trial:g}, gpus_per_trial={gpus_per_trial:g}: no node of the Ray "
+                     f"cluster can hold one trial (nodes: {have}), so no trial would ever start; lower the "
+                     f"per-trial resources in `search:` or add a node that has them")
+
+
+def _loopback_only(on: bool) -> None:
+    """Make the private local instance bind 127.0.0.1 only (GCS, raylet, object manager, workers).
+
+    Ray resolves 127.0.0.1 to the machine's routable address (``resolve_ip_for_localhost``)
+    and binds its servers on all interfaces unless multi-node support is switched off, which
+    Ray reads from RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER once, at import. We set the variable
+    for the child processes and the already-imported constant for this one. A cluster
+    connection (``address`` given) needs multi-node support, so it is switched back on.
+    """
+    from ray._private import ray_constants
+
+    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0" if on else "1"
+    ray_constants.ENABLE_RAY_CLUSTER = not on
+
+
+def shutdown_ray() -> None:
+    if ray.is_initialized():
+        ray.shutdown()
