@@ -30,7 +30,8 @@ sys.path.append(str(ROOT))  # last: a staged or installed gatesearch on PYTHONPA
 from gatesearch.models import EarlyExitConfig, EarlyExitNetwork  # noqa: E402
 from gatesearch.models.vit import EarlyExitViT, ViTExitConfig  # noqa: E402
 from gatesearch.objectives.data import DataMissing, load_digits, load_fashion_mnist  # noqa: E402
-from gatesearch.objectives.exit_training import ExitTrainConfig, budget_sweep, evaluate_gated, train_early_exit  # noqa: E402
+from gatesearch.objectives.exit_evaluation import budget_sweep, evaluate_gated  # noqa: E402
+from gatesearch.objectives.exit_training import ExitTrainConfig, train_early_exit  # noqa: E402
 
 LAMBDAS = (0.01, 0.1, 0.3, 1.0, 3.0, 7.0)
 

@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from typing import Any, Callable, Mapping
 
 from gatesearch._hints import did_you_mean
+from gatesearch._registry import Registry
 from gatesearch.objectives.metrics import Metric, Report
 from gatesearch.objectives.schema import ParamSchema
 
@@ -142,15 +143,12 @@ class DataLoader:
         return getattr(importlib.import_module("gatesearch.objectives.data"), self.name)(seed=seed, **self.kwargs)
 
 
-OBJECTIVES: dict[str, Objective] = {}
+OBJECTIVES: Registry[Objective] = Registry("objective", "or give your own as 'package.module:attr'")
 
 
 def register_objective(objective: Objective) -> Objective:
-    """Add ``objective`` to the registry under its ``name``; duplicates are an error."""
-    if objective.name in OBJECTIVES:
-        raise ValueError(f"objective {objective.name!r} is already registered")
-    OBJECTIVES[objective.name] = objective
-    return objective
+    """Add ``objective`` to the registry under its ``name``; another under a taken name is an error."""
+    return OBJECTIVES.register(objective.name, objective)
 
 
 def get_objective(name: str) -> Objective:
@@ -163,10 +161,7 @@ def get_objective(name: str) -> Objective:
     """
     if name not in OBJECTIVES and ":" in name:
         OBJECTIVES[name] = _import_objective(name)
-    if name not in OBJECTIVES:
-        raise ValueError(f"unknown objective {name!r}{did_you_mean(name, OBJECTIVES)}; registered: {sorted(OBJECTIVES)} "
-                         f"(or give your own as 'package.module:attr')")
-    return OBJECTIVES[name]
+    return OBJECTIVES.lookup(name)
 
 
 class UserImportError(ValueError):

@@ -116,13 +116,8 @@ class EarlyExitClassification(DatasetObjective):
 
     def run(self, config: Mapping[str, Any], *, report: Report | None = None, device: str = "cpu",
             restore: Mapping[str, Any] | None = None, save=None) -> dict[str, Any]:
-        from gatesearch.objectives.exit_training import (
-            ExitTrainConfig,
-            budget_sweep,
-            evaluate_gated,
-            threshold_sweep,
-            train_early_exit,
-        )
+        from gatesearch.objectives.exit_evaluation import budget_sweep, evaluate_gated, threshold_sweep
+        from gatesearch.objectives.exit_training import ExitTrainConfig, train_early_exit
 
         full = self.resolve(config)
         data = self.data(full["data_seed"])

@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
+from gatesearch._registry import Registry
+
 
 class SearchCore(Protocol):
     """An ask/tell searcher over a space, multi-objective. Picklable: it is saved with the
@@ -203,15 +205,12 @@ def _nevergrad(r: CoreRequest) -> SearchCore:
                        num_workers=r.num_workers, seed=r.seed, capped=r.capped)
 
 
-SEARCHERS: dict[str, SearcherSpec] = {}
+SEARCHERS: Registry[SearcherSpec] = Registry("searcher")
 
 
 def register_searcher(spec: SearcherSpec) -> SearcherSpec:
-    """Add ``spec`` under its name; a duplicate name is an error."""
-    if spec.name in SEARCHERS:
-        raise ValueError(f"searcher {spec.name!r} is already registered")
-    SEARCHERS[spec.name] = spec
-    return spec
+    """Add ``spec`` under its name; another under a taken name is an error."""
+    return SEARCHERS.register(spec.name, spec)
 
 
 register_searcher(optuna_searcher("tpe", "Optuna TPE, multi-objective, constant liar for parallel trials "

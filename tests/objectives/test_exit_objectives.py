@@ -11,15 +11,9 @@ from gatesearch.objectives.auc import mean_task_auc, roc_auc
 from gatesearch.objectives.calibration import expected_calibration_error
 from gatesearch.objectives.conformal import split_conformal
 from gatesearch.objectives.data import load_digits
-from gatesearch.objectives.exit_training import (
-    ExitTrainConfig,
-    budget_sweep,
-    gate_loss,
-    im_loss,
-    optimal_exits,
-    thresholds_for_prior,
-    train_early_exit,
-)
+from gatesearch.objectives.exit_evaluation import budget_sweep, thresholds_for_prior
+from gatesearch.objectives.exit_losses import gate_loss, im_loss, optimal_exits
+from gatesearch.objectives.exit_training import ExitTrainConfig, train_early_exit
 
 
 @pytest.fixture(scope="module")

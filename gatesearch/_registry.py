@@ -1,0 +1,45 @@
+"""The one registry of extension points (gates, gate configs, objectives, searchers, data sets).
+
+A :class:`Registry` is a ``dict`` from name to entry (every package reads it as one: ``name in R``,
+``R[name]``, iteration) with the three things a hand-rolled registry got wrong in different ways:
+a duplicate name is an error (re-registering the very same entry is not), a lookup of an unknown
+name says what is known with a did-you-mean, and a registration can be undone. Pure standard
+library: every package may import it.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from gatesearch._hints import did_you_mean
+
+T = TypeVar("T")
+
+
+class Registry(dict, Generic[T]):
+    """Name -> entry of one kind of extension (``kind``: what an entry is, for messages)."""
+
+    def __init__(self, kind: str, how: str = ""):
+        super().__init__()
+        self.kind, self.how = kind, how
+
+    def register(self, name: str, entry: T) -> T:
+        """Add ``entry`` under ``name``. The same entry again is a no-op; another under a taken name
+        is an error."""
+        if name in self and self[name] is not entry:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self[name] = entry
+        return entry
+
+    def unregister(self, name: str) -> None:
+        self.pop(name, None)
+
+    def lookup(self, name: str) -> T:
+        """The entry of ``name``; an unknown name raises ``ValueError`` naming the known ones."""
+        if name not in self:
+            raise ValueError(f"unknown {self.kind} {name!r}{did_you_mean(name, self)}; registered: {sorted(self)}"
+                             + (f" ({self.how})" if self.how else ""))
+        return self[name]
+
+    def names(self) -> list[str]:
+        return sorted(self)
