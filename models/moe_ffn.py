@@ -23,7 +23,6 @@ hardening, EvoMoE spawning); pass ``step`` to forward (gate schedules read it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -32,6 +31,7 @@ from gatesearch.models.evomoe import spawn_experts
 from gatesearch.models.evomoe_config import EvoMoEConfig
 from gatesearch.models.experts import ExpertBank
 from gatesearch.models.gates.base import RouteContext, Routing, build_gate
+from gatesearch.models.gates.contract import GateConfig, experts_per_row
 from gatesearch.models.gates.local_search import LocalSearchConfig, PermutationLocalSearch
 from gatesearch.models.gates.registry import gate_configs
 from gatesearch.models.gates.topk_config import TopKGateConfig
@@ -83,7 +83,7 @@ class MoEFeedForward(nn.Module):
         num_ids: vocabulary size, for the hash gate (which routes on ``token_ids``).
     """
 
-    def __init__(self, d_model: int, d_hidden: int, n_experts: int, gate: Any = None, *,
+    def __init__(self, d_model: int, d_hidden: int, n_experts: int, gate: GateConfig | None = None, *,
                  local_search: LocalSearchConfig | None = None, capacity_factor: float | None = None,
                  dropout: float = 0.0, activation: str = "gelu", evomoe: EvoMoEConfig | None = None,
                  num_ids: int | None = None):
@@ -93,8 +93,7 @@ class MoEFeedForward(nn.Module):
             raise TypeError(f"gate config {type(gate).__name__} is not registered; registered: {sorted(gate_configs())}")
         if n_experts < 2:
             raise ValueError(f"n_experts must be >= 2, got {n_experts}")
-        if getattr(gate, "k", 1) > n_experts:
-            raise ValueError(f"k={gate.k} exceeds n_experts={n_experts}")
+        experts_per_row(gate, n_experts)  # raises when the gate cannot route over n_experts (k > n)
         if min(d_model, d_hidden) < 1:
             raise ValueError("d_model and d_hidden must be >= 1")
         self.d_model, self.n_experts, self.evo = d_model, n_experts, evomoe

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from gatesearch.models.experts import ExpertBank
 from gatesearch.models.gates.base import Gate, RouteContext, Routing, build_gate
+from gatesearch.models.gates.contract import GateConfig, experts_per_row
 from gatesearch.models.gates.local_search import (
     LocalSearchConfig,
     PermutationLocalSearch,
@@ -23,7 +24,8 @@ class MoENetworkConfig:
     """Architecture of :class:`MoENetwork`.
 
     Attributes:
-        gate: a registered gate config (e.g. ``CometGateConfig(k=2)``); one gate per task.
+        gate: a registered gate config (e.g. ``CometGateConfig(k=2)``); one gate per task. It must
+            fit ``n_experts`` (:func:`~gatesearch.models.gates.contract.experts_per_row`: e.g. k <= n).
         n_experts: number of shared experts.
         expert_hidden, expert_out: expert MLP widths.
         dropout: dropout inside experts.
@@ -31,7 +33,7 @@ class MoENetworkConfig:
         local_search: attach permutation local search to every gate when set.
     """
 
-    gate: Any
+    gate: GateConfig
     n_experts: int = 8
     expert_hidden: int = 64
     expert_out: int = 32
@@ -44,9 +46,7 @@ class MoENetworkConfig:
             raise TypeError(f"gate config {type(self.gate).__name__} is not registered")
         if self.n_experts < 2:
             raise ValueError(f"n_experts must be >= 2, got {self.n_experts}")
-        k = getattr(self.gate, "k", 1)
-        if k > self.n_experts:
-            raise ValueError(f"k={k} exceeds n_experts={self.n_experts}")
+        experts_per_row(self.gate, self.n_experts)  # raises when the gate cannot route over n_experts (k > n)
         if min(self.expert_hidden, self.expert_out) < 1 or self.tower_hidden < 0:
             raise ValueError("expert_hidden and expert_out must be >= 1, tower_hidden >= 0")
         if not 0 <= self.dropout < 1:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gatesearch.models.evomoe_config import EvoMoEConfig
+from gatesearch.models.gates.contract import GateConfig
 from gatesearch.models.gates.local_search_config import LocalSearchConfig
 from gatesearch.models.gates.registry import gate_configs
 from gatesearch.models.gates.topk_config import TopKGateConfig
@@ -60,7 +60,7 @@ class MoETransformerConfig:
     ffn_mult: int = 4
     moe_every: int = 1
     n_experts: int = 8
-    gate: Any = field(default_factory=lambda: TopKGateConfig(k=2))
+    gate: GateConfig = field(default_factory=lambda: TopKGateConfig(k=2))
     local_search: LocalSearchConfig | None = None
     capacity_factor: float | None = None
     evomoe: EvoMoEConfig | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Mapping
 
@@ -21,6 +22,7 @@ from gatesearch.objectives.schema import ParamSchema
 
 #: resolved configurations an objective remembers (per process)
 RESOLVED_KEPT = 512
+_MEMO_LOCK = threading.Lock()
 
 
 class Resolved(dict):
@@ -75,9 +77,10 @@ class Objective(ABC):
         self.check(full)
         full.owner = id(self)
         if key is not None:
-            if len(memo) >= RESOLVED_KEPT:
-                memo.pop(next(iter(memo)))
-            memo[key] = full
+            with _MEMO_LOCK:  # the driver's sink and progress resolve from other threads too
+                while len(memo) >= RESOLVED_KEPT:
+                    memo.pop(next(iter(memo)))
+                memo[key] = full
         return full
 
     def check(self, config: Mapping[str, Any]) -> None:

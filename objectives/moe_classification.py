@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any, Callable, Mapping
 
 from gatesearch.models.evomoe_config import EvoMoEConfig
-from gatesearch.models.gates.comet_config import CometGateConfig, effective_tree_depth
+from gatesearch.models.gates.contract import derived_values, experts_per_row
 from gatesearch.models.gates.local_search_config import LocalSearchConfig
 from gatesearch.models.gates.registry import gate_config_names, gate_configs
 from gatesearch.models.knobs import Knob, flat_defaults, flat_le, from_flat, knobs
@@ -174,17 +174,16 @@ class MoEClassification(DatasetObjective):
         return super().why_inert(key)
 
     def derived(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        gate = config["gate"]
-        k_eff = {"softmax": config["n_experts"], "hash": 1, "dts": 1}.get(gate, config.get("k"))
-        out: dict[str, Any] = {"k_effective": k_eff}
-        if gate == "comet":
-            depth = int(config.get("tree_depth", 0))
-            out["tree_depth_effective"] = effective_tree_depth(CometGateConfig(tree_depth=depth), config["n_experts"])
-        return out
+        """What the chosen gate's config says about this configuration: ``k_effective``, the most
+        experts a row is dispatched to (the ``k`` of run names and front tables: hash and dts 1,
+        softmax ``n_experts``; see :mod:`~gatesearch.models.gates.contract`), and the values the
+        config derives itself (COMET: ``tree_depth_effective``)."""
+        gate, n = gate_config(config), config["n_experts"]
+        return {"k_effective": experts_per_row(gate, n), **derived_values(gate, n)}
 
     def summary(self, config: Mapping[str, Any]) -> dict[str, Any]:
         row = super().summary(config)
-        row["k"] = self.derived(config)["k_effective"]  # hash routes to 1 expert, softmax to all
+        row["k"] = self.derived(config)["k_effective"]  # what the gate says: hash routes to 1 expert, softmax to all
         return row
 
     def run_label(self, config: Mapping[str, Any]) -> str:
@@ -248,9 +247,6 @@ class EvoMoEClassification(MoEClassification):
         return {**moe_defaults(), "gate": "dts", **flat_defaults(EvoMoEConfig)}
 
     components = {"evomoe": EvoMoEConfig}
-
-    def derived(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        return {"k_effective": 1}
 
     def gate_phase_steps(self, config: Mapping[str, Any], tc, n_train: int) -> int:
         spe = tc.steps_per_epoch(n_train)

@@ -195,7 +195,7 @@ class EvoMoELanguageModel(MoELanguageModel):
         """Also the shared phase in optimisation steps and training tokens (what ``share_epochs``
         means for this run: epochs of ``steps_per_epoch`` steps)."""
         share = from_flat(EvoMoEConfig, config, steps_per_epoch=config["steps_per_epoch"]).share_steps
-        return {**super().derived(config), "k_effective": 1, "share_steps": share,
+        return {**super().derived(config), "share_steps": share,
                 "share_tokens": share * config["batch_size"] * config["context"]}
 
     def gate_phase_steps(self, config: Mapping[str, Any], tc, n_train: int = 0) -> int:

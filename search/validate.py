@@ -12,6 +12,7 @@ from gatesearch._hints import did_you_mean
 from gatesearch.objectives import OBJECTIVES, Objective, get_objective
 from gatesearch.objectives.base import UserImportError
 from gatesearch.objectives.function import MAX_DEFAULT_COLUMNS, FunctionObjective
+from gatesearch.objectives.plugins import import_plugins
 from gatesearch.search.settings import SearchSettings
 from gatesearch.spaces import Categorical, Fixed, Float, Int, SpaceFile
 
@@ -22,14 +23,23 @@ _COLUMNS_FROM_SPACE = "_gatesearch_columns_from_space"
 def validate_space_file(sf: SpaceFile) -> tuple[Objective, SearchSettings]:
     """Resolve the objective and settings and check every parameter.
 
+    The space's ``plugins:`` are imported first (after :func:`user_paths`), so the schema
+    checks see what they register (e.g. a user's gate among the ``gate`` choices).
+
     Raises:
-        SpaceError: naming file, line, field and the fix, for: an unknown objective,
+        SpaceError: naming file, line, field and the fix, for: a plugin that cannot be imported
+            (at its ``plugins:`` entry), an unknown objective,
             unknown parameter names (with a did-you-mean), values outside what the
             objective accepts (e.g. an unknown gate), wrong types, ``a <= b``
             constraints that some configuration of the space would violate (e.g.
             k > n_experts), and bad search settings.
     """
     user_paths(sf)
+    for i, module in enumerate(sf.plugins):
+        try:
+            import_plugins([module])
+        except UserImportError as e:  # the user's module: what went wrong there and where, at its entry
+            raise sf.error(("plugins", i), e.message, e.fix) from None
     searched = [n for n, p in sf.space.params.items() if not isinstance(p, Fixed)]
     try:
         if sf.metrics:  # a plain training function, its metrics declared in the file

@@ -5,6 +5,7 @@ Format::
     name: digits-moe            # optional, defaults to the file stem
     objective: moe_digits       # a registered objective (or package.module:attr)
     metrics: {accuracy: max}    # only for a plain training function: what it optimises
+    plugins: [mygates]          # optional: your modules to import first (e.g. a gate in one file)
     search: {searcher: nsga2, num_samples: 16, max_concurrent: 2, seed: 0}  # checked by search/
     fixed: {epochs: 8}          # constants passed to every trial
     params:
@@ -27,7 +28,7 @@ from gatesearch._hints import did_you_mean
 from gatesearch.spaces.params import Categorical, Condition, Fixed, Float, Int, Param
 from gatesearch.spaces.space import Space
 
-TOP_KEYS = ("name", "objective", "metrics", "search", "fixed", "params")
+TOP_KEYS = ("name", "objective", "metrics", "plugins", "search", "fixed", "params")
 METRIC_MODES = ("max", "min")
 PARAM_KEYS = {
     "float": ("type", "low", "high", "log", "when"),
@@ -98,6 +99,9 @@ class SpaceFile:
         search: the raw ``search:`` section (validated by ``search``).
         metrics: for a plain training function named by ``objective``: the metrics it
             optimises, name -> ``"max"``/``"min"``, in order (empty for an objective class).
+        plugins: dotted names of the user's modules to import, on the driver and on every Ray
+            worker, before the space is checked or a trial resolved (e.g. a gate written in one
+            file); checked here to be module names, imported by ``search``.
         lines: key path -> line, for errors raised after parsing.
         text: the YAML source (kept so a search can be resumed from its own copy).
     """
@@ -111,6 +115,7 @@ class SpaceFile:
     lines: Mapping[tuple, int] = field(default_factory=dict, repr=False)
     text: str = field(default="", repr=False)
     metrics: Mapping[str, str] = field(default_factory=dict)
+    plugins: tuple[str, ...] = ()
 
     def error(self, path: tuple, message: str, fix: str = "") -> SpaceError:
         """A :class:`SpaceError` located at key ``path`` (line of its deepest known prefix)."""
@@ -256,7 +261,29 @@ def parse_space_file(text: str, file: str = "<string>") -> SpaceFile:
                     "conditions must name an existing categorical parameter and its choices, without cycles") from None
     name = str(data.get("name") or Path(file).stem)
     return SpaceFile(path=file, name=name, objective=data["objective"], space=space, fixed=dict(fixed),
-                     search=dict(search), lines=lines, text=text, metrics=_metrics(p, data.get("metrics")))
+                     search=dict(search), lines=lines, text=text, metrics=_metrics(p, data.get("metrics")),
+                     plugins=_plugins(p, data.get("plugins")))
+
+
+def _plugins(p: _Parser, raw: Any) -> tuple[str, ...]:
+    """``plugins: [module, ...]``: dotted names of modules to import first (not imported here)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise p.err(("plugins",), f"expected a list of module names, got {type(raw).__name__} {raw!r}",
+                    f"write plugins: [{raw}]" if isinstance(raw, str) else "write e.g. plugins: [mygates, mypkg.gates]")
+    out = []
+    for i, name in enumerate(raw):
+        if isinstance(name, str) and name.endswith(".py"):
+            raise p.err(("plugins", i), f"{name!r} is a file name, not a module name",
+                        f"write {name[:-3].replace('/', '.')} (the name you would import; its folder must be "
+                        f"importable: the space file's folder and the working directory are)")
+        if not isinstance(name, str) or not all(part.isidentifier() for part in name.split(".")):
+            raise p.err(("plugins", i), f"{name!r} is not a module name",
+                        "write the dotted name you would import, e.g. mygates or mypkg.gates (no '.py', no path)")
+        if name not in out:
+            out.append(name)
+    return tuple(out)
 
 
 def _metrics(p: _Parser, raw: Any) -> dict[str, str]:

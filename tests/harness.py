@@ -45,6 +45,22 @@ def gatesearch(*args: str, log: Path, **extra: str) -> subprocess.Popen:
     return spawn([str(BIN / "gatesearch"), *args], log, **extra)
 
 
+def gatesearch_ok(*args: str, log: Path, timeout: float = 400, marker: str | None = None) -> str:
+    """Run ``gatesearch <args>`` in ``log``'s folder to the end; assert it exits 0 (the log's tail
+    otherwise); return its output. Every process it started (marked with ``marker`` in their
+    environment, a fresh one if None) is killed afterwards, Ray's included."""
+    import uuid
+
+    marker = marker or f"GATESEARCH_TEST_RUN={uuid.uuid4().hex}"
+    key, value = marker.split("=")
+    proc = gatesearch(*args, log=log, **{key: value})
+    try:
+        assert proc.wait(timeout=timeout) == 0, tail(log)
+    finally:
+        kill_env(marker)
+    return log.read_text()
+
+
 def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
     try:
         os.killpg(proc.pid, sig)

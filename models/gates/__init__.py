@@ -1,6 +1,7 @@
-"""Gates: the contract (:mod:`~gatesearch.models.gates.base`), one module per gate, and one
-torch-free config module per gate (``<gate>_config``, registered in
-:mod:`~gatesearch.models.gates.registry`).
+"""Gates: the contract (:mod:`~gatesearch.models.gates.base`; the configs' side in
+:mod:`~gatesearch.models.gates.contract`), one module per gate, and one torch-free config module
+per gate (``<gate>_config``, registered in :mod:`~gatesearch.models.gates.registry`). Both are
+found by a scan of this folder (a new gate is one file here, or two with a torch-free config).
 
 Names are imported on first use (PEP 562), so reading a gate's config does not import
 PyTorch; touching the gate registry (``GATES``, ``gate_names``) registers every built-in gate.
@@ -22,7 +23,8 @@ _WHERE = {
     "smooth_step": "smooth", "SoftmaxGate": "softmax", "SoftmaxGateConfig": "softmax_config",
     "TopKGate": "topk", "TopKGateConfig": "topk_config",
     "GATE_CONFIGS": "registry", "gate_configs": "registry", "gate_config_names": "registry",
-    "register_gate_config": "registry",
+    "register_gate_config": "registry", "scan_gate_modules": "registry",
+    "GateConfig": "contract", "experts_per_row": "contract", "derived_values": "contract",
 }
 __all__ = sorted(_WHERE)
 

@@ -5,13 +5,16 @@ A gate maps input features ``x`` of shape ``(B, d)`` to a :class:`Routing`, whos
 one, entries >= 0). An exact zero means "expert not dispatched": the MoE layer runs
 expert ``i`` only on the rows where ``weights[:, i] > 0``.
 
-Extension: subclass :class:`Gate`, give it a frozen config dataclass, and register
-both with :func:`register_gate`. The registry rejects duplicate names.
+Extension, in one file: a frozen config dataclass (its searchable fields are
+:func:`~gatesearch.models.knobs.knob` s; it says how many experts a row gets,
+:class:`~gatesearch.models.gates.contract.GateConfig`), a :class:`Gate` subclass, and
+``@register_gate(name, ConfigType)`` on the class. The registry rejects duplicate names. A file
+in this package is found by :func:`~gatesearch.models.gates.registry.scan_gate_modules` (nothing
+to list); a user's own module is named in the space file's ``plugins:``.
 """
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -19,7 +22,13 @@ from typing import Callable, Mapping
 import torch
 from torch import Tensor, nn
 
-from gatesearch.models.gates.registry import register_gate_config, unregister_gate_config
+from gatesearch._registry import Registry
+from gatesearch.models.gates.registry import (
+    builtin_gate_modules,
+    import_builtin,
+    register_gate_config,
+    unregister_gate_config,
+)
 
 #: Threshold below which a combine weight counts as "sparse" (COMET's avg_sparsity).
 SPARSITY_EPS = 1e-5
@@ -140,7 +149,7 @@ class _Entry:
     gate_type: type
 
 
-GATES: dict[str, _Entry] = {}
+GATES: Registry[_Entry] = Registry("gate")
 
 
 def register_gate(name: str, config_type: type) -> Callable[[type], type]:
@@ -151,7 +160,7 @@ def register_gate(name: str, config_type: type) -> Callable[[type], type]:
         if name in GATES:
             raise ValueError(f"gate {name!r} is already registered by {GATES[name].gate_type.__name__}")
         register_gate_config(name, config_type)
-        GATES[name] = _Entry(config_type=config_type, gate_type=gate_type)
+        GATES.register(name, _Entry(config_type=config_type, gate_type=gate_type))
         return gate_type
 
     return deco
@@ -159,20 +168,19 @@ def register_gate(name: str, config_type: type) -> Callable[[type], type]:
 
 def unregister_gate(name: str) -> None:
     """Remove gate ``name`` (and its config) from the registries."""
-    GATES.pop(name, None)
+    GATES.unregister(name)
     unregister_gate_config(name)
 
 
-#: the built-in gate modules, imported on first use of the registry
-BUILTIN_GATE_MODULES = ("comet", "dselect_k", "dts", "hash", "softmax", "topk")
 _builtins_loaded = False
 
 
 def _load_builtins() -> None:
+    """Import every gate module of this package (found by
+    :func:`~gatesearch.models.gates.registry.scan_gate_modules`) once."""
     global _builtins_loaded
     if not _builtins_loaded:
-        for mod in BUILTIN_GATE_MODULES:
-            importlib.import_module(f"gatesearch.models.gates.{mod}")
+        import_builtin(builtin_gate_modules().gates)
         _builtins_loaded = True
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from gatesearch.models.gates.contract import check_k
 from gatesearch.models.gates.registry import register_gate_config
 from gatesearch.models.knobs import knob
 
@@ -48,6 +49,21 @@ class CometGateConfig:
             raise ValueError("comet: entropy_weight must be >= 0")
         if not 0 <= self.tree_depth <= 10:
             raise ValueError(f"comet: tree_depth must be in [0, 10] (0 = derived from n_experts), got {self.tree_depth}")
+
+    def experts_per_row(self, n_experts: int) -> int:
+        """``k`` for the paper's tree and whenever every leaf holds one expert (2^d >= n); with
+        fewer leaves than experts a hard-routed tree reaches a leaf of up to ceil(n / 2^d) experts,
+        which all run: ``min(n, k * ceil(n / 2^d))``. ``k > n_experts`` is an error."""
+        check_k(self.k, n_experts)
+        leaves = n_experts if self.tree_depth == 0 else 2**self.tree_depth
+        if leaves >= n_experts:
+            return self.k
+        return min(n_experts, self.k * math.ceil(n_experts / leaves))
+
+    def derived(self, n_experts: int) -> dict[str, int]:
+        """The depth of the trees over ``n_experts`` experts (``tree_depth``, or ceil(log2 n) for
+        0), logged as ``tree_depth_effective``."""
+        return {"tree_depth_effective": effective_tree_depth(self, n_experts)}
 
 
 def leaf_experts(n_leaves: int, n_experts: int) -> list[tuple[int, int]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gatesearch.models.gates.contract import check_k
 from gatesearch.models.gates.registry import register_gate_config
 from gatesearch.models.knobs import knob
 
@@ -34,6 +35,12 @@ class DSelectKGateConfig:
             raise ValueError(f"dselect_k: gamma must be > 0, got {self.gamma}")
         if self.entropy_weight < 0 or self.zeta < 0:
             raise ValueError("dselect_k: entropy_weight and zeta must be >= 0")
+
+    def experts_per_row(self, n_experts: int) -> int:
+        """``k``: each selector picks one expert once its smooth-steps saturate; ``k > n_experts``
+        is an error."""
+        check_k(self.k, n_experts)
+        return self.k
 
 
 register_gate_config("dselect_k", DSelectKGateConfig)

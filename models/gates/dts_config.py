@@ -57,5 +57,10 @@ class DTSGateConfig:
         if (self.switch_step is not None and self.switch_step < -1) or self.balance_weight < 0:
             raise ValueError("dts: switch_step must be None or >= -1, and balance_weight >= 0")
 
+    def experts_per_row(self, n_experts: int) -> int:
+        """1: evaluation routes top-1 on ``W_g x`` (training starts dense and decays towards top-1,
+        see :mod:`~gatesearch.models.gates.dts`)."""
+        return 1
+
 
 register_gate_config("dts", DTSGateConfig)

@@ -30,5 +30,9 @@ class HashGateConfig:
         if self.kind not in HASH_KINDS:
             raise ValueError(f"hash: kind must be one of {HASH_KINDS}, got {self.kind!r}")
 
+    def experts_per_row(self, n_experts: int) -> int:
+        """1: the table sends each id to one expert."""
+        return 1
+
 
 register_gate_config("hash", HashGateConfig)

@@ -12,5 +12,9 @@ from gatesearch.models.gates.registry import register_gate_config
 class SoftmaxGateConfig:
     """Dense gate: g(x) = softmax(W x + b). No parameters beyond the linear map."""
 
+    def experts_per_row(self, n_experts: int) -> int:
+        """``n_experts``: every expert runs on every row."""
+        return n_experts
+
 
 register_gate_config("softmax", SoftmaxGateConfig)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gatesearch.models.gates.contract import check_k
 from gatesearch.models.gates.registry import register_gate_config
 from gatesearch.models.knobs import knob
 
@@ -33,6 +34,11 @@ class TopKGateConfig:
             raise ValueError("topk: w_importance and w_load must be >= 0")
         if self.w_load > 0 and not self.noisy:
             raise ValueError("topk: the load loss needs noisy=True (it is defined through the noise CDF)")
+
+    def experts_per_row(self, n_experts: int) -> int:
+        """``k`` (Switch: 1); ``k > n_experts`` is an error."""
+        check_k(self.k, n_experts)
+        return self.k
 
 
 register_gate_config("topk", TopKGateConfig)
