@@ -7,8 +7,8 @@
    (versioned; rebuilt only with --rebuild). Searchers then query the table, so many seeds are cheap
    and every searcher sees exactly the same problem.
 2. Hypervolume of the full-fidelity results vs number of trials for random, TPE, NSGA-II, GP
-   (Optuna samplers, as used behind Ray Tune's OptunaSearch, same ``spaces.suggest``
-   define-by-run) and Nevergrad (our multi-objective ``NevergradMO``), several seeds; and
+   (the registry's Optuna cores, the same ones ``gatesearch run`` puts behind Ray Tune, same
+   ``spaces.suggest`` define-by-run) and Nevergrad (our multi-objective ``NevergradMO``), several seeds; and
    random search with our MO-ASHA core (grace 1, η 3, max 9 epochs), stopped trials told as
    pruned (lower fidelity is never told as final), counting every epoch trained. Simulated
    as the product runs (``bench/simulation.py``): 2 trials at once, deduplication on.

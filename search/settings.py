@@ -31,8 +31,8 @@ class SearchSettings:
 
     Attributes:
         searcher: a name in :data:`gatesearch.search.searchers.SEARCHERS` (``tpe``, ``nsga2``,
-            ``random``, ``gp``: Optuna samplers behind Ray Tune's multi-objective OptunaSearch;
-            ``nevergrad``: our multi-objective Nevergrad searcher).
+            ``random``, ``gp``, ``botorch``: Optuna samplers; ``nevergrad``: our multi-objective
+            Nevergrad searcher; every one an ask/tell core behind one Ray Tune adapter).
         nevergrad_optimizer: Nevergrad registry name used when searcher is ``nevergrad``.
         front_every: re-log the Pareto front and hypervolume every this many finished trials.
         scheduler: ``fifo`` (run every trial to the end) or ``moasha`` (multi-objective early stopping).
