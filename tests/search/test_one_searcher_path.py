@@ -46,15 +46,15 @@ def plan_searcher():
 
 
 def test_a_searcher_registered_with_one_call_runs_a_search_on_ray(ray_session, tmp_path, plan_searcher):
-    text = f"""\
+    text = """\
 name: plan
 objective: moe_digits
-search: {{searcher: plan, num_samples: 5, max_concurrent: 1, seed: 0}}
-fixed: {{epochs: 1, expert_hidden: 16, expert_out: 8}}
+search: {searcher: plan, num_samples: 5, max_concurrent: 1, seed: 0}
+fixed: {epochs: 1, expert_hidden: 16, expert_out: 8}
 params:
-  gate: {{type: categorical, choices: [hash, softmax]}}
-  n_experts: {{type: int, low: 4, high: 8}}
-  lr: {{type: float, low: 1.0e-3, high: 1.0e-1, log: true}}
+  gate: {type: categorical, choices: [hash, softmax]}
+  n_experts: {type: int, low: 4, high: 8}
+  lr: {type: float, low: 1.0e-3, high: 1.0e-1, log: true}
 """
     result = run_search(parse_space_file(text, str(tmp_path / "plan.yaml")), output_dir=tmp_path / "runs")
     # the plan ran, in order, then the searcher's end ended the search (5 allowed, 3 proposed)
