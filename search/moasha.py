@@ -4,7 +4,9 @@ Syne Tune's ``MOASHA``), without Ray: the adapter lives in :mod:`gatesearch.sear
 Rungs sit at ``grace · η^i`` epochs (below the full budget). When a trial reaches a
 rung, its objective vector is recorded there and all vectors recorded at that rung
 are ordered NSGA-II style: by Pareto rank (non-dominated sorting), then by crowding
-distance (larger first). The trial continues only if it is among the top
+distance (larger first); with a user-set hypervolume reference point, a vector inside its box
+(better than the reference in every objective) goes before one outside it at the same rank. The
+trial continues only if it is among the top
 ``ceil(m / η)`` of the ``m`` recorded so far; otherwise it is stopped. As in ASHA,
 decisions are asynchronous: early arrivals are compared with fewer trials.
 """
@@ -29,12 +31,14 @@ class MOASHA:
         max_t: full budget in epochs (trials that reach it just finish).
         grace: first rung (epochs).
         eta: reduction factor (> 1).
+        reference: the user's hypervolume reference point (objective order), or None.
     """
 
     modes: Sequence[str]
     max_t: int
     grace: int = 1
     eta: float = 3.0
+    reference: Sequence[float] | None = None
     rungs: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -74,10 +78,16 @@ class MOASHA:
         return n
 
     def order(self, values: np.ndarray) -> np.ndarray:
-        """Indices of ``values`` from best to worst: Pareto rank, then crowding distance."""
+        """Indices of ``values`` from best to worst: Pareto rank, then (with a reference point)
+        inside the hypervolume box before outside, then crowding distance."""
         ranks = pareto_ranks(values, self.modes)
         crowd = np.zeros(len(values))
         for r in np.unique(ranks):
             idx = np.flatnonzero(ranks == r)
             crowd[idx] = crowding_distance(values[idx])
-        return np.lexsort((-crowd, ranks))
+        outside = np.zeros(len(values), dtype=int)
+        if self.reference is not None:
+            ref = np.asarray(self.reference, dtype=float)
+            better = [values[:, i] > ref[i] if m == "max" else values[:, i] < ref[i] for i, m in enumerate(self.modes)]
+            outside = (~np.logical_and.reduce(better)).astype(int)
+        return np.lexsort((-crowd, outside, ranks))

@@ -121,6 +121,8 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
         ref = tracker.params(parent).get("reference_point")
         sink.reference = np.array(json.loads(ref), dtype=float) if ref else None
         retired = _restore(sink, tracker, parent, search_dir)
+    elif settings.reference_point is not None:  # the user's box from the first trial on (logged by _start)
+        sink.reference = np.array(settings.reference_for(names), dtype=float)
     outbox = Outbox(sink, Tracker.is_transient, settings.tracking_timeout_s, describe=f"MLflow at {tracker.uri}")
     shown = None if progress is None else SearchProgress(
         objective, settings.num_samples, fixed=sf.fixed, live={"live": True, "plain": False}.get(progress),
@@ -326,8 +328,12 @@ def _start(sf: SpaceFile, objective: Objective, settings: SearchSettings, out: P
     modes = tuple(m.mode for m in objective.objectives)
     search_id = uuid.uuid4().hex[:12]
     tracker = _open_tracker(uri, sf.name, out)
+    user_ref = settings.reference_for(names)
     parent = tracker.start_search(search_id, f"{sf.name}-{search_id[:6]}", {
-        **asdict(settings),  # every search setting
+        **{k: v for k, v in asdict(settings).items() if k != "reference_point"},  # every search setting
+        # the hypervolume reference point, in the objectives' order: the user's, fixed now, or
+        # inferred from the first front (logged then, in the same format, by the sink)
+        **({"reference_point": json.dumps(user_ref), "reference_point_source": "user"} if user_ref else {}),
         "objective": objective.name, "space_file": sf.path,
         "objectives": ",".join(f"{n}:{m}" for n, m in zip(names, modes)),
         **{f"fixed.{k}": v for k, v in sf.fixed.items()}})

@@ -49,6 +49,11 @@ class SearchSettings:
         dedup: a configuration the search already evaluated (the same active parameters and
             seed) is answered from its result instead of trained again, and not charged against
             ``num_samples`` (:mod:`gatesearch.search.dedup`); False runs every proposal.
+        reference_point: the hypervolume reference point, objective name -> value (every
+            objective; checked against the objective's metrics by ``search.validate``). It fixes
+            the box of the progress display, the parent run's hypervolume history, the figures and
+            MO-ASHA's tie-breaking (inside the box first). None: inferred from the first front
+            (:func:`gatesearch.search.pareto.reference_point`).
     """
 
     searcher: str = "tpe"
@@ -65,8 +70,17 @@ class SearchSettings:
     max_failures: int = 0
     tracking_timeout_s: float = 300.0
     dedup: bool = True
+    reference_point: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
+        if self.reference_point is not None:
+            if not isinstance(self.reference_point, Mapping) or not self.reference_point:
+                raise ValueError(f"reference_point: expected a mapping objective -> value, e.g. "
+                                 f"{{accuracy: 0.9, macs_per_sample: 30000}}, got {self.reference_point!r}")
+            for name, value in self.reference_point.items():
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise ValueError(f"reference_point: {name} must be a finite number, got {value!r}")
+            object.__setattr__(self, "reference_point", {str(k): float(v) for k, v in self.reference_point.items()})
         for name, (low, high, why) in BOUNDS.items():
             value = getattr(self, name)
             if isinstance(value, float) and not math.isfinite(value):
@@ -92,6 +106,9 @@ class SearchSettings:
         for key, value in raw.items():
             if key not in known:
                 raise ValueError(f"{key}: unknown search setting{did_you_mean(key, known)}; known: {list(known)}")
+            if key == "reference_point":  # a mapping, checked by the settings themselves
+                kwargs[key] = value
+                continue
             want = type(getattr(cls(), key))
             ok = isinstance(value, want) or (want is float and isinstance(value, int))
             if (isinstance(value, bool) and want is not bool) or not ok:
@@ -102,3 +119,7 @@ class SearchSettings:
     def override(self, **changes: Any) -> "SearchSettings":
         """A copy with the non-None ``changes`` applied."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def reference_for(self, names: tuple[str, ...] | list[str]) -> list[float] | None:
+        """The user's reference point in the order of ``names`` (None when it is inferred)."""
+        return None if self.reference_point is None else [self.reference_point[n] for n in names]

@@ -62,6 +62,7 @@ def validate_space_file(sf: SpaceFile) -> tuple[Objective, SearchSettings]:
     except ValueError as e:
         key = str(e).split(":", 1)[0]
         raise sf.error(("search", key), str(e).split(":", 1)[1].strip(), "see `search:` in the README") from None
+    _check_reference_point(sf, objective, settings)
     rules = objective.schema.rules
 
     def rule_for(path: tuple, name: str):
@@ -168,3 +169,19 @@ def _check_constraints(sf: SpaceFile, objective: Objective) -> None:
                            f"{a} can be {a_hi} ({where}) but {b} can be as low as {b_lo}: "
                            f"{a} <= {b} must hold for every configuration",
                            f"set the largest {a} to at most {b_lo}, or raise the smallest {b} to at least {a_hi}")
+
+
+def _check_reference_point(sf: SpaceFile, objective: Objective, settings: SearchSettings) -> None:
+    """``search: {reference_point: ...}`` names exactly the objective's optimised metrics."""
+    if settings.reference_point is None:
+        return
+    names = [m.name for m in objective.objectives]
+    for name in settings.reference_point:
+        if name not in names:
+            raise sf.error(("search", "reference_point", name),
+                           f"{name} is not an objective of {objective.name}{did_you_mean(name, names)}",
+                           f"give a value for each of {names}")
+    missing = [n for n in names if n not in settings.reference_point]
+    if missing:
+        raise sf.error(("search", "reference_point"), f"no value for {', '.join(missing)}",
+                       f"give a value for each of {names} (the hypervolume box needs every objective)")

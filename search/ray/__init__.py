@@ -96,7 +96,8 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
     scheduler = None
     if settings.scheduler == "moasha":
         scheduler = MOASHAScheduler(MOASHA(modes=list(modes), max_t=max_epochs, grace=settings.moasha_grace,
-                                           eta=settings.moasha_eta), metrics)
+                                           eta=settings.moasha_eta, reference=settings.reference_for(list(metrics))),
+                                    metrics)
     tune_settings(settings.num_samples)
     experiment_dir = os.path.join(os.path.abspath(storage_path), name)
     tuner = tune.Tuner(

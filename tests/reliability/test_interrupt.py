@@ -6,7 +6,8 @@ The signal goes to the driver's whole process group, as a terminal's Ctrl-C and 
 manifest ``interrupted``. ``gatesearch resume`` then finishes the budget: one child run per
 trial, every finished child's metric history exactly epochs 1..E (each epoch once, none lost).
 Two chains cover both signals at three moments each (before any trial finished, mid-search,
-during the last trial), and a second signal that stops at once.
+during the last trial), and a second signal that stops at once. The second chain's space sets the
+hypervolume reference point: it is the parent's from the start and stays through every resume.
 """
 
 import json
@@ -86,13 +87,23 @@ def _check_interrupted(out: Path) -> None:
     assert json.loads(manifest.read_text())["status"] == "interrupted"
 
 
-def _finish(tmp_path: Path, marker: str, resumes: int) -> None:
+#: the second chain's hypervolume reference point (accuracy, macs_per_sample)
+USER_REF = (0.5, 100000.0)
+
+
+def _finish(tmp_path: Path, marker: str, resumes: int, user_ref: bool) -> None:
     """`gatesearch resume` to the end, then check the whole search."""
     log = tmp_path / "final.log"
-    harness.gatesearch_ok("resume", "out", log=log, marker=marker)
+    text = " ".join(harness.gatesearch_ok("resume", "out", log=log, marker=marker).split())
     uri = f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}"
     tracker, client = Tracker(uri, "interrupted"), MlflowClient(uri)
     [(parent, _)] = tracker.searches()
+    params = client.get_run(parent).data.params
+    if user_ref:  # the user's box, from the first trial to the last print, through three resumes
+        assert json.loads(params["reference_point"]) == list(USER_REF) and params["reference_point_source"] == "user"
+        assert "(reference point [0.5, 100000])" in text, text[-2000:]
+    else:
+        assert "reference_point_source" not in params and len(json.loads(params["reference_point"])) == 2
     assert client.get_run(parent).info.status == "FINISHED"
     assert client.get_run(parent).data.tags["gatesearch.resumes"] == str(resumes)
     children = tracker.children(parent)
@@ -109,8 +120,10 @@ def _finish(tmp_path: Path, marker: str, resumes: int) -> None:
     assert any(c.metrics.get("resumed_from_epoch", 0) >= 1 for c in finished), [c.metrics for c in finished]
 
 
-def _chain(tmp_path: Path, first: list[int], middle: list[int], last: list[int]) -> None:
-    (tmp_path / "space.yaml").write_text(SPACE)
+def _chain(tmp_path: Path, first: list[int], middle: list[int], last: list[int], user_ref: bool = False) -> None:
+    space = SPACE.replace("front_every: 2}", "front_every: 2, reference_point: {accuracy: %g, macs_per_sample: %g}}"
+                          % USER_REF) if user_ref else SPACE
+    (tmp_path / "space.yaml").write_text(space)
     marker = f"GATESEARCH_TEST_RUN={uuid.uuid4().hex}"
     run, resume = ["run", "space.yaml", "--output-dir", "out"], ["resume", "out"]
     _interrupt(tmp_path, run, marker, lambda db: _epochs_logged(db) >= 1 and not _statuses(db).get("FINISHED"),
@@ -120,7 +133,7 @@ def _chain(tmp_path: Path, first: list[int], middle: list[int], last: list[int])
     _interrupt(tmp_path, resume, marker,
                lambda db: _statuses(db).get("FINISHED", 0) >= BUDGET - 1 and _epochs_logged(db) >= 1,
                "the last trial training", last, 3)
-    _finish(tmp_path, marker, resumes=3)
+    _finish(tmp_path, marker, resumes=3, user_ref=user_ref)
 
 
 def test_sigint_sigterm_sigint_at_three_moments_then_resume(tmp_path: Path):
@@ -129,4 +142,4 @@ def test_sigint_sigterm_sigint_at_three_moments_then_resume(tmp_path: Path):
 
 def test_sigterm_double_sigint_sigterm_at_three_moments_then_resume(tmp_path: Path):
     """The middle interruption is two quick SIGINTs: the second stops at once, still resumable."""
-    _chain(tmp_path, [signal.SIGTERM], [signal.SIGINT, signal.SIGINT], [signal.SIGTERM])
+    _chain(tmp_path, [signal.SIGTERM], [signal.SIGINT, signal.SIGINT], [signal.SIGTERM], user_ref=True)
