@@ -17,7 +17,8 @@ the first update; ``s >= 0`` means from step s; ``None`` means never (the decay 
 The flat knob is ``switch_fraction`` (a fraction of the DTS phase, so it cannot be misread:
 0 = from the first update, 1 = never).
 
-Defaults: τ 2.0 -> 0.1 (exp) with the switch at 0.8 of the DTS phase. The released defaults
+Defaults: τ 2.0 -> 0.1 (exp) over ``tau_decay_epochs`` (4), but never past the switch at 0.8 of
+the DTS phase (:func:`decay_length`): τ is at its floor when training turns top-1. The released defaults
 (τ 1.0 -> 0.5 with switch = -1) train top-1 from the first update, so no dense-to-sparse decay
 happens; with τ 1.0 -> 0.5 and no switch, about half the experts stay active (Gumbel-softmax
 weights above the 1e-3 threshold at τ = 0.5). τ_min = 0.1 makes the Gumbel-softmax nearly
@@ -25,8 +26,13 @@ one-hot, so training reaches about one active expert per token before the switch
 decay the paper describes (measured in the README's EvoMoE table).
 
 Deviation (documented): the released gate leaves g = m ⊙ ĝ unnormalised; our gate contract
-puts every row on the simplex, so g is divided by its row sum *detached* — the forward value
-is on the simplex, the gradient to W_g is the released one (as for Switch top-1 in topk.py).
+puts every row on the simplex, so the combine weights are g renormalised *straight-through*:
+their value is g / Σg, their gradient is g's, so the router gets the released gradient for the
+same upstream gradient in both phases (tested). (Dividing by the detached row sum instead, as
+before, kept the released gradient only in the soft phase, where Σg ≈ 1: in the top-1 phase it
+scaled each row's gradient by 1/ĝ_max, measured cosine 0.94-0.98 and 1.6-2.5x the norm.) The
+upstream gradient itself is taken at the renormalised output, which differs from the released
+output by the factor Σg (ĝ_max in the top-1 phase).
 """
 
 from __future__ import annotations
@@ -41,17 +47,29 @@ from gatesearch.models.gates.base import Gate, RouteContext, Routing, register_g
 from gatesearch.models.gates.dts_config import DECAYS, DTSGateConfig  # noqa: F401 - re-exported
 
 
+def decay_length(cfg: DTSGateConfig) -> int:
+    """D, the step at which τ reaches τ_min: ``decay_steps``, but never after the switch to top-1
+    (``switch_step`` > 0), so the decay, not the switch, does the sparsifying. (With a fixed
+    ``tau_decay_epochs`` of 4 and a short DTS phase, e.g. ``evomoe_lm_shakespeare``'s 750 steps,
+    the switch came at τ = 0.33, where an untrained gate still runs ~4.5 of 8 experts.) A switch
+    from the first update (-1) or none leaves D as it is. Not in the released code, whose default
+    has no decay at all (see the deviation table in the README)."""
+    if cfg.switch_step is not None and cfg.switch_step > 0:
+        return max(1, min(cfg.decay_steps, cfg.switch_step))
+    return cfg.decay_steps
+
+
 def dts_temperature(step: int, cfg: DTSGateConfig) -> float:
-    """τ at ``step`` (EvoMoE ``fairseq_cli/train.py``):
+    """τ at ``step`` (EvoMoE ``fairseq_cli/train.py``; D = :func:`decay_length`):
 
     exp:    τ_t = max(τ_max · exp(t · ln(τ_min/τ_max) / D), τ_min)
     linear: τ_t = max(τ_max − t · (τ_max − τ_min) / D, τ_min)
     """
-    t = max(0, int(step))
+    t, d = max(0, int(step)), decay_length(cfg)
     if cfg.decay == "exp":
-        tau = cfg.tau_max * math.exp(t * math.log(cfg.tau_min / cfg.tau_max) / cfg.decay_steps)
+        tau = cfg.tau_max * math.exp(t * math.log(cfg.tau_min / cfg.tau_max) / d)
     else:
-        tau = cfg.tau_max - t * (cfg.tau_max - cfg.tau_min) / cfg.decay_steps
+        tau = cfg.tau_max - t * (cfg.tau_max - cfg.tau_min) / d
     return max(tau, cfg.tau_min)
 
 
@@ -79,7 +97,9 @@ class DTSGate(Gate):
             # at least the argmax stays active (a row never routes nowhere)
             mask = torch.maximum(mask, F.one_hot(g_hat.argmax(dim=-1), self.n_experts).to(g_hat.dtype))
         g = mask * (g_hat if cfg.use_gumbel_gates else h.softmax(dim=-1))
-        weights = g / g.sum(dim=-1, keepdim=True).detach()
+        # straight-through renormalisation: the value is on the simplex (our contract), the
+        # gradient is exactly the released g's (in the soft phase and in the top-1 phase)
+        weights = g + (g / g.sum(dim=-1, keepdim=True) - g).detach()
         aux = {}
         if cfg.balance_weight > 0:
             me, ce = g.mean(dim=0), mask.mean(dim=0)
