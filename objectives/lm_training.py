@@ -7,9 +7,13 @@ linear warm-up over the first ``warmup_fraction`` of the steps then cosine decay
 gradient clipping at 1.0 (GPT-2/nanoGPT practice). On CUDA the forward runs under bf16 autocast
 where the GPU supports it.
 
-Evaluation: non-overlapping windows (stride = context) over the first ``eval_tokens`` tokens of a
-split, every position scored; the metric is bits per character = mean cross-entropy / ln 2, and
-the inference compute is the model's MACs per token in eval mode at sequence length ``context``.
+Evaluation: ``eval_tokens // context`` non-overlapping windows of ``context`` tokens, every position
+scored, drawn once (fixed positions, :data:`EVAL_SEED`, the same for every trial and epoch) from all
+the window slots of the split, so they are spread over the whole held-out text (both validation
+plays), not its opening; the whole split when ``eval_tokens`` covers it. The metric is bits per
+character = mean cross-entropy / ln 2, with its standard error over the windows (``val_bpc_se``:
+sd of the per-window bpc / √windows, with the finite-population correction), and the inference
+compute is the model's MACs per token in eval mode at sequence length ``context``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from gatesearch.objectives import checkpoint
 from gatesearch.objectives.metrics import (
     ACTIVE_EXPERTS,
     BPC,
+    BPC_SE,
     DROPPED_FRACTION,
     EPOCH,
     MACS_PER_TOKEN,
@@ -104,16 +109,19 @@ def evaluate_lm(model: MoETransformerLM, tokens: Tensor, *, context: int, max_to
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    n_windows = max(1, min(max_tokens, len(tokens) - 1) // context)
-    starts = torch.arange(n_windows) * context
+    starts = eval_windows(len(tokens), context, max_tokens)
+    n_windows = len(starts)
     total, count, macs, active, dropped = 0.0, 0, 0.0, 0.0, 0.0
+    per_window: list[Tensor] = []
     for i in range(0, n_windows, batch_size):
         s = starts[i: i + batch_size]
         w = tokens[s[:, None] + torch.arange(context + 1)[None, :]].to(device)
         with _autocast(device):
             out = model(w[:, :-1], step=step)
-        loss = F.cross_entropy(out.logits.float().reshape(-1, out.logits.shape[-1]), w[:, 1:].reshape(-1),
-                               reduction="sum")
+        ce = F.cross_entropy(out.logits.float().reshape(-1, out.logits.shape[-1]), w[:, 1:].reshape(-1),
+                             reduction="none").reshape(len(s), context)
+        per_window.append(ce.mean(dim=1).cpu())
+        loss = ce.sum()
         n = w[:, 1:].numel()
         total, count = total + loss.item(), count + n
         macs += out.macs_per_token * n
@@ -121,8 +129,33 @@ def evaluate_lm(model: MoETransformerLM, tokens: Tensor, *, context: int, max_to
         dropped += (sum(r.dropped_fraction for r in out.routings) / len(out.routings) if out.routings else 0.0) * n
     model.train(was_training)
     loss = total / count
-    return {VAL_LOSS.name: loss, BPC.name: loss / math.log(2), MACS_PER_TOKEN.name: macs / count,
-            ACTIVE_EXPERTS.name: active / count, DROPPED_FRACTION.name: dropped / count}
+    # the standard error of the mean over the windows (every window has `context` tokens), with the
+    # finite-population correction: 0 when every window slot of the split is scored
+    slots = max(1, (len(tokens) - 1) // context)
+    windows = torch.cat(per_window).double()
+    fpc = math.sqrt(max(0.0, (slots - n_windows) / max(1, slots - 1)))
+    se = float(windows.std(unbiased=True)) / math.sqrt(n_windows) * fpc if n_windows > 1 else float("nan")
+    return {VAL_LOSS.name: loss, BPC.name: loss / math.log(2), BPC_SE.name: se / math.log(2),
+            MACS_PER_TOKEN.name: macs / count, ACTIVE_EXPERTS.name: active / count,
+            DROPPED_FRACTION.name: dropped / count}
+
+
+#: seeds the evaluation windows' positions (fixed: every trial and epoch scores the same windows)
+EVAL_SEED = 20231
+
+
+def eval_windows(n_tokens: int, context: int, max_tokens: int) -> Tensor:
+    """Start positions of the evaluation windows of a split of ``n_tokens`` tokens: ``max_tokens //
+    context`` of its ``(n_tokens - 1) // context`` non-overlapping window slots (at least one),
+    drawn without replacement with :data:`EVAL_SEED` and sorted, so they are spread over the whole
+    split; every slot when ``max_tokens`` covers the split."""
+    slots = max(1, (n_tokens - 1) // context)
+    n = max(1, min(slots, max_tokens // context))
+    if n == slots:
+        chosen = torch.arange(slots)
+    else:
+        chosen = torch.randperm(slots, generator=torch.Generator().manual_seed(EVAL_SEED))[:n].sort().values
+    return chosen * context
 
 
 def top_k_gates(model: MoETransformerLM) -> list[TopKGate]:

@@ -38,6 +38,7 @@ SET_SIZE = Metric("conformal_set_size", "min", "mean split-conformal set size at
 TEST_MACS = Metric("test_macs_per_sample", "min", "expected MACs per sample on the test split")
 BPC = Metric("val_bpc", "min", "validation bits per character (cross-entropy / ln 2) of a language model")
 TEST_BPC = Metric("test_bpc", "min", "held-out test bits per character (plays never trained on)")
+BPC_SE = Metric("val_bpc_se", "min", "standard error of val_bpc over its scored windows (a sample of the held-out text)")
 MACS_PER_TOKEN = Metric("macs_per_token", "min", "mean multiply-accumulates per token at inference, as dispatched "
                         "(attention over the full context, FFNs or MoE experts, head)")
 DROPPED_FRACTION = Metric("dropped_fraction", "min", "share of (token, expert) assignments dropped by the expert "
@@ -46,7 +47,7 @@ RESUMED_FROM = Metric("resumed_from_epoch", "max", "the epoch a restarted trial 
                       "checkpoint); absent when it never restarted")
 EPOCHS_TOTAL = Metric("epochs_total", "max", "the trial's full budget in epochs (epoch < epochs_total = stopped early)")
 
-METRICS: dict[str, Metric] = {m.name: m for m in (ACCURACY, MACS, TEST_ACCURACY, VAL_LOSS, TRAIN_LOSS,
+METRICS: dict[str, Metric] = {m.name: m for m in (ACCURACY, MACS, TEST_ACCURACY, VAL_LOSS, TRAIN_LOSS, BPC_SE,
                                                   ACTIVE_EXPERTS, WEIGHT_SPARSITY, EPOCH, EPOCHS_TOTAL,
                                                   TRAIN_ACTIVE_EXPERTS, TRAIN_MACS, AUC, TEST_AUC, ECE, COVERAGE,
                                                   SET_SIZE, TEST_MACS, BPC, TEST_BPC, MACS_PER_TOKEN,

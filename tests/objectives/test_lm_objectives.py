@@ -88,3 +88,34 @@ def test_evomoe_phase_length_is_logged_in_steps_and_tokens():
     obj = get_objective("evomoe_lm_shakespeare")
     d = obj.derived(obj.resolve({"share_epochs": 0.5, "steps_per_epoch": 250, "batch_size": 32, "context": 64}))
     assert d["share_steps"] == 125 and d["share_tokens"] == 125 * 32 * 64
+
+
+def test_evaluation_windows_are_spread_over_both_validation_plays_with_a_standard_error():
+    """#23 item 5: the scored windows are fixed, seeded positions over the whole validation stream
+    (both plays), not its opening; val_bpc comes with its standard error."""
+    import torch
+
+    from gatesearch.models.transformer import MoETransformerConfig, MoETransformerLM
+    from gatesearch.models.gates.topk_config import TopKGateConfig
+    from gatesearch.objectives.lm_training import eval_windows, evaluate_lm
+
+    n, context = len(CORPUS.val), 64
+    starts = eval_windows(n, context, 16384)
+    assert len(starts) == 256 and torch.equal(starts, eval_windows(n, context, 16384))  # fixed positions
+    assert bool((starts[1:] - starts[:-1] >= context).all())  # non-overlapping, sorted
+    # both plays: the validation stream is the first play, a blank line, the second
+    from gatesearch.objectives.data import data_dir
+
+    first = CORPUS.documents[1][0]
+    boundary = len((data_dir() / "shakespeare" / f"{first}_gut.txt").read_text(encoding="utf-8"))
+    assert int((starts < boundary).sum()) > 50 and int((starts > boundary).sum()) > 50
+    assert int(starts.min()) < n // 10 and int(starts.max()) > 9 * n // 10  # the whole stream, not its opening
+    assert torch.equal(eval_windows(1000, 10, 10**6), torch.arange(99) * 10)  # covers it: every slot
+
+    torch.manual_seed(0)
+    model = MoETransformerLM(MoETransformerConfig(vocab=len(CORPUS.vocab), context=32, n_layers=1, d_head=16,
+                                                  n_experts=4, gate=TopKGateConfig(k=1)))
+    out = evaluate_lm(model, CORPUS.val, context=32, max_tokens=4096, step=0)
+    assert 0 < out["val_bpc_se"] < 0.1 * out["val_bpc"]
+    small = CORPUS.val[:32 * 20 + 1]  # 20 slots, all scored: no sampling error
+    assert evaluate_lm(model, small, context=32, max_tokens=10**6, step=0)["val_bpc_se"] == 0.0
