@@ -119,9 +119,15 @@ def write_front(store: TrackingStore, parent_id: str, front: LiveFront, ref: np.
 NOTE = "mlflow.note.content"
 
 
+#: the MLflow UI's view of runs for model training (MLflow 3.x opens runs in its GenAI
+#: "Evaluations" view unless the address says otherwise; the experiment's kind tag does not)
+UI_VIEW = "workflowType=machine_learning"
+
+
 def run_link(experiment_id: str, run_id: str) -> str:
-    """The MLflow UI's (hash-routed) address of a run, relative to the UI's root."""
-    return f"#/experiments/{experiment_id}/runs/{run_id}"
+    """The MLflow UI's (hash-routed) address of a run, relative to the UI's root, in the
+    model-training view (:data:`UI_VIEW`)."""
+    return f"#/experiments/{experiment_id}/runs/{run_id}?{UI_VIEW}"
 
 
 def front_markdown(front: LiveFront, ref: Sequence[float], hv: float, experiment_id: str = "") -> str:

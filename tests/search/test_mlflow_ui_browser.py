@@ -60,6 +60,9 @@ def test_front_table_figure_and_trial_links_in_the_mlflow_ui(browser, ray_sessio
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
         page.goto(f"{base}/{run_link(result.experiment_id, result.parent_run_id)}")  # the printed link
         page.get_by_text("Pareto front", exact=False).first.wait_for(timeout=60_000)
+        # the model-training view (MLflow 3.x opens runs in its GenAI "Evaluations" view otherwise)
+        assert page.get_by_text("Evaluation runs", exact=True).count() == 0
+        assert page.get_by_text("Evaluations", exact=True).count() == 0
         for row in result.front:  # the description: every front trial, linked to its run
             page.get_by_text(row["trial"], exact=False).first.wait_for(timeout=30_000)
             assert page.locator(f'a[href*="{row["run_id"]}"]').count() >= 1, row
