@@ -36,6 +36,10 @@ EXIT_SCHEMA = ParamSchema(
         "alternate_every": R("int", "JEI-DNN: batches per gate/classifier phase", low=1, high=100000),
         "im_loss": R("str", "JEI-DNN classifier loss (weighted = ρ detached, plain = released code)",
                      choices=IM_LOSSES),
+        "freeze_ims": R("bool", "JEI-DNN: freeze each classifier once its validation accuracy stops improving, "
+                        "then train only the gates (released code: true)"),
+        "reset_alternation": R("bool", "JEI-DNN: restart the gate/classifier alternation with a gate phase every "
+                               "epoch (released code: true)"),
         "exit_threshold": R("float", "JEI-DNN: exit when the conditional exit probability >= this", low=0.01,
                             high=1.0),
         "confidence": R("str", "threshold baseline: confidence measure", choices=CONFIDENCES),
@@ -49,12 +53,14 @@ EXIT_SCHEMA = ParamSchema(
 EXIT_DEFAULTS: dict[str, Any] = {
     "n_blocks": 4, "hidden": 64, "dropout": 0.0, "lr": 3e-3, "gate_lr": 0.05, "batch_size": 64, "epochs": 8, "warmup_epochs": 4,
     "lambda_cost": 0.5, "alternate_every": 20, "im_loss": "weighted", "exit_threshold": 0.5,
+    "freeze_ims": False, "reset_alternation": False,
     "confidence": "max_softmax", "budget_q": 1.0, "seed": 0, "data_seed": 0,
 }
 
 #: keys that only one method reads (the other ignores them)
 METHOD_ONLY: dict[str, tuple[str, ...]] = {
-    "jei": ("gate_lr", "warmup_epochs", "lambda_cost", "alternate_every", "im_loss", "exit_threshold"),
+    "jei": ("gate_lr", "warmup_epochs", "lambda_cost", "alternate_every", "im_loss", "exit_threshold", "freeze_ims",
+            "reset_alternation"),
     "threshold": ("confidence", "budget_q"),
 }
 
@@ -127,7 +133,8 @@ class EarlyExitClassification(DatasetObjective):
         tc = ExitTrainConfig(epochs=full["epochs"], warmup_epochs=warmup, lr=full["lr"],
                              gate_lr=full["gate_lr"],
                              batch_size=full["batch_size"], lambda_cost=full["lambda_cost"],
-                             alternate_every=full["alternate_every"], im_loss=full["im_loss"], seed=full["seed"])
+                             alternate_every=full["alternate_every"], im_loss=full["im_loss"], seed=full["seed"],
+                             freeze_ims=full["freeze_ims"], reset_alternation=full["reset_alternation"])
         sweep: list[dict] = []
 
         def evaluate(model, epoch: int) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from gatesearch.objectives import checkpoint
 from gatesearch.objectives.data import Dataset
 from gatesearch.objectives.exit_losses import gate_loss, im_loss, optimal_exits, warmup_loss
 from gatesearch.objectives.exit_options import IM_LOSSES
-from gatesearch.objectives.metrics import VAL_LOSS, Report
+from gatesearch.objectives.metrics import FROZEN_IMS, VAL_LOSS, Report
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,13 @@ class ExitTrainConfig:
     alternate_every: int = 20
     im_loss: str = "weighted"
     seed: int = 0
+    #: released dynn behaviour (t2t_vit.py:118-129): after each epoch of the gate/classifier
+    #: phase, an IM whose validation accuracy did not improve on its best is frozen for good; once
+    #: every IM is frozen, only the gates train
+    freeze_ims: bool = False
+    #: released dynn behaviour (our_train_helper.py:47-53): every epoch restarts the alternation
+    #: with a GATE phase (False: the batch counter runs on across epochs)
+    reset_alternation: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.warmup_epochs <= self.epochs:
@@ -74,16 +81,26 @@ def train_early_exit(net: EarlyExitNetwork, data: Dataset, cfg: ExitTrainConfig,
     n_gates = net.n_exits - 1
     pos_weight = torch.ones(n_gates, device=device)
     train, metrics, batch_no, start = data.train, {}, 0, 0
+    # IM freezing (freeze_ims): each IM's best validation accuracy in the gate/classifier phase
+    frozen = torch.zeros(net.n_exits, dtype=torch.bool)
+    best_acc = torch.full((net.n_exits,), -1.0)
     optimizers = {"warm": warm_opt, "im": im_opt, **({"gate": gate_opt} if gate_opt is not None else {})}
     if restore is not None:
         start, _, extra = checkpoint.restore(restore, model=net, optimizers=optimizers, generator=gen)
         batch_no, pos_weight = int(extra["batch_no"]), extra["pos_weight"].to(device)
+        frozen = extra.get("frozen_ims", frozen).bool().cpu()
+        best_acc = extra.get("best_im_accuracy", best_acc).float().cpu()
     for epoch in range(start + 1, cfg.epochs + 1):
         net.train()
         warm = epoch <= cfg.warmup_epochs or not jei
         if not warm:
             for p in net.backbone_parameters():
                 p.requires_grad_(False)
+            for i, im in enumerate(net.ims):
+                for p in im.parameters():
+                    p.requires_grad_(not bool(frozen[i]))
+            if cfg.reset_alternation:
+                batch_no = 0
         order = torch.randperm(len(train), generator=gen)
         total = 0.0
         for start in range(0, len(train), cfg.batch_size):
@@ -92,7 +109,7 @@ def train_early_exit(net: EarlyExitNetwork, data: Dataset, cfg: ExitTrainConfig,
             out = net(x)
             if warm:
                 loss, opt = warmup_loss(out.logits, y), warm_opt
-            elif (batch_no // cfg.alternate_every) % 2 == 0:  # GATE phase first
+            elif (batch_no // cfg.alternate_every) % 2 == 0 or bool(frozen.all()):  # GATE phase first
                 lstar = optimal_exits(per_exit_ce(out.logits, y).detach(), costs, cfg.lambda_cost)
                 loss, opt = gate_loss(out.gate_logits, lstar, pos_weight), gate_opt
             else:
@@ -105,9 +122,14 @@ def train_early_exit(net: EarlyExitNetwork, data: Dataset, cfg: ExitTrainConfig,
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
-        with torch.no_grad():  # one validation pass: the loss, and the gates' positive weights
+        with torch.no_grad():  # one validation pass: the loss, the gates' positive weights, IM accuracies
             net.eval()
-            val_ce = per_exit_ce(net(data.val.x.to(device)).logits, data.val.y[:, 0].to(device))
+            val_out, val_y = net(data.val.x.to(device)), data.val.y[:, 0].to(device)
+            val_ce = per_exit_ce(val_out.logits, val_y)
+            im_acc = torch.stack([(lg.argmax(dim=1) == val_y).float().mean() for lg in val_out.logits]).cpu()
+        if jei and not warm and cfg.freeze_ims:  # released: an IM that stopped improving is frozen
+            frozen |= im_acc <= best_acc
+            best_acc = torch.maximum(best_acc, im_acc)
         if jei:  # refresh the gate positive weights from the validation optimal exits
             lstar = optimal_exits(val_ce, costs, cfg.lambda_cost)
             counts = torch.bincount(lstar, minlength=net.n_exits)[:n_gates].float()
@@ -115,9 +137,12 @@ def train_early_exit(net: EarlyExitNetwork, data: Dataset, cfg: ExitTrainConfig,
         metrics = dict(evaluate(net, epoch)) if evaluate else {}
         metrics[VAL_LOSS.name] = float(val_ce.mean().item())
         metrics["train_loss"], metrics["epoch"] = total / len(train), epoch
+        if jei and cfg.freeze_ims:
+            metrics[FROZEN_IMS.name] = int(frozen.sum())
         if save is not None:
             save(checkpoint.capture(epoch=epoch, step=batch_no, model=net, optimizers=optimizers, generator=gen,
-                                    extra={"batch_no": batch_no, "pos_weight": pos_weight.detach().cpu()}))
+                                    extra={"batch_no": batch_no, "pos_weight": pos_weight.detach().cpu(),
+                                           "frozen_ims": frozen.clone(), "best_im_accuracy": best_acc.clone()}))
         if report is not None:
             report(dict(metrics))
     return metrics

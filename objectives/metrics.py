@@ -33,6 +33,7 @@ TRAIN_MACS = Metric("train_macs_per_sample", "min", "mean MACs per sample during
 AUC = Metric("auc", "max", "validation ROC AUC (mean over tasks; one-vs-rest for multi-class)")
 TEST_AUC = Metric("test_auc", "max", "held-out test ROC AUC (mean over tasks)")
 ECE = Metric("ece", "min", "expected calibration error of the exit-gated prediction (15 equal-mass bins)")
+FROZEN_IMS = Metric("frozen_ims", "min", "JEI-DNN with freeze_ims: intermediate classifiers frozen so far")
 COVERAGE = Metric("conformal_coverage", "max", "split-conformal coverage at alpha=0.05 (target 0.95)")
 SET_SIZE = Metric("conformal_set_size", "min", "mean split-conformal set size at alpha=0.05")
 TEST_MACS = Metric("test_macs_per_sample", "min", "expected MACs per sample on the test split")
@@ -47,7 +48,7 @@ RESUMED_FROM = Metric("resumed_from_epoch", "max", "the epoch a restarted trial 
                       "checkpoint); absent when it never restarted")
 EPOCHS_TOTAL = Metric("epochs_total", "max", "the trial's full budget in epochs (epoch < epochs_total = stopped early)")
 
-METRICS: dict[str, Metric] = {m.name: m for m in (ACCURACY, MACS, TEST_ACCURACY, VAL_LOSS, TRAIN_LOSS, BPC_SE,
+METRICS: dict[str, Metric] = {m.name: m for m in (ACCURACY, MACS, TEST_ACCURACY, VAL_LOSS, TRAIN_LOSS, BPC_SE, FROZEN_IMS,
                                                   ACTIVE_EXPERTS, WEIGHT_SPARSITY, EPOCH, EPOCHS_TOTAL,
                                                   TRAIN_ACTIVE_EXPERTS, TRAIN_MACS, AUC, TEST_AUC, ECE, COVERAGE,
                                                   SET_SIZE, TEST_MACS, BPC, TEST_BPC, MACS_PER_TOKEN,

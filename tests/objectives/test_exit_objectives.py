@@ -172,3 +172,49 @@ def test_vit_exit_objectives_train_on_a_fashion_subset(name):
     assert costs == sorted(costs) and costs[0] <= final["macs_per_sample"] <= costs[-1]
     macs = [p["macs_per_sample"] for p in final["operating_points"]]
     assert macs == sorted(macs)
+
+
+def _jei_states(digits, **knobs):
+    """Train a small JEI-DNN; return every epoch's saved state (model, counters, frozen IMs) and reports."""
+    torch.manual_seed(0)
+    net = EarlyExitNetwork(EarlyExitConfig(n_blocks=3, hidden=16), d_in=digits.d_in, n_classes=10, gated=True)
+    states, reports = [], []
+    cfg = ExitTrainConfig(epochs=6, warmup_epochs=2, batch_size=128, alternate_every=3, **knobs)
+    train_early_exit(net, digits, cfg, jei=True, save=lambda s: states.append({
+        "model": {k: v.clone() for k, v in s["model"].items()}, **{k: v for k, v in s["extra"].items()}}),
+        report=reports.append)
+    return states, reports
+
+
+def _im_params(state, i):
+    return [v for k, v in state["model"].items() if k.startswith(f"ims.{i}.")]
+
+
+def test_released_im_freezing_freezes_a_classifier_that_stopped_improving_for_good(digits):
+    """#23 item 4, the released dynn rule: after each gate/classifier epoch an IM whose validation
+    accuracy did not beat its best is frozen; a frozen IM never changes again; once all are frozen
+    only the gates train."""
+    states, reports = _jei_states(digits, freeze_ims=True, lr=1e-9)  # nothing improves: all freeze
+    assert [r["frozen_ims"] for r in reports[2:]] == [0, 3, 3, 3]  # epoch 3 sets the bests, epoch 4 freezes
+    for i in range(3):  # frozen after epoch 4: the IMs never change again, while the gates do
+        for later in states[4:]:
+            assert all(torch.equal(a, b) for a, b in zip(_im_params(states[3], i), _im_params(later, i)))
+    gates = [k for k in states[3]["model"] if k.startswith("gates.")]
+    assert any(not torch.equal(states[3]["model"][k], states[5]["model"][k]) for k in gates)
+
+    states, reports = _jei_states(digits, freeze_ims=True)  # real training: frozen is monotone and final
+    frozen = [s["frozen_ims"] for s in states]
+    for a, b in zip(frozen, frozen[1:]):
+        assert bool((b | a).eq(b).all())  # never unfrozen
+    for e, state in enumerate(states[:-1]):
+        for i in torch.nonzero(state["frozen_ims"]).flatten().tolist():
+            assert all(torch.equal(a, b) for a, b in zip(_im_params(state, i), _im_params(states[e + 1], i)))
+
+
+def test_released_alternation_restarts_with_a_gate_phase_every_epoch(digits):
+    batches = -(-len(digits.train) // 128)  # per epoch
+    reset, _ = _jei_states(digits, reset_alternation=True)
+    running, reports = _jei_states(digits)
+    assert [s["batch_no"] for s in reset[2:]] == [batches] * 4  # the counter restarts every epoch
+    assert [s["batch_no"] for s in running[2:]] == [batches * e for e in (1, 2, 3, 4)]  # ours: it runs on
+    assert "frozen_ims" not in reports[-1]  # not frozen by default (no metric either)
