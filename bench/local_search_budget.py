@@ -11,7 +11,8 @@ the group's empirical distribution (exact order statistics, with replacement):
     E[max_n] = sum_i v_(i) * ((i/m)^n - ((i-1)/m)^n),   v_(1) <= ... <= v_(m)
 
 For a budget N of the plain gate, the reported number is the smallest n with
-E_with[max_n] >= E_without[max_N], and N / n is the budget saving (< 1 or "never" means local
+E_with[max_n] >= E_without[max_N] (for a minimised metric such as the LM's val_bpc, of the negated
+values: the expected best is the expected minimum), and N / n is the budget saving (< 1 or "never" means local
 search needs more trials). 95 % intervals: 1,000 bootstrap resamples of each group.
 
     python bench/local_search_budget.py [--budgets 10 25 50 100]
@@ -59,14 +60,22 @@ def trials_needed(with_ls: np.ndarray, target: float) -> int | None:
     return int(ns[np.flatnonzero(exact >= target - 1e-12)[0]])
 
 
-def analyse(rows: list[dict], budgets: list[int], n_boot: int = 1000, seed: int = 0) -> dict:
+def analyse(rows: list[dict], budgets: list[int], n_boot: int = 1000, seed: int = 0, mode: str = "max") -> dict:
+    """``mode``: the metric's direction; a ``min`` metric (val_bpc) is negated, so "best" is the
+    largest throughout (the table prints it back in its own sign). A diverged trial (NaN) counts
+    as the worst: 0 for a maximised metric in [0, 1], the worst value seen for a minimised one."""
     rng = np.random.default_rng(seed)
+    sign = -1.0 if mode == "min" else 1.0
     out = {}
     for gate in GATES:
-        groups = {ls: np.array([r["curve"][-1][0] for r in rows if r["config"]["gate"] == gate
-                                and bool(r["config"].get("local_search")) == ls], dtype=float)
+        groups = {ls: sign * np.array([r["curve"][-1][0] for r in rows if r["config"]["gate"] == gate
+                                       and bool(r["config"].get("local_search")) == ls], dtype=float)
                   for ls in (False, True)}
-        groups = {k: np.nan_to_num(v, nan=0.0) for k, v in groups.items()}
+        finite = np.concatenate([v[np.isfinite(v)] for v in groups.values()] or [np.zeros(1)])
+        worst = 0.0 if mode == "max" else float(finite.min()) if len(finite) else 0.0
+        groups = {k: np.nan_to_num(v, nan=worst, neginf=worst) for k, v in groups.items()}
+        if not len(groups[False]) or not len(groups[True]):
+            continue
         res = {"n_without": len(groups[False]), "n_with": len(groups[True]), "budgets": {}}
         for big_n in budgets:
             target = expected_best(groups[False], [big_n])[0]
@@ -78,7 +87,8 @@ def analyse(rows: list[dict], budgets: list[int], n_boot: int = 1000, seed: int 
                 need = trials_needed(b, expected_best(a, [big_n])[0])
                 boots.append(big_n / need if need else 0.0)
             lo, hi = np.percentile(boots, [2.5, 97.5])
-            res["budgets"][big_n] = {"plain_best": float(target), "with_ls_best_at_N": float(expected_best(groups[True], [big_n])[0]),
+            res["budgets"][big_n] = {"plain_best": sign * float(target),
+                                     "with_ls_best_at_N": sign * float(expected_best(groups[True], [big_n])[0]),
                                      "trials_with_ls": point, "saving": big_n / point if point else 0.0,
                                      "ci": [float(lo), float(hi)]}
         out[gate] = res
@@ -88,18 +98,22 @@ def analyse(rows: list[dict], budgets: list[int], n_boot: int = 1000, seed: int 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--budgets", type=int, nargs="+", default=[10, 25, 50, 100])
-    ap.add_argument("--objectives", nargs="+", default=["moe_digits", "moe_adult"])
+    ap.add_argument("--objectives", nargs="+", default=["moe_digits", "moe_adult", "moe_lm_shakespeare"])
     args = ap.parse_args()
-    from bench.evaluations import load, metric_names
+    from bench.evaluations import DATASETS, load, metric_names
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     lines, summary = [], {}
     for obj in args.objectives:
         rows = load(obj)
         metric = metric_names(obj)[0]
-        res = analyse(rows, args.budgets)
+        from gatesearch.objectives import get_objective
+
+        mode = get_objective(obj).objectives[0].mode
+        res = analyse(rows, args.budgets, mode=mode)
         summary[obj] = res
-        lines += [f"### {obj} ({len(rows)} real evaluations; {metric} after 9 epochs)", "",
+        epochs = DATASETS[obj]["epochs"]
+        lines += [f"### {obj} ({len(rows)} real evaluations; {metric} ({mode}) after {epochs} epochs)", "",
                   "| gate | configs without / with LS | plain budget N | plain E[best of N] | with LS E[best of N] "
                   "| trials with LS to match | saving N/n [95% CI] |", "|---|---|---|---|---|---|---|"]
         for gate, r in res.items():
