@@ -31,6 +31,8 @@ from gatesearch.models.gates.topk_config import TopKGateConfig
 from gatesearch.models.moe_ffn import MoEFeedForward
 
 ATTENTION = ("auto", "math", "sdpa")
+#: how the MoE layers' auxiliary losses combine (see MoETransformerConfig.aux_combine)
+AUX_COMBINE = ("sum", "average")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class MoETransformerConfig:
         evomoe: EvoMoE's shared phase and spawning in every MoE FFN.
         dropout: on attention output, FFN hidden (inside experts too) and embeddings.
         attention: ``math`` (matmuls; counted exactly), ``sdpa`` or ``auto`` (sdpa on CUDA).
+        aux_combine: how the MoE layers' auxiliary losses add up: ``sum`` (ours) or ``average``
+            (released EvoMoE: ``gate_loss_combine_method="average"``).
     """
 
     vocab: int
@@ -66,6 +70,7 @@ class MoETransformerConfig:
     evomoe: EvoMoEConfig | None = None
     dropout: float = 0.0
     attention: str = "auto"
+    aux_combine: str = "sum"
 
     def __post_init__(self) -> None:
         if min(self.vocab, self.context, self.n_layers, self.n_heads, self.d_head, self.ffn_mult, self.moe_every) < 1:
@@ -78,6 +83,8 @@ class MoETransformerConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.attention not in ATTENTION:
             raise ValueError(f"attention must be one of {ATTENTION}, got {self.attention!r}")
+        if self.aux_combine not in AUX_COMBINE:
+            raise ValueError(f"aux_combine must be one of {AUX_COMBINE}, got {self.aux_combine!r}")
 
     @property
     def d_model(self) -> int:
@@ -206,6 +213,8 @@ class MoETransformerLM(nn.Module):
                 h = h + block.drop(block.ffn(x))
         logits = self.head(self.ln_f(h))
         aux_loss = torch.stack(aux).sum() if aux else logits.new_zeros(())
+        if aux and self.cfg.aux_combine == "average":
+            aux_loss = aux_loss / len(aux)
         return LMOutput(logits=logits, routings=routings, aux_loss=aux_loss,
                         macs_per_token=self.dense_macs_per_token(T) + moe_macs,
                         active_experts=sum(active) / len(active) if active else 0.0)

@@ -51,6 +51,8 @@ LM_RULES: dict[str, ParamRule] = {
     "capacity_factor": R("float", "expert capacity factor (tokens beyond ceil(cf * assignments / n) per expert are "
                          "dropped); 0 = no limit", low=0.0, high=64.0),
     "dropout": R("float", "dropout (attention output, FFN hidden, embeddings)", low=0.0, high=0.9),
+    "balance_combine": R("str", "how the MoE layers' balance losses add up: sum (ours) or average (released "
+                         "EvoMoE)", choices=("sum", "average")),
     "lr": R("float", "AdamW peak learning rate (linear warm-up, cosine to 0.1 lr)", low=1e-7, high=1.0),
     "weight_decay": R("float", "AdamW weight decay (matrices only)", low=0.0, high=10.0),
     "warmup_fraction": R("float", "share of the steps with a linear learning-rate warm-up", low=0.0, high=0.5),
@@ -66,7 +68,8 @@ LM_RULES: dict[str, ParamRule] = {
 }
 LM_DEFAULTS: dict[str, Any] = {
     "gate": "topk", "n_layers": 2, "n_heads": 2, "d_head": 32, "ffn_mult": 4, "context": 64, "moe_every": 1,
-    "n_experts": 8, "local_search": False, "capacity_factor": 0.0, "dropout": 0.0, "lr": 3e-3, "weight_decay": 0.1,
+    "n_experts": 8, "local_search": False, "capacity_factor": 0.0, "dropout": 0.0, "balance_combine": "sum",
+    "lr": 3e-3, "weight_decay": 0.1,
     "warmup_fraction": 0.05, "batch_size": 32, "steps_per_epoch": 250, "epochs": 4, "eval_tokens": 16384,
     "k_sweep": True, "seed": 0, "data_seed": 0,
 }
@@ -151,7 +154,8 @@ class MoELanguageModel(MoEClassification):
                                    n_heads=config["n_heads"], d_head=config["d_head"], ffn_mult=config["ffn_mult"],
                                    moe_every=config["moe_every"], n_experts=config["n_experts"], gate=gate,
                                    local_search=ls, capacity_factor=config["capacity_factor"] or None,
-                                   evomoe=self.evomoe(config, tc), dropout=config["dropout"])
+                                   evomoe=self.evomoe(config, tc), dropout=config["dropout"],
+                                   aux_combine=config["balance_combine"])
         torch.manual_seed(config["seed"])
         return MoETransformerLM(cfg), tc
 

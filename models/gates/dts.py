@@ -8,7 +8,11 @@
     g   = m ⊙ ĝ  (use_gumbel_gates)  or  m ⊙ softmax(h)
     l_aux = w · n² · mean_i(me_i · ce_i),  me = mean_rows g,  ce = mean_rows m   (balance loss)
 
-Evaluation routes top-1 on h. τ_t follows :func:`dts_temperature` of the step the caller
+Evaluation routes top-1 on h with weight 1 (our default). ``released_eval`` evaluates as the
+released ``top1gate.py`` does: the combine weight is the top probability (so a row's weights sum to
+p_max, not 1: the one place a gate leaves the simplex, on purpose), taken from a Gumbel-softmax at
+the current τ when ``use_gumbel_gates`` (a stochastic evaluation), and each expert takes at most
+ceil(0.25 · tokens) tokens (the rest dropped). τ_t follows :func:`dts_temperature` of the step the caller
 passes in :class:`RouteContext` (no hidden counters), so the number of active experts per
 token decays from n towards 1 as τ falls.
 
@@ -43,8 +47,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gatesearch.models.capacity import apply_capacity
 from gatesearch.models.gates.base import Gate, RouteContext, Routing, register_gate
 from gatesearch.models.gates.dts_config import DECAYS, DTSGateConfig  # noqa: F401 - re-exported
+
+
+#: the released evaluation's expert capacity, a share of the tokens (``moe_eval_capacity_token_fraction``):
+#: ceil(0.25 x tokens) = apply_capacity's ceil(cf x assignments / n) with cf = 0.25 n, one assignment a token
+RELEASED_EVAL_CAPACITY = 0.25
 
 
 def decay_length(cfg: DTSGateConfig) -> int:
@@ -84,8 +94,15 @@ class DTSGate(Gate):
         cfg = self.config
         h = self.w_gate(x)
         if not self.training:  # evaluation: top-1 on h
-            probs = h.softmax(dim=-1)
+            if cfg.released_eval and cfg.use_gumbel_gates:  # released: top-1 of a Gumbel-softmax at τ_t
+                probs = F.gumbel_softmax(h, tau=dts_temperature(ctx.step, cfg), hard=False)
+            else:
+                probs = h.softmax(dim=-1)
             top_val, top_idx = probs.max(dim=-1, keepdim=True)
+            if cfg.released_eval:  # combined with the top probability, capacity ceil(0.25 x tokens)
+                routing = Routing(weights=torch.zeros_like(probs).scatter(1, top_idx, top_val),
+                                  gate_macs=self.macs_per_sample())
+                return apply_capacity(routing, RELEASED_EVAL_CAPACITY * self.n_experts)
             weights = torch.zeros_like(probs).scatter(1, top_idx, top_val) / top_val.detach()
             return Routing(weights=weights, gate_macs=self.macs_per_sample())
         tau = dts_temperature(ctx.step, cfg)

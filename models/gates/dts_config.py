@@ -26,6 +26,8 @@ class DTSGateConfig:
             (released meaning); None = never.
         use_gumbel_gates: combine with ĝ (True) or with softmax(h) (False).
         balance_weight: weight of the balance loss (0 disables it).
+        released_eval: evaluation as released (see :mod:`~gatesearch.models.gates.dts`); off: a
+            deterministic top-1 on softmax(W_g x) with weight 1 and no capacity limit.
     """
 
     tau_max: float = knob(2.0, "dts: Gumbel-softmax temperature at the start of the DTS phase", low=1e-3, high=100.0)
@@ -42,6 +44,9 @@ class DTSGateConfig:
                                    flat_default=0.8, low=0.0, high=1.0)
     use_gumbel_gates: bool = knob(True, "dts: combine with the Gumbel-softmax weights (else softmax)")
     balance_weight: float = knob(1e-2, "dts: balance-loss weight", low=0.0, high=100.0)
+    released_eval: bool = knob(False, "dts: evaluate as the released code (top1gate.py): combine with the top "
+                               "probability instead of 1, Gumbel noise at the current temperature when "
+                               "use_gumbel_gates, expert capacity ceil(0.25 x tokens)", flat="dts_released_eval")
 
     flat_le: ClassVar[tuple[tuple[str, str], ...]] = (("tau_min", "tau_max"),)
 
