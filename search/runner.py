@@ -26,6 +26,7 @@ from gatesearch.search.outbox import BufferedSink, Outbox, TeeSink
 from gatesearch.search.progress import SearchProgress
 from gatesearch.search.ray_state import checkpointed_history, repair_experiment_state, snapshot_trial_ids
 from gatesearch.search.services import check_tracking_uri
+from gatesearch.search.resources import from_space_file, requirements
 from gatesearch.search.settings import SearchSettings
 from gatesearch.search.tracking import Tracker
 from gatesearch.search.trial_sink import MlflowTrialSink
@@ -139,7 +140,8 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
                           sink=TeeSink(BufferedSink(outbox), shown),
                           should_stop=lambda: outbox.failed or interrupts.requested is not None,
                           objective=objective if isinstance(objective, FunctionObjective) else None,
-                          plugins=getattr(sf, "plugins", ()))
+                          plugins=sf.plugins,
+                          resources=from_space_file(sf, settings.cpus_per_trial, settings.gpus_per_trial))
             try:
                 if shown is not None:
                     shown.__enter__()
@@ -307,7 +309,7 @@ def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, out
     warm = threading.Thread(target=_warm_up, args=(uri,), name="gatesearch-warm-up", daemon=True)
     warm.start()
     ray_tuner.ensure_ray(address=address)
-    ray_tuner.check_resources(settings.cpus_per_trial, settings.gpus_per_trial)
+    _check_resources(sf, settings)
     warm.join()
     created = not out.exists()
     try:
@@ -319,6 +321,18 @@ def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, out
         raise
     return _drive(tracker=tracker, parent=parent, manifest=manifest, sf=sf, objective=objective, settings=settings,
                   search_dir=search_dir, resume=False, progress=progress)
+
+
+def _check_resources(sf: SpaceFile, settings: SearchSettings) -> None:
+    """Fail before anything is written when a trial could never start: ``search:``'s resources, or
+    every amount ``resources:`` can ask for (naming a configuration that asks for it)."""
+    resources = from_space_file(sf, settings.cpus_per_trial, settings.gpus_per_trial)
+    if resources is None:
+        ray_tuner.check_resources(settings.cpus_per_trial, settings.gpus_per_trial)
+        return
+    for (cpus, gpus), config in requirements(resources, sf).items():
+        ray_tuner.check_resources(cpus, gpus, which=f" (resources: for {config})",
+                                  fix="lower that row of `resources:` (or what your function returns)")
 
 
 def _start(sf: SpaceFile, objective: Objective, settings: SearchSettings, out: Path, uri: str,

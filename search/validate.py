@@ -13,6 +13,7 @@ from gatesearch.objectives import OBJECTIVES, Objective, get_objective
 from gatesearch.objectives.base import UserImportError
 from gatesearch.objectives.function import MAX_DEFAULT_COLUMNS, FunctionObjective
 from gatesearch.objectives.plugins import import_plugins
+from gatesearch.search.resources import from_space_file
 from gatesearch.search.settings import SearchSettings
 from gatesearch.spaces import Categorical, Fixed, Float, Int, SpaceFile
 
@@ -63,6 +64,7 @@ def validate_space_file(sf: SpaceFile) -> tuple[Objective, SearchSettings]:
         key = str(e).split(":", 1)[0]
         raise sf.error(("search", key), str(e).split(":", 1)[1].strip(), "see `search:` in the README") from None
     _check_reference_point(sf, objective, settings)
+    from_space_file(sf, settings.cpus_per_trial, settings.gpus_per_trial)  # resources: (errors at their line)
     rules = objective.schema.rules
 
     def rule_for(path: tuple, name: str):

@@ -28,7 +28,7 @@ from gatesearch._hints import did_you_mean
 from gatesearch.spaces.params import Categorical, Condition, Fixed, Float, Int, Param
 from gatesearch.spaces.space import Space
 
-TOP_KEYS = ("name", "objective", "metrics", "plugins", "search", "fixed", "params")
+TOP_KEYS = ("name", "objective", "metrics", "plugins", "search", "resources", "fixed", "params")
 METRIC_MODES = ("max", "min")
 PARAM_KEYS = {
     "float": ("type", "low", "high", "log", "when"),
@@ -102,6 +102,8 @@ class SpaceFile:
         plugins: dotted names of the user's modules to import, on the driver and on every Ray
             worker, before the space is checked or a trial resolved (e.g. a gate written in one
             file); checked here to be module names, imported by ``search``.
+        resources: the raw ``resources:`` (Ray resources per configuration: a table over a
+            searched parameter, or ``module:function``), checked by ``search``; None without one.
         lines: key path -> line, for errors raised after parsing.
         text: the YAML source (kept so a search can be resumed from its own copy).
     """
@@ -116,6 +118,7 @@ class SpaceFile:
     text: str = field(default="", repr=False)
     metrics: Mapping[str, str] = field(default_factory=dict)
     plugins: tuple[str, ...] = ()
+    resources: Any = None
 
     def error(self, path: tuple, message: str, fix: str = "") -> SpaceError:
         """A :class:`SpaceError` located at key ``path`` (line of its deepest known prefix)."""
@@ -262,7 +265,7 @@ def parse_space_file(text: str, file: str = "<string>") -> SpaceFile:
     name = str(data.get("name") or Path(file).stem)
     return SpaceFile(path=file, name=name, objective=data["objective"], space=space, fixed=dict(fixed),
                      search=dict(search), lines=lines, text=text, metrics=_metrics(p, data.get("metrics")),
-                     plugins=_plugins(p, data.get("plugins")))
+                     plugins=_plugins(p, data.get("plugins")), resources=data.get("resources"))
 
 
 def _plugins(p: _Parser, raw: Any) -> tuple[str, ...]:

@@ -82,7 +82,8 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
               modes: Sequence[str], settings: SearchSettings, storage_path: str, name: str,
               sink: TrialSink | None = None, max_epochs: int = 1,
               should_stop: Callable[[], bool] | None = None,
-              objective: Any = None, plugins: Sequence[str] = ()) -> tuple[list[TrialOutcome], dict[str, int]]:
+              objective: Any = None, plugins: Sequence[str] = (),
+              resources: Any = None) -> tuple[list[TrialOutcome], dict[str, int]]:
     """Run the search to completion (or until ``should_stop()``); return every trial's outcome
     and searcher/scheduler counts."""
     core = SEARCHERS[settings.searcher].core(space, metrics, modes, seed=settings.seed, budget=settings.num_samples,
@@ -101,7 +102,7 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
     tune_settings(settings.num_samples)
     experiment_dir = os.path.join(os.path.abspath(storage_path), name)
     tuner = tune.Tuner(
-        trainable(objective_name, fixed, settings, objective, plugins),
+        trainable(objective_name, fixed, settings, objective, plugins, resources),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=settings.num_samples,
                                     max_concurrent_trials=settings.max_concurrent, reuse_actors=True,
                                     trial_dirname_creator=trial_dirname),
@@ -126,7 +127,8 @@ def can_resume(experiment_dir: str) -> bool:
 def resume_tuner(*, experiment_dir: str, objective_name: str, fixed: Mapping[str, Any], settings: SearchSettings,
                  sink: TrialSink | None = None,
                  should_stop: Callable[[], bool] | None = None,
-                 objective: Any = None, plugins: Sequence[str] = ()) -> tuple[list[TrialOutcome], dict[str, int]]:
+                 objective: Any = None, plugins: Sequence[str] = (),
+                 resources: Any = None) -> tuple[list[TrialOutcome], dict[str, int]]:
     """Finish an interrupted search from Ray's last experiment snapshot.
 
     ``Tuner.restore`` brings back the trial table, the scheduler and the searcher state
@@ -144,7 +146,7 @@ def resume_tuner(*, experiment_dir: str, objective_name: str, fixed: Mapping[str
         logging.getLogger(__name__).warning(repaired)
     Live.deduplicated = None
     tuner = tune.Tuner.restore(os.path.abspath(experiment_dir), trainable(objective_name, fixed, settings, objective,
-                                                                          plugins),
+                                                                          plugins, resources),
                                resume_unfinished=True, resume_errored=False, restart_errored=False)
     outcomes = _outcomes(_fit(tuner, sink=sink, experiment_dir=experiment_dir, should_stop=should_stop))
     answered = Live.deduplicated.memory.answered if Live.deduplicated is not None else 0

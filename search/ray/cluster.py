@@ -130,16 +130,18 @@ def _own_session():
         services.ConsolePopen = original
 
 
-def check_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
+def check_resources(cpus_per_trial: float, gpus_per_trial: float, which: str = "",
+                    fix: str = "lower the per-trial resources in `search:`") -> None:
     """Raise ``ValueError`` when no node of the cluster can ever hold one trial (Ray would keep
-    the trial pending forever). Checked once Ray is up, before the search starts."""
+    the trial pending forever). Checked once Ray is up, before the search starts. ``which``: the
+    configurations that ask for this much (per-configuration resources), for the message."""
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
     if any(r.get("CPU", 0) >= cpus_per_trial and r.get("GPU", 0) >= gpus_per_trial for r in nodes):
         return
     have = ", ".join(f"{r.get('CPU', 0):g} CPU/{r.get('GPU', 0):g} GPU" for r in nodes) or "no nodes"
-    raise ValueError(f"cpus_per_trial={cpus_per_trial:g}, gpus_per_trial={gpus_per_trial:g}: no node of the Ray "
-                     f"cluster can hold one trial (nodes: {have}), so no trial would ever start; lower the "
-                     f"per-trial resources in `search:` or add a node that has them")
+    raise ValueError(f"cpus_per_trial={cpus_per_trial:g}, gpus_per_trial={gpus_per_trial:g}{which}: no node of the "
+                     f"Ray cluster can hold such a trial (nodes: {have}), so it would never start; {fix} or add a "
+                     f"node that has them")
 
 
 def _loopback_only(on: bool) -> None:

@@ -4,7 +4,7 @@ to Tune (with a checkpoint of the epoch's training state for objectives that kee
 from __future__ import annotations
 
 import inspect
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import ray
 from ray import tune
@@ -44,7 +44,7 @@ def _placement(use_gpu: bool) -> dict[str, Any]:
             "node_id": node_id}
 
 
-def run_trial(config: dict, objective_name: str, fixed: dict, threads: int, use_gpu: bool,
+def run_trial(config: dict, objective_name: str, fixed: dict, threads: int | None, use_gpu: bool | None,
               objective: Any = None, plugins: Sequence[str] = ()) -> None:
     """One trial: import the space's plugins, resolve the configuration, run the objective, report
     every epoch to Tune.
@@ -60,6 +60,9 @@ def run_trial(config: dict, objective_name: str, fixed: dict, threads: int, use_
         from gatesearch.objectives.plugins import import_plugins
 
         import_plugins(plugins)
+    if threads is None or use_gpu is None:  # resources per configuration: what Ray gave this trial
+        assigned = ray.get_runtime_context().get_assigned_resources()
+        threads, use_gpu = int(max(1, assigned.get("CPU", 1))), assigned.get("GPU", 0) > 0
     torch.set_num_threads(max(1, threads))
     placement = _placement(use_gpu)
     device = placement["device"]
@@ -102,13 +105,31 @@ def run_trial(config: dict, objective_name: str, fixed: dict, threads: int, use_
     reports.finish(objective.run(full, report=reports, device=device, restore=restore, save=pending.append))
 
 
+class Placement:
+    """``config -> PlacementGroupFactory`` for Tune (resources per configuration; picklable)."""
+
+    def __init__(self, resources: Callable[[Mapping[str, Any]], tuple[float, float]]):
+        self.resources = resources
+
+    def __call__(self, config: Mapping[str, Any]):
+        from ray.tune.execution.placement_groups import PlacementGroupFactory
+
+        cpus, gpus = self.resources(config)
+        return PlacementGroupFactory([{"CPU": cpus, **({"GPU": gpus} if gpus > 0 else {})}])
+
+
 def trainable(objective_name: str, fixed: Mapping[str, Any], settings: SearchSettings, objective: Any = None,
-              plugins: Sequence[str] = ()):
+              plugins: Sequence[str] = (), resources: Callable[[Mapping[str, Any]], tuple[float, float]] | None = None):
     """The Tune trainable with its resources. ``objective``: an objective instance to ship to the
     workers (a user's training function, whose metrics come from the space file); None: the
     workers look ``objective_name`` up in the registry. ``plugins``: modules each worker imports
-    first (the space file's ``plugins:``)."""
+    first (the space file's ``plugins:``). ``resources``: ``config -> (cpus, gpus)`` per
+    configuration (:class:`~gatesearch.search.resources.TrialResources`); None: ``search:``'s."""
+    per_config = resources is not None
     fn = tune.with_parameters(run_trial, objective_name=objective_name, fixed=dict(fixed),
-                              threads=int(max(1, settings.cpus_per_trial)), use_gpu=settings.gpus_per_trial > 0,
+                              threads=None if per_config else int(max(1, settings.cpus_per_trial)),
+                              use_gpu=None if per_config else settings.gpus_per_trial > 0,
                               objective=objective, plugins=tuple(plugins))
+    if per_config:
+        return tune.with_resources(fn, Placement(resources))
     return tune.with_resources(fn, {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
