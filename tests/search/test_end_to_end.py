@@ -98,7 +98,8 @@ def test_the_parent_describes_the_front_and_children_are_sortable_by_rank(finish
     note = parent.data.tags["mlflow.note.content"]
     exp_id = parent.info.experiment_id
     for row in finished.front:
-        assert f"]({'#'}/experiments/{exp_id}/runs/{row['run_id']})" in note
+        # the model-training view of the run (#23 item 7)
+        assert f"]({'#'}/experiments/{exp_id}/runs/{row['run_id']}?workflowType=machine_learning)" in note
     assert f"{len(finished.front)} of 4 finished trials" in note and "hypervolume" in note
     share = parent.data.metrics["hypervolume_share"]
     assert 0.0 < share <= 1.0
