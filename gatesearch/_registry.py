@@ -1,4 +1,4 @@
-"""The one registry of extension points (gates, gate configs, objectives, searchers, data sets).
+"""The one registry type of the extension points: gates, gate configs, objectives, searchers, data sets.
 
 A :class:`Registry` is a ``dict`` from name to entry (every package reads it as one: ``name in R``,
 ``R[name]``, iteration) with the three things a hand-rolled registry got wrong in different ways:

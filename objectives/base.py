@@ -136,14 +136,15 @@ class DatasetObjective(Objective):
 
 
 class DataLoader:
-    """``seed -> Dataset`` by the name of a loader in :mod:`gatesearch.objectives.data`, imported
-    when first called (registering objectives, and checking a space, need no PyTorch)."""
+    """``seed -> Dataset`` by the name of a data set in :data:`gatesearch.objectives.data.DATASETS`,
+    imported when first called (registering objectives, and checking a space, need no PyTorch)."""
 
     def __init__(self, name: str, **kwargs: Any):
         self.name, self.kwargs = name, kwargs
 
     def __call__(self, seed: int):
-        return getattr(importlib.import_module("gatesearch.objectives.data"), self.name)(seed=seed, **self.kwargs)
+        datasets = importlib.import_module("gatesearch.objectives.data").DATASETS
+        return datasets.lookup(self.name)(seed=seed, **self.kwargs)
 
 
 OBJECTIVES: Registry[Objective] = Registry("objective", "or give your own as 'package.module:attr'")

@@ -106,3 +106,18 @@ def test_recommender_and_census_objectives_optimise_auc():
     for name in ("moe_movielens", "moe_adult"):
         assert [m.name for m in get_objective(name).objectives] == ["auc", "macs_per_sample"]
     assert [m.name for m in get_objective("moe_multifashion").objectives] == ["accuracy", "macs_per_sample"]
+
+
+def test_data_sets_are_one_registry_with_clear_lookups():
+    from gatesearch.objectives.base import DataLoader
+    from gatesearch.objectives.data import DATASETS, register_dataset
+
+    assert {"load_digits", "load_adult", "load_shakespeare"} <= set(DATASETS)
+    assert DataLoader("load_digits")(0).name == "digits"
+    import pytest
+
+    with pytest.raises(ValueError, match="did you mean 'load_digits'"):
+        DataLoader("load_digit")(0)
+    with pytest.raises(ValueError, match="already registered"):
+        register_dataset("load_digits", lambda seed: None)
+    register_dataset("load_digits", DATASETS["load_digits"])  # the same loader again: a no-op
