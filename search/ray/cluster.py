@@ -140,7 +140,7 @@ def check_resources(cpus_per_trial: float, gpus_per_trial: float, which: str = "
         return
     have = ", ".join(f"{r.get('CPU', 0):g} CPU/{r.get('GPU', 0):g} GPU" for r in nodes) or "no nodes"
     raise ValueError(f"cpus_per_trial={cpus_per_trial:g}, gpus_per_trial={gpus_per_trial:g}{which}: no node of the "
-                     f"Ray cluster can hold such a trial (nodes: {have}), so it would never start; {fix} or add a "
+                     f"Ray cluster can hold one trial (nodes: {have}), so no such trial would ever start; {fix} or add a "
                      f"node that has them")
 
 
