@@ -39,21 +39,16 @@ SEARCHERS = ("random", "tpe")
 
 
 def space_text(searcher: str, seed: int, trials: int) -> str:
-    """The benchmark's space (bench/searchers.py's SPACE) on the stand-in training function."""
-    from bench.searchers import GATES, HIDDEN, KS, LRS, NS
+    """The benchmark's space (bench/searchers.py's SPACE, its params as they are) on the stand-in
+    training function."""
+    from bench.searchers import SPACE
 
     return f"""\
 name: shipped-path
 objective: bench.table_objective:train
 metrics: {{accuracy: max, macs_per_sample: min}}
 search: {{searcher: {searcher}, seed: {seed}, num_samples: {trials}, max_concurrent: 2, front_every: 1000}}
-params:
-  gate: {{type: categorical, choices: {list(GATES)}}}
-  n_experts: {{type: categorical, choices: {list(NS)}}}
-  k: {{type: categorical, choices: {list(KS)}, when: {{gate: [topk, dselect_k, comet]}}}}
-  lr: {{type: categorical, choices: {list(LRS)}}}
-  expert_hidden: {{type: categorical, choices: {list(HIDDEN)}}}
-"""
+""" + SPACE[SPACE.index("params:"):]
 
 
 def main() -> None:

@@ -7,20 +7,13 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from pathlib import Path
-
-TABLE = Path(__file__).resolve().parent / "data" / "digits_table.json"
+from bench.searchers import TABLE
+from bench.searchers import key as table_key  # the table's own key
 
 
 @lru_cache(maxsize=1)
 def _table() -> dict[str, list[list[float]]]:
     return json.loads(TABLE.read_text())
-
-
-def table_key(cfg) -> str:
-    """The table's key (``bench/searchers.py: key``): k clipped to n_experts, moot for hash/softmax."""
-    k = min(cfg.get("k", 1), cfg["n_experts"]) if cfg["gate"] in ("topk", "dselect_k", "comet") else 0
-    return f"{cfg['gate']}|{cfg['n_experts']}|{k}|{cfg['lr']}|{cfg['expert_hidden']}"
 
 
 def train(config, report):
