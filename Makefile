@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export RAY_USAGE_STATS_ENABLED = 0
 export RAY_AUTH_MODE = disabled
 
-.PHONY: demo test lint bench clean data browser gpu-check
+.PHONY: demo test lint bench clean data browser postgres gpu-check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,7 @@ test: $(STAMP)
 	@$(MAKE) --no-print-directory browser || echo "no browser could be installed: the MLflow UI browser test is skipped"
 	@$(PY) -c "import botorch, optuna_integration" 2>/dev/null || timeout 600 $(PY) -m pip install -q -e ".[botorch]" \
 	  || echo "the botorch extra could not be installed: the botorch searcher's tests are skipped"
+	@$(MAKE) --no-print-directory postgres || echo "PostgreSQL or psycopg could not be installed: the PostgreSQL tests are skipped"
 	$(PY) scripts/lint_imports.py
 	$(PY) -m pytest -q; rc=$$?; if [ $$rc = 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
@@ -50,6 +51,14 @@ browser: $(STAMP)
 	  (timeout 300 apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq chromium >/dev/null); }
 	@command -v chromium >/dev/null
 	@$(PY) -c "import playwright" 2>/dev/null || timeout 300 $(PY) -m pip install -q "playwright>=1.40"
+
+# Debian's PostgreSQL server (the tests start their own on 127.0.0.1) and the postgres extra (psycopg)
+postgres: $(STAMP)
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+	  { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  (timeout 300 apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq postgresql >/dev/null); }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null
+	@$(PY) -c "import psycopg" 2>/dev/null || timeout 300 $(PY) -m pip install -q -e ".[postgres]"
 
 data: $(STAMP)
 	PY=$(PY) bash scripts/get_data.sh

@@ -39,6 +39,9 @@ def run(
     output_dir: Path = typer.Option(Path("gatesearch-runs"), help="where the MLflow db and Ray results go"),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: sqlite in output-dir)"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: a private local instance)"),
+    optuna_storage: Optional[str] = typer.Option(
+        None, help="storage of the Optuna mirror (for optuna-dashboard), e.g. postgresql+psycopg://user:pw@host:5432/db "
+                   "(pip install 'gatesearch[postgres]'); default: sqlite optuna.db in output-dir"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live progress (only the front at the end)"),
 ) -> None:
     """Run a search and print the Pareto front."""
@@ -65,7 +68,7 @@ def run(
         from gatesearch.search.runner import run_search
 
         return run_search(sf, overrides=overrides, output_dir=output_dir, tracking_uri=tracking_uri,
-                          address=address, progress=None if quiet else "auto")
+                          address=address, progress=None if quiet else "auto", optuna_storage=optuna_storage)
 
     _search_and_print(start)
 
@@ -75,6 +78,7 @@ def resume(
     search_dir: Path = typer.Argument(..., help="the search directory printed by `run` (or its --output-dir)"),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: the one recorded)"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: the one recorded)"),
+    optuna_storage: Optional[str] = typer.Option(None, help="Optuna mirror's storage (default: the one recorded)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live progress (only the front at the end)"),
 ) -> None:
     """Finish an interrupted search: same trials, searcher state and MLflow parent run."""
@@ -91,7 +95,8 @@ def resume(
     def start():
         from gatesearch.search.runner import resume_search
 
-        return resume_search(found, address=address, tracking_uri=tracking_uri, progress=None if quiet else "auto")
+        return resume_search(found, address=address, tracking_uri=tracking_uri, progress=None if quiet else "auto",
+                             optuna_storage=optuna_storage)
 
     _search_and_print(start)
 
@@ -149,7 +154,15 @@ def _search_and_print(start) -> None:
     _print_links(result.tracking_uri, result.experiment_id, result.parent_run_id)
     if result.optuna_storage:
         console.print(f"Also in optuna-dashboard (pip install 'gatesearch[dashboard]'), study {result.optuna_study}:\n"
-                      f"  optuna-dashboard {result.optuna_storage}", soft_wrap=True, highlight=False, markup=False)
+                      f"  optuna-dashboard {_hide_password(result.optuna_storage)}", soft_wrap=True, highlight=False,
+                      markup=False)
+
+
+def _hide_password(url: str) -> str:
+    """``scheme://user:***@host/...``: a database URL as it may be printed."""
+    import re
+
+    return re.sub(r"^([a-z0-9+.-]+://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
 def _print_links(uri: str, experiment_id: str, parent_run_id: str) -> None:

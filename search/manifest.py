@@ -26,6 +26,7 @@ class Manifest:
     output_dir: str
     address: str | None = None
     status: str = "running"
+    optuna_storage: str | None = None  # the Optuna mirror's storage URL; None: optuna.db in output_dir
 
     def write(self, search_dir: Path) -> None:
         tmp = search_dir / f".{MANIFEST}.tmp"

@@ -1,13 +1,15 @@
 """Every search mirrored into an Optuna study, so optuna-dashboard can show it too.
 
 Whatever the searcher (Optuna's samplers, Nevergrad, ...), each finished trial's searched
-parameters and objective values are added to an Optuna study in RDB storage (SQLite in the
-output directory, one study per search, named after the search id), with the distributions of
-the space's parameters. Writes are batched (:meth:`OptunaMirror.flush` is called with the
-front's artifacts, within their time share, and at the end). On resume the study is reopened and
-trials it already holds (by ``gatesearch.trial_id``) are not added twice.
+parameters and objective values are added to an Optuna study in RDB storage (by default SQLite in
+the output directory; ``--optuna-storage`` names another, e.g. a team's PostgreSQL database), one
+study per search, named after the search id, with the distributions of the space's parameters.
+Writes are batched (:meth:`OptunaMirror.flush` is called with the front's artifacts, within their
+time share, and at the end). On resume the study is reopened and trials it already holds (by
+``gatesearch.trial_id``) are not added twice.
 
     optuna-dashboard sqlite:///<output dir>/optuna.db     # pip install 'gatesearch[dashboard]'
+    optuna-dashboard postgresql+psycopg://user:pw@host:5432/optuna
 """
 
 from __future__ import annotations
@@ -16,17 +18,29 @@ import math
 import warnings
 from typing import Any, Mapping, Sequence
 
-from gatesearch.search.file_lock import store_lock
+from gatesearch.search.file_lock import is_postgres, store_lock
 from gatesearch.spaces import Categorical, Fixed, Float, Int, Space
 
 ATTR_TRIAL = "gatesearch.trial_id"
 
 
-def optuna_storage(output_dir) -> str:
-    """The SQLite URL of the output directory's Optuna storage."""
+def optuna_storage(output_dir, storage: str | None = None) -> str:
+    """``storage`` when set (e.g. ``postgresql+psycopg://...``), else the SQLite URL of the output
+    directory's Optuna storage."""
     from pathlib import Path
 
-    return f"sqlite:///{Path(output_dir).resolve() / 'optuna.db'}"
+    return storage or f"sqlite:///{Path(output_dir).resolve() / 'optuna.db'}"
+
+
+def _rdb_storage(url: str):
+    """Optuna's RDB storage for ``url``. A server database's pooled connections are checked
+    before use (Optuna does so only for MySQL), so a restarted PostgreSQL costs one reconnect,
+    not a failed write."""
+    import optuna
+
+    if not is_postgres(url):
+        return url
+    return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
 
 
 def distribution(p):
@@ -61,7 +75,8 @@ class OptunaMirror:
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
             with store_lock(self.storage):  # creating the storage's schema: one search at a time
-                study = optuna.create_study(storage=self.storage, study_name=self.study_name, load_if_exists=True,
+                study = optuna.create_study(storage=_rdb_storage(self.storage), study_name=self.study_name,
+                                            load_if_exists=True,
                                             directions=["maximize" if m == "max" else "minimize" for m in self.modes])
             with warnings.catch_warnings():  # "experimental" since Optuna 3.2; optuna-dashboard reads it
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -106,7 +121,8 @@ class OptunaMirror:
         self.add(trial_id, typed, metrics)
 
     def flush(self) -> None:
-        """Write the queued trials (one batch)."""
-        if self.pending:
-            self.study.add_trials(self.pending)
-            self.pending = []
+        """Write the queued trials, one transaction each: a flush that fails part-way (the
+        database went away) and is retried writes only the trials not written yet."""
+        while self.pending:
+            self.study.add_trial(self.pending[0])
+            self.pending.pop(0)

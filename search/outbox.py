@@ -45,6 +45,7 @@ class Outbox:
         self.error: BaseException | None = None
         self.outage_seconds = 0.0  # total time spent waiting for the store
         self.retries = 0
+        self.durations: list[float] = []  # seconds of each applied call's successful attempt
         self._thread = threading.Thread(target=self._loop, name="gatesearch-outbox", daemon=True)
         self._thread.start()
 
@@ -73,11 +74,24 @@ class Outbox:
             time.sleep(0.02)
         self.raise_if_failed()
 
+    def timing(self) -> dict[str, float]:
+        """How long the calls applied so far took (their successful attempt; waits and failed
+        attempts during an outage are in :attr:`outage_seconds`): count, median, p95, max."""
+        import numpy as np
+
+        if not self.durations:
+            return {"tracking_writes": 0}
+        d = np.asarray(self.durations)
+        return {"tracking_writes": len(d), "tracking_write_p50_s": float(np.percentile(d, 50)),
+                "tracking_write_p95_s": float(np.percentile(d, 95)), "tracking_write_max_s": float(d.max())}
+
     def _apply(self, method: str, args: tuple) -> None:
         first_failure = None
         while True:
             try:
+                started = time.perf_counter()
                 getattr(self.target, method)(*args)
+                self.durations.append(time.perf_counter() - started)
                 if first_failure is not None:
                     self.outage_seconds += time.monotonic() - first_failure
                 return

@@ -18,6 +18,7 @@ from gatesearch.objectives import Objective
 from gatesearch.objectives.function import FunctionObjective
 from gatesearch.objectives.metrics import EPOCH
 from gatesearch.search import ray as ray_tuner
+from gatesearch.search.file_lock import is_postgres
 from gatesearch.search.interrupt import Interrupts, SearchInterrupted
 from gatesearch.search.store import TAG_INTERRUPTED
 from gatesearch.search.manifest import SPACE_COPY, Manifest, find_search_dir
@@ -25,7 +26,7 @@ from gatesearch.search.optuna_mirror import OptunaMirror, optuna_storage
 from gatesearch.search.outbox import BufferedSink, Outbox, TeeSink
 from gatesearch.search.progress import SearchProgress
 from gatesearch.search.ray_state import checkpointed_history, repair_experiment_state, snapshot_trial_ids
-from gatesearch.search.services import check_tracking_uri
+from gatesearch.search.services import check_optuna_storage, check_tracking_uri
 from gatesearch.search.resources import from_space_file, requirements
 from gatesearch.search.settings import SearchSettings
 from gatesearch.search.tracking import Tracker
@@ -101,8 +102,9 @@ def study_name(manifest: Manifest) -> str:
 
 
 def _open_tracker(uri: str, experiment: str, out: Path) -> Tracker:
-    # A local SQLite store keeps artifacts next to it; a tracking server decides for itself.
-    location = (out / "artifacts").as_uri() if uri.startswith("sqlite:") else None
+    # A local SQLite store (or a database used without a server) keeps artifacts in the output
+    # folder; a tracking server decides for itself.
+    location = (out / "artifacts").as_uri() if uri.startswith("sqlite:") or is_postgres(uri) else None
     return Tracker(uri, experiment, artifact_location=location)
 
 
@@ -115,7 +117,8 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
     :class:`~gatesearch.search.interrupt.SearchInterrupted` is raised."""
     names = tuple(m.name for m in objective.objectives)
     modes = tuple(m.mode for m in objective.objectives)
-    mirror = OptunaMirror(optuna_storage(manifest.output_dir), study_name(manifest), sf.space, names, modes)
+    mirror = OptunaMirror(optuna_storage(manifest.output_dir, manifest.optuna_storage), study_name(manifest),
+                          sf.space, names, modes)
     sink = MlflowTrialSink(tracker, parent, manifest.search_id, objective, sf.fixed,
                            front_every=settings.front_every, title=sf.name, mirror=mirror)
     if resume:  # the only time the store is read back: known runs, and the front so far
@@ -166,6 +169,7 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
             tracker.log_metrics(parent, {**counts, "orphaned_trials": orphans, "backfilled_trials": backfilled,
                                          "tracking_retries": outbox.retries,
                                          "tracking_outage_seconds": outbox.outage_seconds,
+                                         **outbox.timing(),
                                          "epochs_trained": epochs}, step=len(outcomes))
             if status == "KILLED":
                 if sink.reference is not None:  # keep the artifacts current; never fix the reference on a partial front
@@ -284,7 +288,7 @@ def _warm_up(uri: str) -> None:
 
 def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, output_dir: str | Path = DEFAULT_OUTPUT,
                tracking_uri: str | None = None, address: str | None = None,
-               progress: str | None = None) -> SearchResult:
+               progress: str | None = None, optuna_storage: str | None = None) -> SearchResult:
     """Validate ``sf``, run the search, log everything, return the front.
 
     ``progress``: show the search live in the terminal (``"auto"``: a rich panel on a tty, plain
@@ -305,6 +309,8 @@ def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, out
     uri = tracking_uri or default_tracking_uri(out)
     # Services first: nothing (no folder, no MLflow run) is written unless both answer.
     check_tracking_uri(uri)
+    if optuna_storage:  # e.g. a team's PostgreSQL database (default: optuna.db in the output folder)
+        check_optuna_storage(optuna_storage)
     # MLflow's store modules import while Ray starts (its start-up mostly waits on subprocesses)
     warm = threading.Thread(target=_warm_up, args=(uri,), name="gatesearch-warm-up", daemon=True)
     warm.start()
@@ -314,7 +320,8 @@ def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, out
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
-        search_id, parent, search_dir, manifest, tracker = _start(sf, objective, settings, out, uri, address)
+        search_id, parent, search_dir, manifest, tracker = _start(sf, objective, settings, out, uri, address,
+                                                                  optuna_storage)
     except BaseException:
         if created:  # nothing half-written
             shutil.rmtree(out, ignore_errors=True)
@@ -336,7 +343,7 @@ def _check_resources(sf: SpaceFile, settings: SearchSettings) -> None:
 
 
 def _start(sf: SpaceFile, objective: Objective, settings: SearchSettings, out: Path, uri: str,
-           address: str | None):
+           address: str | None, optuna: str | None = None):
     """Create the parent run, the search dir, its manifest and space copy."""
     names = tuple(m.name for m in objective.objectives)
     modes = tuple(m.mode for m in objective.objectives)
@@ -357,14 +364,14 @@ def _start(sf: SpaceFile, objective: Objective, settings: SearchSettings, out: P
     tracker.log_text(parent, sf.text, "space.yaml")
     manifest = Manifest(search_id=search_id, parent_run_id=parent, tracking_uri=uri, experiment=sf.name,
                         objective=sf.objective, space_file=sf.path, settings=asdict(settings), output_dir=str(out),
-                        address=address)
+                        address=address, optuna_storage=optuna)
     manifest.write(search_dir)
     tracker.set_tags(parent, {"gatesearch.search_dir": str(search_dir)})
     return search_id, parent, search_dir, manifest, tracker
 
 
 def resume_search(path: str | Path, *, address: str | None = None, tracking_uri: str | None = None,
-                  progress: str | None = None) -> SearchResult:
+                  progress: str | None = None, optuna_storage: str | None = None) -> SearchResult:
     """Finish an interrupted search: same Ray experiment (trials, searcher state), same MLflow
     parent run, no duplicate child runs. ``path`` is the search dir (or an output dir holding
     exactly one unfinished search); ``address``/``tracking_uri`` override the recorded ones."""
@@ -372,7 +379,8 @@ def resume_search(path: str | Path, *, address: str | None = None, tracking_uri:
     manifest = Manifest.read(search_dir)
     if manifest.status == "finished":
         raise ValueError(f"{search_dir}: this search already finished; nothing to resume")
-    manifest = replace(manifest, address=address or manifest.address, tracking_uri=tracking_uri or manifest.tracking_uri)
+    manifest = replace(manifest, address=address or manifest.address, tracking_uri=tracking_uri or manifest.tracking_uri,
+                       optuna_storage=optuna_storage or manifest.optuna_storage)
     space_path = search_dir / SPACE_COPY
     try:
         sf = parse_space_file(space_path.read_text(encoding="utf-8"), manifest.space_file)
@@ -381,6 +389,8 @@ def resume_search(path: str | Path, *, address: str | None = None, tracking_uri:
     objective, _ = validate_space_file(sf)
     settings = SearchSettings(**manifest.settings)
     check_tracking_uri(manifest.tracking_uri)
+    if manifest.optuna_storage:
+        check_optuna_storage(manifest.optuna_storage)
     ray_tuner.ensure_ray(address=manifest.address)
     tracker = _open_tracker(manifest.tracking_uri, manifest.experiment, Path(manifest.output_dir))
     parent = tracker.start_search(manifest.search_id, "", {})  # finds the original parent run

@@ -6,9 +6,12 @@ Both checks run before the output directory, the MLflow parent run or any trial 
   Ray Client port of ``ray://host:port``), at most :data:`RAY_TIMEOUT_S` seconds. Without it, Ray
   retries a dead address for minutes.
 - :func:`check_tracking_uri`: ``GET <uri>/health`` on an MLflow tracking server, at most
-  :data:`TRACKING_TIMEOUT_S` seconds; for a local SQLite store, that its folder can be created.
+  :data:`TRACKING_TIMEOUT_S` seconds; for a local SQLite store, that its folder can be created;
+  for a PostgreSQL database, a login to it (:func:`check_postgres`).
+- :func:`check_optuna_storage`: the Optuna mirror's storage (``--optuna-storage``): a SQLite file
+  that can be created, or a PostgreSQL database that accepts a login.
 
-Plain sockets and ``urllib``: this module imports neither Ray nor MLflow.
+Plain sockets, ``urllib`` and psycopg: this module imports neither Ray nor MLflow.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from gatesearch.search.file_lock import is_postgres
 
 RAY_TIMEOUT_S = 5.0
 TRACKING_TIMEOUT_S = 5.0
@@ -81,8 +86,69 @@ def check_tracking_uri(uri: str, timeout_s: float = TRACKING_TIMEOUT_S) -> None:
             raise ServiceUnavailable(f"tracking URI {uri}: cannot create the SQLite store in {folder} "
                                      f"(not writable); pass --output-dir or --tracking-uri in a writable place")
         return
+    if is_postgres(uri):
+        check_postgres(uri, "tracking URI", timeout_s)
+        return
     if "://" not in uri and not uri.startswith("databricks"):
         raise ServiceUnavailable(f"tracking URI {uri!r}: expected http(s)://host:port or sqlite:///<absolute path>")
+
+
+POSTGRES_EXTRA = "pip install 'gatesearch[postgres]'"
+
+
+def check_optuna_storage(url: str, timeout_s: float = TRACKING_TIMEOUT_S) -> None:
+    """Raise :class:`ServiceUnavailable` unless the Optuna mirror can use the storage ``url``:
+    ``sqlite:///<absolute path>`` (its folder creatable) or ``postgresql+psycopg://user:pw@host:port/db``."""
+    what = f"--optuna-storage {url!r}"
+    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+        path = Path(url[len("sqlite:///"):].split("?", 1)[0])
+        if not path.is_absolute():
+            raise ServiceUnavailable(f"{what}: the SQLite path must be absolute (sqlite:////abs/path/optuna.db)")
+        existing = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None)
+        if existing is None or not existing.is_dir() or not _writable(existing):
+            raise ServiceUnavailable(f"{what}: cannot create the SQLite file in {path.parent} (not writable)")
+        return
+    if is_postgres(url):
+        check_postgres(url, "--optuna-storage", timeout_s)
+        return
+    raise ServiceUnavailable(f"{what}: expected postgresql+psycopg://user:password@host:port/database (a team "
+                             f"database; {POSTGRES_EXTRA}) or sqlite:////absolute/path/optuna.db; leave it out "
+                             f"for optuna.db in the output directory")
+
+
+def check_postgres(url: str, what: str, timeout_s: float = TRACKING_TIMEOUT_S) -> None:
+    """Log in to the PostgreSQL database of the SQLAlchemy URL ``url`` (at most ``timeout_s``
+    seconds); raise :class:`ServiceUnavailable` saying what is wrong: the driver not installed,
+    no server, a refused login, a missing database."""
+    scheme, rest = url.split("://", 1)
+    driver = scheme.split("+", 1)[1] if "+" in scheme else "psycopg2"  # SQLAlchemy's default for postgresql://
+    shown = f"{scheme}://{rest.rsplit('@', 1)[-1]}"  # never print the password
+    if driver != "psycopg":
+        import importlib.util
+
+        if importlib.util.find_spec(driver) is None:
+            raise ServiceUnavailable(f"{what} {shown}: the driver {driver!r} is not installed; use psycopg 3: "
+                                     f"write postgresql+psycopg://... and {POSTGRES_EXTRA}")
+        return  # another driver: SQLAlchemy reports its own errors
+    try:
+        import psycopg
+    except ImportError:
+        raise ServiceUnavailable(f"{what} {shown}: PostgreSQL needs psycopg, which is not installed; "
+                                 f"{POSTGRES_EXTRA}") from None
+    try:
+        with psycopg.connect(f"postgresql://{rest}", connect_timeout=max(1, round(timeout_s))):
+            return
+    except psycopg.Error as e:
+        reason = " ".join(str(e).split())[:400]
+    database = rest.rsplit("/", 1)[-1].split("?", 1)[0] if "/" in rest.rsplit("@", 1)[-1] else ""
+    if "does not exist" in reason and database and f'"{database}"' in reason:
+        fix = f"create it: createdb -h <host> -p <port> -U <user> {database}"
+    elif "password" in reason or "authentication" in reason:
+        fix = "check the user and password in the URL"
+    else:
+        fix = "start the server (or check host and port)"
+    raise ServiceUnavailable(f"{what} {shown}: PostgreSQL is not usable ({reason}, waited at most {timeout_s:g} s); "
+                             f"{fix}")
 
 
 def _writable(folder: Path) -> bool:

@@ -54,7 +54,9 @@ HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF
             "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}  # no "View run" line per finished trial
 _TRANSIENT_TEXT = ("max retries exceeded", "connection refused", "connectionerror", "timed out", "timeout",
                    "database is locked", "temporarily unavailable", "bad gateway", "service unavailable",
-                   "remotedisconnected", "connection aborted", "connection reset", "error code 50")
+                   "remotedisconnected", "connection aborted", "connection reset", "error code 50",
+                   # a database server (PostgreSQL) restarting under a store used directly or the Optuna mirror
+                   "server closed the connection", "terminating connection", "the database system is")
 
 def _param_value(v: Any) -> str:
     s = json.dumps(v) if isinstance(v, (dict, list, tuple)) else str(v)
@@ -96,7 +98,7 @@ class Tracker:
     def warm_up(tracking_uri: str) -> None:
         """Import the store's modules (a SQLite store's take about 1.5 s) without touching the
         store: run in a thread while Ray starts, so the two start-up costs overlap."""
-        if tracking_uri.startswith("sqlite:"):
+        if tracking_uri.startswith(("sqlite:", "postgresql")):
             import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
         else:
             import mlflow.store.tracking.rest_store  # noqa: F401
@@ -104,14 +106,19 @@ class Tracker:
     @staticmethod
     def is_transient(exc: BaseException) -> bool:
         """Whether ``exc`` means "the store is unreachable right now" (worth retrying):
-        connection errors, timeouts, 5xx answers, a locked SQLite file."""
+        connection errors, timeouts, 5xx answers, a locked SQLite file, a database connection
+        lost. The causes are looked at too (Optuna wraps a database's errors in its own)."""
         import requests
 
         if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError,
                             TimeoutError)):
             return True
+        if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+            return True
         text = f"{type(exc).__name__} {exc}".lower()
-        return any(t in text for t in _TRANSIENT_TEXT)
+        if any(t in text for t in _TRANSIENT_TEXT):
+            return True
+        return exc.__cause__ is not None and Tracker.is_transient(exc.__cause__)
 
     def _find(self, filter_string: str) -> list:
         out, token = [], None

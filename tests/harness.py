@@ -111,11 +111,14 @@ def finished_children(db: Path) -> int:
 
 @dataclass
 class MlflowServer:
-    """A real ``mlflow server`` (SQLite backend, local artifacts) on 127.0.0.1."""
+    """A real ``mlflow server`` on 127.0.0.1 with local artifacts; its backend store is a SQLite
+    file in ``root`` unless ``backend_store_uri`` names another (e.g. :meth:`PostgresServer.url`)."""
 
     root: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
+    backend_store_uri: str | None = None
+    workers: int = 1
 
     @property
     def uri(self) -> str:
@@ -125,9 +128,10 @@ class MlflowServer:
         import urllib.request
 
         self.root.mkdir(parents=True, exist_ok=True)
+        store = self.backend_store_uri or f"sqlite:///{self.root / 'server.db'}"
         self.proc = spawn([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
-                           "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
-                           "--artifacts-destination", str(self.root / "artifacts"), "--workers", "1"],
+                           "--backend-store-uri", store,
+                           "--artifacts-destination", str(self.root / "artifacts"), "--workers", str(self.workers)],
                           self.root / f"mlflow-{self.port}.log")
 
         def up():
@@ -145,6 +149,145 @@ class MlflowServer:
             kill_group(self.proc, signal.SIGTERM)
             kill_group(self.proc)
             self.proc = None
+
+
+def postgres_bin() -> Path | None:
+    """The folder of PostgreSQL's server programs (``initdb``, ``postgres``): Debian keeps them out
+    of PATH under ``/usr/lib/postgresql/<version>/bin``; ``$GATESEARCH_PG_BIN`` overrides."""
+    import shutil
+
+    candidates = [os.environ.get("GATESEARCH_PG_BIN", "")]
+    candidates += [str(d) for d in sorted(Path("/usr/lib/postgresql").glob("*/bin"),
+                                          key=lambda d: int(d.parent.name) if d.parent.name.isdigit() else 0,
+                                          reverse=True)]
+    found = shutil.which("initdb")
+    candidates.append(str(Path(found).parent) if found else "")
+    for c in candidates:
+        if c and all((Path(c) / prog).is_file() for prog in ("initdb", "postgres")):
+            return Path(c)
+    return None
+
+
+def postgres_missing() -> str | None:
+    """Why the PostgreSQL tests cannot run here (None when they can)."""
+    if postgres_bin() is None:
+        return ("PostgreSQL's server programs (initdb, postgres) are not installed: `make test` installs "
+                "Debian's `postgresql` package where it can (root, apt-get); or set GATESEARCH_PG_BIN")
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None:
+        return "psycopg is not installed: pip install 'gatesearch[postgres]'"
+    if os.geteuid() == 0:
+        import pwd
+
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "running as root without a `postgres` user to run the server as (PostgreSQL refuses root)"
+    return None
+
+
+@dataclass
+class PostgresServer:
+    """A real PostgreSQL server on 127.0.0.1 with its own data folder (``initdb`` on first start).
+
+    PostgreSQL refuses to run as root: as root, the server runs as the ``postgres`` user, in a
+    folder under /tmp that user owns (pytest's tmp_path is private to root). Clients log in as
+    ``gatesearch`` with a password over TCP (scram); :meth:`stop` is a fast shutdown (open
+    transactions rolled back, clients disconnected), :meth:`restart` keeps data and port."""
+
+    user: str = "gatesearch"
+    password: str = "gatesearch-pw"
+    port: int = field(default_factory=free_port)
+    root: Path | None = None
+    proc: subprocess.Popen | None = None
+
+    def url(self, db: str, driver: str = "postgresql+psycopg") -> str:
+        """The SQLAlchemy URL of database ``db`` (``driver="postgresql"``: a libpq/psycopg URL)."""
+        return f"{driver}://{self.user}:{self.password}@127.0.0.1:{self.port}/{db}"
+
+    def _as_owner(self) -> dict:
+        if os.geteuid() != 0:
+            return {}
+        import pwd
+
+        pw = pwd.getpwnam("postgres")
+        return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+
+    def start(self, timeout: float = 60) -> "PostgresServer":
+        binaries = postgres_bin()
+        assert binaries is not None, postgres_missing()
+        owner = self._as_owner()
+        if self.root is None:
+            self.root = Path(tempfile.mkdtemp(prefix="gspg", dir="/tmp"))  # short: the socket path is <= 107 bytes
+            if owner:
+                os.chown(self.root, owner["user"], owner["group"])
+        data = self.root / "data"
+        if not data.exists():
+            pwfile = self.root / "pw"
+            pwfile.write_text(self.password + "\n")
+            if owner:
+                os.chown(pwfile, owner["user"], owner["group"])
+            out = subprocess.run([str(binaries / "initdb"), "-D", str(data), "-U", self.user, "--pwfile", str(pwfile),
+                                  "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-instructions"],
+                                 capture_output=True, text=True, timeout=120, cwd=str(self.root), **owner)
+            assert out.returncode == 0, f"initdb failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+        log = self.root / "postgres.log"
+        fh = open(log, "ab")
+        self.proc = subprocess.Popen([str(binaries / "postgres"), "-D", str(data), "-p", str(self.port),
+                                      "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.root}",
+                                      "-c", "max_connections=200"],
+                                     stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+                                     cwd=str(self.root), **owner)
+        wait_for(self._ready, timeout, f"PostgreSQL on 127.0.0.1:{self.port}", self.proc, log)
+        return self
+
+    def _ready(self) -> bool:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url("postgres", "postgresql"), connect_timeout=2):
+                return True
+        except psycopg.OperationalError:
+            return False
+
+    def create_database(self, name: str) -> str:
+        """Create database ``name``; return its SQLAlchemy URL."""
+        import psycopg
+
+        with psycopg.connect(self.url("postgres", "postgresql"), autocommit=True) as con:
+            con.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def query(self, db: str, sql: str, *args) -> list[tuple]:
+        import psycopg
+
+        with psycopg.connect(self.url(db, "postgresql")) as con:
+            return con.execute(sql, args or None).fetchall()
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT to the postmaster), then SIGKILL if it lingers."""
+        if self.proc is not None:
+            try:
+                self.proc.send_signal(signal.SIGINT)
+                self.proc.wait(timeout=30)
+            except ProcessLookupError:
+                pass
+            except subprocess.TimeoutExpired:
+                kill_group(self.proc)
+            self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def remove(self) -> None:
+        """Stop and delete the data folder."""
+        import shutil
+
+        self.stop()
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 @dataclass
