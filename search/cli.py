@@ -40,8 +40,9 @@ def run(
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: sqlite in output-dir)"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: a private local instance)"),
     optuna_storage: Optional[str] = typer.Option(
-        None, help="storage of the Optuna mirror (for optuna-dashboard), e.g. postgresql+psycopg://user:pw@host:5432/db "
-                   "(pip install 'gatesearch[postgres]'); default: sqlite optuna.db in output-dir"),
+        None, help="storage of the Optuna mirror (for optuna-dashboard), e.g. "
+                   "postgresql+psycopg://user:pw@host:5432/db (pip install 'gatesearch\\[postgres]'); "
+                   "default: sqlite optuna.db in output-dir"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live progress (only the front at the end)"),
 ) -> None:
     """Run a search and print the Pareto front."""
