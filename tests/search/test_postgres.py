@@ -8,8 +8,9 @@ Optuna's tables, not through MLflow): every search's parent has its 50 child run
 FINISHED, every epoch's metrics are in each child's history exactly once, and each search's Optuna
 study holds each trial once. Each run prints child runs/s and the searches' median and p95 time of
 a tracking write (the parent's ``tracking_write_p95_s``: one trial event's writes, timed by
-``Outbox.timing``). Also: MLflow's store used directly on PostgreSQL (no server) through an
-interrupt and ``gatesearch resume``, and the fail-fast checks of a bad database URL.
+``Outbox.timing``) and writes them to bench/results/postgres_load.json. Also: MLflow's store used
+directly on PostgreSQL (no server) through an interrupt and ``gatesearch resume``, and the
+fail-fast checks of a bad database URL.
 
 The tests that need a server are skipped, with the reason, where PostgreSQL's server programs or
 psycopg are not installed (``make test`` installs both where it can)."""
@@ -17,6 +18,7 @@ psycopg are not installed (``make test`` installs both where it can)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import uuid
@@ -265,6 +267,15 @@ def report(name: str, wall: float, metrics: dict, extra: str = "") -> dict:
                "tracking_writes_per_search": sorted(int(m["tracking_writes"]) for m in metrics.values()),
                "tracking_retries_per_search": sorted(int(m["tracking_retries"]) for m in metrics.values())}
     print(f"\n{name}: {json.dumps(summary)} {extra}")
+    results = harness.ROOT / "bench" / "results" / "postgres_load.json"  # the latest run's numbers (not versioned)
+    try:
+        results.parent.mkdir(parents=True, exist_ok=True)
+        known = json.loads(results.read_text()) if results.exists() else {}
+        known[name] = {**summary, **(json.loads(extra) if extra else {}), "at": time.strftime("%Y-%m-%d %H:%M"),
+                       "cpus": os.cpu_count(), "loadavg": [round(x, 1) for x in os.getloadavg()]}
+        results.write_text(json.dumps(known, indent=1))
+    except (OSError, ValueError):  # a read-only checkout: the printed line is the record
+        pass
     return summary
 
 
@@ -330,7 +341,6 @@ def test_a_search_on_postgresql_without_a_server_keeps_its_stores_through_resume
     """MLflow's store used directly on PostgreSQL (no tracking server) and the mirror there too:
     interrupted mid-search, ``gatesearch resume`` (given neither URL) finishes it in the same
     database and study, each trial once."""
-    import os
     import signal
 
     tracking, optuna_url = postgres.create_database("mlflow_direct"), postgres.create_database("optuna_resume")
