@@ -305,12 +305,12 @@ def test_four_searches_ride_out_a_restart_of_the_server_and_the_database(tmp_pat
 
         harness.wait_for(every_search_under_way, 600, "every search a quarter of the way", procs[0],
                          tmp_path / "search0.log")
-        restarted["at"] = sum(finished_children(postgres, "pgrestart").values())
+        restarted["finished_at_database_restart"] = sum(finished_children(postgres, "pgrestart").values())
         t0 = time.monotonic()
         postgres.restart()  # under the running tracking server (its pool and the mirror's go stale) ...
         restarted["database_down_s"] = time.monotonic() - t0
         time.sleep(3)
-        restarted["at_server_restart"] = sum(finished_children(postgres, "pgrestart").values())
+        restarted["finished_at_server_restart"] = sum(finished_children(postgres, "pgrestart").values())
         t0 = time.monotonic()
         server.stop()  # ... then the tracking server itself
         server.start(timeout=180)
@@ -318,7 +318,7 @@ def test_four_searches_ride_out_a_restart_of_the_server_and_the_database(tmp_pat
 
     wall = run_searches(tmp_path, server, postgres, optuna_db, "pgrestart", during=restart_mid_way,
                         address=ray_cluster.address)["wall_s"]
-    assert restarted["at_server_restart"] < SEARCHES * TRIALS  # both restarts came before the end
+    assert restarted["finished_at_server_restart"] < SEARCHES * TRIALS  # both restarts came before the end
     metrics = assert_nothing_lost(postgres, "pgrestart", optuna_db)
     report("restart", wall, metrics, extra=json.dumps(restarted))
     assert all(m["tracking_retries"] > 0 for m in metrics.values())  # every search felt the outage
