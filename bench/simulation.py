@@ -31,6 +31,8 @@ class Trace:
     epochs: list[int] = field(default_factory=list)
     hv: list[float] = field(default_factory=list)
     finals: list[list[float]] = field(default_factory=list)
+    feasible: list[bool] = field(default_factory=list)  # per final result: inside the constraints
+    configs: list[dict] = field(default_factory=list)  # per final result: its configuration
     answered: int = 0  # repeats answered from memory
     ask_seconds: float = 0.0  # time spent in the searcher's ask/tell
     asks: int = 0
@@ -48,9 +50,13 @@ class Trace:
 def simulate(evaluate: Callable[[Mapping], Sequence[Sequence[float]]], space, searcher: str, *, seed: int,
              trials: int, ref: Sequence[float], epochs: int, concurrency: int = 2, dedup: bool = True,
              moasha: bool = False, metrics: Sequence[str] = ("accuracy", "macs_per_sample"),
-             nevergrad_optimizer: str | None = None) -> Trace:
+             nevergrad_optimizer: str | None = None, constraints=None, warm=()) -> Trace:
     """Run searcher ``searcher`` for ``trials`` trials on ``evaluate``; return its :class:`Trace`.
-    ``evaluate(config)`` returns ``epochs`` rows of (objective, cost)."""
+    ``evaluate(config)`` returns ``epochs`` rows of (objective, cost). ``constraints`` (a
+    :class:`gatesearch.search.constraints.Constraints` over ``metrics``) are told to the searcher
+    as the product tells them; the trace's hypervolume is then of the feasible results only.
+    ``warm``: (configuration, result) pairs of an earlier search, told first as ``gatesearch run
+    --warm-start`` tells them (``tell_known`` and the deduplication memory); not in the trace."""
     from gatesearch.search.dedup import ProposalMemory
     from gatesearch.search.moasha import MOASHA
     from gatesearch.search.pareto import hypervolume
@@ -58,12 +64,17 @@ def simulate(evaluate: Callable[[Mapping], Sequence[Sequence[float]]], space, se
 
     extra = {"nevergrad_optimizer": nevergrad_optimizer} if nevergrad_optimizer else {}
     core = SEARCHERS[searcher].core(space, list(metrics), list(MODES), seed=seed, budget=trials,
-                                    num_workers=concurrency, capped=False, **extra)
+                                    num_workers=concurrency, capped=False, constraints=constraints, **extra)
     # without dedup every proposal is new: a key that never repeats
     serial = iter(range(1 << 62))
     memory = ProposalMemory((lambda c: json.dumps(c, sort_keys=True)) if dedup else (lambda c: str(next(serial))))
     rungs = MOASHA(modes=MODES, max_t=epochs, grace=1, eta=3.0) if moasha else None
     trace = Trace()
+    for config, result in warm:
+        tell_known = getattr(core, "tell_known", None)
+        if tell_known is not None:
+            tell_known(config, result)
+        memory.finished[memory.key(config)] = dict(result)
     running: dict[str, list] = {}  # trial -> [config, curve, epochs done]
     launched = ended = used = proposals = 0
     exhausted = False
@@ -117,11 +128,13 @@ def simulate(evaluate: Callable[[Mapping], Sequence[Sequence[float]]], space, se
             result = None if stop else dict(zip(metrics, point))
             if result is not None:
                 trace.finals.append(point)
+                trace.configs.append(cfg)
+                trace.feasible.append(constraints is None or constraints.feasible(result))
             tell(key, result, stopped=stop)  # stopped: PRUNED, as the product tells Optuna
             for waiting in memory.end(key, result)[0]:
                 tell(waiting, result, stopped=stop)
             trace.epochs.append(used)
-            finals = np.array(trace.finals)
+            finals = np.array([p for p, ok in zip(trace.finals, trace.feasible) if ok])
             trace.hv.append(hypervolume(finals, MODES, ref) if len(finals) else 0.0)
     trace.answered = memory.answered
     return trace

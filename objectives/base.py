@@ -55,6 +55,11 @@ class Objective(ABC):
     front_columns: tuple[str, ...] = ()
     #: reported metrics shown next to the objectives in front tables (e.g. test accuracy)
     summary_metrics: tuple[str, ...] = ()
+    #: every metric a trial reports besides the objectives (names of
+    #: :mod:`~gatesearch.objectives.metrics`; ``"prefix*"`` for a family such as ``exit_fraction_*``):
+    #: what a space file's ``constraints:`` may bound. Empty: not declared (any name is accepted,
+    #: and a trial that does not report a bounded metric is infeasible)
+    reports: tuple[str, ...] = ()
     #: whether :meth:`run` takes ``restore=``/``save=`` (per-epoch checkpoints, see
     #: :mod:`~gatesearch.objectives.checkpoint`); the search checkpoints trials of such objectives
     checkpoints: bool = False

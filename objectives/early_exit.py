@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 
 from gatesearch.objectives.base import DataLoader, DatasetObjective, Report, register_objective
 from gatesearch.objectives.exit_options import CONFIDENCES, IM_LOSSES
-from gatesearch.objectives.metrics import ACCURACY, MACS, TEST_ACCURACY, TEST_MACS
+from gatesearch.objectives.metrics import ACCURACY, EXIT_REPORTS, MACS, TEST_ACCURACY, TEST_MACS
 from gatesearch.objectives.schema import ParamRule, ParamSchema
 
 R = ParamRule
@@ -72,6 +72,7 @@ class EarlyExitClassification(DatasetObjective):
     defaults = EXIT_DEFAULTS
     front_columns = ("n_blocks", "lambda_cost", "confidence", "lr")
     summary_metrics = (TEST_ACCURACY.name,)
+    reports = EXIT_REPORTS
 
     def __init__(self, name: str, load: Callable[[int], Any], method: str):
         if method not in ("jei", "threshold"):

@@ -54,6 +54,15 @@ METRICS: dict[str, Metric] = {m.name: m for m in (ACCURACY, MACS, TEST_ACCURACY,
                                                   SET_SIZE, TEST_MACS, BPC, TEST_BPC, MACS_PER_TOKEN,
                                                   DROPPED_FRACTION, RESUMED_FROM)}
 
+#: what each family of built-in objectives reports (besides its objectives): the names a space
+#: file's ``constraints:`` may bound (``Objective.reports``; a test checks each against real trials)
+CLASSIFIER_REPORTS = tuple(m.name for m in (ACCURACY, AUC, MACS, VAL_LOSS, TRAIN_LOSS, ACTIVE_EXPERTS, WEIGHT_SPARSITY,
+                                            TRAIN_ACTIVE_EXPERTS, TRAIN_MACS, TEST_ACCURACY, TEST_AUC, RESUMED_FROM))
+LM_REPORTS = tuple(m.name for m in (VAL_LOSS, BPC, BPC_SE, MACS_PER_TOKEN, ACTIVE_EXPERTS, DROPPED_FRACTION, TRAIN_LOSS,
+                                    TRAIN_ACTIVE_EXPERTS, TEST_BPC, RESUMED_FROM))
+EXIT_REPORTS = tuple(m.name for m in (ACCURACY, MACS, ECE, COVERAGE, SET_SIZE, VAL_LOSS, TRAIN_LOSS, FROZEN_IMS,
+                                      TEST_ACCURACY, TEST_MACS, RESUMED_FROM)) + ("exit_fraction_*",)
+
 # -- search-level metrics (logged by the search, not reported by trials) ---------------------
 PARETO_RANK = Metric("pareto_rank", "min", "a finished trial's non-dominated sorting layer (0 = on the front)")
 HYPERVOLUME = Metric("hypervolume", "max", "hypervolume of the front w.r.t. the fixed reference point")

@@ -18,7 +18,7 @@ from gatesearch.models.gates.local_search_config import LocalSearchConfig
 from gatesearch.models.gates.registry import gate_config_names, gate_configs
 from gatesearch.models.knobs import Knob, flat_defaults, flat_le, from_flat, knobs
 from gatesearch.objectives.base import DataLoader, DatasetObjective, Report, register_objective
-from gatesearch.objectives.metrics import ACCURACY, ACTIVE_EXPERTS, AUC, MACS, TEST_ACCURACY
+from gatesearch.objectives.metrics import ACCURACY, ACTIVE_EXPERTS, AUC, CLASSIFIER_REPORTS, MACS, TEST_ACCURACY
 from gatesearch.objectives.schema import ParamRule, ParamSchema
 
 R = ParamRule
@@ -132,6 +132,7 @@ class MoEClassification(DatasetObjective):
     objectives = (ACCURACY, MACS)
     front_columns = ("gate", "n_experts", "k", "local_search", "lr")
     summary_metrics = (TEST_ACCURACY.name, ACTIVE_EXPERTS.name)
+    reports = CLASSIFIER_REPORTS
 
     def __init__(self, name: str, load: Callable[[int], Any], objectives: tuple = (ACCURACY, MACS)):
         """``objectives``: what the search optimises (AUC, not accuracy, for the recommender and

@@ -28,7 +28,14 @@ from gatesearch.models.gates.local_search_config import LocalSearchConfig
 from gatesearch.models.gates.registry import gate_config_names
 from gatesearch.models.knobs import flat_defaults, from_flat
 from gatesearch.objectives.base import DataLoader, register_objective
-from gatesearch.objectives.metrics import ACTIVE_EXPERTS, BPC, DROPPED_FRACTION, MACS_PER_TOKEN, TEST_BPC
+from gatesearch.objectives.metrics import (
+    ACTIVE_EXPERTS,
+    BPC,
+    DROPPED_FRACTION,
+    LM_REPORTS,
+    MACS_PER_TOKEN,
+    TEST_BPC,
+)
 from gatesearch.objectives.moe_classification import (
     MoEClassification,
     gate_config,
@@ -91,6 +98,7 @@ class MoELanguageModel(MoEClassification):
     objectives = (BPC, MACS_PER_TOKEN)
     front_columns = ("gate", "n_experts", "k", "n_layers", "moe_every", "capacity_factor", "local_search", "lr")
     summary_metrics = (TEST_BPC.name, ACTIVE_EXPERTS.name, DROPPED_FRACTION.name)
+    reports = LM_REPORTS
 
     def __init__(self, name: str, load):
         super().__init__(name, load, objectives=(BPC, MACS_PER_TOKEN))

@@ -43,6 +43,9 @@ def run(
         None, help="storage of the Optuna mirror (for optuna-dashboard), e.g. "
                    "postgresql+psycopg://user:pw@host:5432/db (pip install 'gatesearch\\[postgres]'); "
                    "default: sqlite optuna.db in output-dir"),
+    warm_start: Optional[str] = typer.Option(
+        None, help="an earlier search of the same objective (its search directory, or its parent run id in "
+                   "this search's store): its finished trials are told to the searcher first, not trained"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live progress (only the front at the end)"),
 ) -> None:
     """Run a search and print the Pareto front."""
@@ -69,7 +72,37 @@ def run(
         from gatesearch.search.runner import run_search
 
         return run_search(sf, overrides=overrides, output_dir=output_dir, tracking_uri=tracking_uri,
-                          address=address, progress=None if quiet else "auto", optuna_storage=optuna_storage)
+                          address=address, progress=None if quiet else "auto", optuna_storage=optuna_storage,
+                          warm_start=warm_start)
+
+    _search_and_print(start)
+
+
+@app.command()
+def extend(
+    search_dir: Path = typer.Argument(..., help="a finished search's directory (printed by `run`), or its --output-dir"),
+    num_samples: int = typer.Option(..., "--num-samples", "-n", help="how many more trials"),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: the one recorded)"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (default: the one recorded)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no live progress (only the front at the end)"),
+) -> None:
+    """Run more trials on top of a finished search: same MLflow parent run, the searcher continuing
+    from its saved state."""
+    from gatesearch.search.runner import finished_search_dir
+    from gatesearch.search.settings import SearchSettings
+
+    try:  # the folder, its manifest and the number first: a mistake is reported in well under a second
+        SearchSettings().override(num_samples=num_samples)
+        found = finished_search_dir(search_dir)
+    except ValueError as e:
+        _fail(str(e).replace("num_samples:", "--num-samples:"))
+        return
+
+    def start():
+        from gatesearch.search.runner import extend_search
+
+        return extend_search(found, num_samples=num_samples, address=address, tracking_uri=tracking_uri,
+                             progress=None if quiet else "auto")
 
     _search_and_print(start)
 
@@ -143,10 +176,17 @@ def _search_and_print(start) -> None:
         _fail(f"no trial finished ({why})", code=1)
     console.print(front_table(result.front, result.objectives, columns=result.columns, metrics=result.summary_metrics,
                               title=f"Pareto front of {result.experiment} "
-                                    f"({len(result.trials)} finished trials, {result.failed} failed)"))
+                                    f"({len(result.trials)} finished trials, {result.failed} failed"
+                                    + (f", {result.extra['infeasible']} infeasible" if result.extra.get("infeasible")
+                                       else "") + ")"))
     ref = ", ".join(f"{v:.6g}" for v in result.reference_point)
     console.print(f"hypervolume {result.hypervolume:,.2f} (reference point [{ref}]), "
                   f"search took {result.wall_seconds:.0f} s", markup=False)
+    if result.extra.get("warm_start"):
+        console.print(result.extra["warm_start"], soft_wrap=True, markup=False, highlight=False)
+    if result.extra.get("infeasible"):
+        console.print(f"{result.extra['infeasible']} finished trials are outside the space file's constraints: kept "
+                      f"off the front (child run tag gatesearch.infeasible says why)", markup=False)
     if result.extra.get("searcher_deduplicated"):
         console.print(f"{result.extra['searcher_deduplicated']} repeated proposals were answered from earlier "
                       "results (not trained, not counted as trials; `dedup: false` trains them)", markup=False)

@@ -1,4 +1,5 @@
-"""Matplotlib figure of a Pareto front: all trials grey, the front highlighted."""
+"""Matplotlib figure of a Pareto front: all trials grey, the front highlighted, infeasible trials
+(outside the search's constraints) drawn apart as hollow crosses."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def log_axis(x: np.ndarray) -> bool:
 
 
 def pareto_figure(values: np.ndarray, front: np.ndarray, names: Sequence[str], modes: Sequence[str],
-                  labels: Sequence[str] | None = None, title: str = "", note: str = ""):
+                  labels: Sequence[str] | None = None, title: str = "", note: str = "",
+                  infeasible: np.ndarray | None = None):
     """Scatter objective 1 (x) against objective 0 (y); the front as a staircase.
 
     Args:
@@ -33,10 +35,14 @@ def pareto_figure(values: np.ndarray, front: np.ndarray, names: Sequence[str], m
         names, modes: the two objectives' names and directions.
         labels: optional per-row annotation for front points (e.g. the trial's run name).
         note: a line under the plot (e.g. hypervolume and reference point).
+        infeasible: ``(N,)`` bool, rows outside the search's constraints (never on the front).
     """
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
     values = np.asarray(values, dtype=float)
-    ax.scatter(values[~front, 1], values[~front, 0], c="0.7", s=22, label="trials")
+    bad = np.zeros(len(values), bool) if infeasible is None else np.asarray(infeasible, dtype=bool)
+    ax.scatter(values[~front & ~bad, 1], values[~front & ~bad, 0], c="0.7", s=22, label="trials")
+    if bad.any():
+        ax.scatter(values[bad, 1], values[bad, 0], c="C0", marker="x", s=22, alpha=0.6, label="infeasible")
     pts = values[front]
     order = np.argsort(pts[:, 1])
     pts = pts[order]
@@ -60,19 +66,22 @@ def pareto_figure(values: np.ndarray, front: np.ndarray, names: Sequence[str], m
 
 
 def pareto_html(rows: Sequence[dict], values: np.ndarray, front: np.ndarray, names: Sequence[str],
-                modes: Sequence[str], *, links: Sequence[str] = (), title: str = "", subtitle: str = "") -> str:
+                modes: Sequence[str], *, links: Sequence[str] = (), title: str = "", subtitle: str = "",
+                infeasible: np.ndarray | None = None) -> str:
     """A self-contained interactive front (plotly, plotly.js inlined: no CDN, works offline).
 
     Every trial is a point (x = objective 1, y = objective 0); the front is highlighted and
     joined by its staircase. Hovering shows the trial's name, run id, its configuration columns
     and objective values; clicking a point opens its MLflow run (``links``: UI-relative run
     addresses, e.g. ``#/experiments/1/runs/<id>``, resolved against the MLflow UI that shows
-    the page) in a new tab.
+    the page) in a new tab. ``infeasible`` rows (outside the search's constraints) are their own
+    trace, hollow crosses, and say why on hover.
     """
     import plotly.graph_objects as go
 
     values = np.asarray(values, dtype=float).reshape(len(rows), len(names))
     front = np.asarray(front, dtype=bool)
+    bad = np.zeros(len(rows), bool) if infeasible is None else np.asarray(infeasible, dtype=bool)
     skip = {"run_id", "trial", "pareto_rank", *names}
 
     def hover(r: dict) -> str:
@@ -84,11 +93,16 @@ def pareto_html(rows: Sequence[dict], values: np.ndarray, front: np.ndarray, nam
     texts = [hover(r) for r in rows]
     links = list(links) or [""] * len(rows)
     fig = go.Figure()
-    for mask, name, colour, size in ((~front, "trials", "rgba(140,140,140,0.7)", 8),
-                                     (front, "Pareto front", "#d62728", 12)):
+    for mask, name, colour, size, symbol in ((~front & ~bad, "trials", "rgba(140,140,140,0.7)", 8, "circle"),
+                                             (bad, "infeasible", "rgba(31,119,180,0.6)", 8, "x-thin-open"),
+                                             (front, "Pareto front", "#d62728", 12, "circle")):
         idx = np.flatnonzero(mask)
+        if name == "infeasible" and not len(idx):
+            continue
         fig.add_trace(go.Scatter(x=values[idx, 1], y=values[idx, 0], mode="markers", name=name,
-                                 marker={"color": colour, "size": size}, text=[texts[i] for i in idx],
+                                 marker={"color": colour, "size": size, "symbol": symbol,
+                                         **({"line": {"width": 2, "color": colour}} if name == "infeasible" else {})},
+                                 text=[texts[i] for i in idx],
                                  customdata=[links[i] for i in idx], hovertemplate="%{text}<extra></extra>"))
     order = np.flatnonzero(front)[np.argsort(values[front, 1])]
     fig.add_trace(go.Scatter(x=values[order, 1], y=values[order, 0], mode="lines", line={"shape": "hv",

@@ -8,6 +8,9 @@ the front alone. Full non-dominated sorting (the ``pareto_rank`` of every trial,
 done on demand, and :meth:`LiveFront.rank_changes` returns only the ranks that changed since
 the previous call, so the tracking store is written only for those.
 
+Infeasible trials (outside the search's constraints, :mod:`gatesearch.search.constraints`) are
+kept with the others but never on the front: their rank is after every feasible trial's.
+
 On ``gatesearch resume`` the front is rebuilt once from the finished child runs.
 """
 
@@ -29,6 +32,7 @@ class FrontEntry:
     run_id: str
     values: np.ndarray  # (M,) objective values, in the objectives' order
     row: dict[str, Any] = field(default_factory=dict)  # summary shown in tables and artifacts
+    feasible: bool = True  # inside the search's constraints (an infeasible trial is never on the front)
 
 
 class LiveFront:
@@ -49,19 +53,23 @@ class LiveFront:
     def __contains__(self, trial_id: str) -> bool:
         return trial_id in self._index
 
-    def add(self, trial_id: str, run_id: str, metrics: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
+    def add(self, trial_id: str, run_id: str, metrics: Mapping[str, Any], row: Mapping[str, Any],
+            infeasible: str = "") -> bool:
         """Record a finished trial; returns whether it is on the front now. Re-adding a trial
-        replaces its values (a resumed search may report a trial again)."""
+        replaces its values (a resumed search may report a trial again). ``infeasible``: why the
+        trial violates the search's constraints ("" when it does not); it is kept off the front
+        and its row says why."""
         values = np.array([float(metrics.get(n, np.nan)) for n in self.names], dtype=float)
         entry = FrontEntry(trial_id, run_id, values,
-                           {"run_id": run_id, **row, **{n: metrics.get(n) for n in self.names}})
+                           {"run_id": run_id, **row, **{n: metrics.get(n) for n in self.names},
+                            **({"infeasible": infeasible} if infeasible else {})}, feasible=not infeasible)
         if trial_id in self._index:
             self.entries[self._index[trial_id]] = entry
             self._rebuild_front()
             return self._index[trial_id] in self._front
         self._index[trial_id] = len(self.entries)
         self.entries.append(entry)
-        if not np.isfinite(values).all():  # botorch's rule: a NaN point is dominated by everything
+        if not entry.feasible or not np.isfinite(values).all():  # NaN: dominated by everything (botorch's rule)
             return False
         i = len(self.entries) - 1
         if not self._front:
@@ -78,9 +86,17 @@ class LiveFront:
 
     def _rebuild_front(self) -> None:
         vals = self.values()
-        ranks = pareto_ranks(vals, self.modes) if len(vals) else np.zeros(0, int)
+        ranks = self.ranks()
         finite = np.isfinite(vals).all(axis=1) if len(vals) else np.zeros(0, bool)
-        self._front = [i for i, (r, ok) in enumerate(zip(ranks, finite)) if r == 0 and ok]
+        feasible = self.feasible()
+        self._front = [i for i, (r, ok, f) in enumerate(zip(ranks, finite, feasible)) if r == 0 and ok and f]
+
+    def feasible(self) -> np.ndarray:
+        """``(N,)`` bool: whether each finished trial satisfies the search's constraints."""
+        return np.array([e.feasible for e in self.entries], dtype=bool)
+
+    def infeasible_count(self) -> int:
+        return sum(1 for e in self.entries if not e.feasible)
 
     def values(self) -> np.ndarray:
         """``(N, M)`` objective values of every finished trial, in arrival order."""
@@ -110,9 +126,19 @@ class LiveFront:
         return self.hypervolume(ref) / box if box > 0 else 0.0
 
     def ranks(self) -> np.ndarray:
-        """``(N,)`` Pareto rank of every finished trial (moocore non-dominated sorting)."""
+        """``(N,)`` Pareto rank of every finished trial (moocore non-dominated sorting): the
+        feasible trials' layers first, then the infeasible trials' own layers after them."""
         vals = self.values()
-        return pareto_ranks(vals, self.modes) if len(vals) else np.zeros(0, int)
+        if not len(vals):
+            return np.zeros(0, int)
+        feasible = self.feasible()
+        if feasible.all():
+            return pareto_ranks(vals, self.modes)
+        ranks = np.zeros(len(vals), dtype=int)
+        if feasible.any():
+            ranks[feasible] = pareto_ranks(vals[feasible], self.modes)
+        ranks[~feasible] = pareto_ranks(vals[~feasible], self.modes) + (ranks[feasible].max() + 1 if feasible.any() else 0)
+        return ranks
 
     def rows(self, ranks: np.ndarray | None = None) -> list[dict[str, Any]]:
         """Every finished trial's summary row with its Pareto rank."""

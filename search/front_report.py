@@ -25,6 +25,7 @@ from gatesearch.objectives.metrics import (
     HYPERVOLUME_SHARE,
     PARETO_RANK,
 )
+from gatesearch.search.constraints import TAG_INFEASIBLE
 from gatesearch.search.figure import pareto_figure, pareto_html
 from gatesearch.search.front import LiveFront
 from gatesearch.search.pareto import reference_point
@@ -61,7 +62,8 @@ def front_from_records(records: Sequence[TrialRecord], names: Sequence[str], mod
     front = LiveFront(names, modes)
     for rec in records:
         if rec.status == "FINISHED":
-            front.add(rec.trial_id, rec.run_id, rec.metrics, record_row(rec, columns, metrics))
+            front.add(rec.trial_id, rec.run_id, rec.metrics, record_row(rec, columns, metrics),
+                      infeasible=rec.tags.get(TAG_INFEASIBLE, ""))
     return front
 
 
@@ -103,15 +105,20 @@ def write_front(store: TrackingStore, parent_id: str, front: LiveFront, ref: np.
     if len(front):
         import matplotlib.pyplot as plt
 
+        infeasible = ~front.feasible()
         note = (f"hypervolume {hv:,.6g} w.r.t. reference point "
-                f"({', '.join(f'{n} {v:,.6g}' for n, v in zip(front.names, ref))}); {len(front)} finished trials")
-        fig = pareto_figure(front.values(), ranks == 0, front.names, front.modes,
-                            labels=[str(r.get(label, "")) for r in rows] if label else None, title=title, note=note)
+                f"({', '.join(f'{n} {v:,.6g}' for n, v in zip(front.names, ref))}); {len(front)} finished trials"
+                + (f", {int(infeasible.sum())} infeasible" if infeasible.any() else ""))
+        on_front = (ranks == 0) & ~infeasible
+        fig = pareto_figure(front.values(), on_front, front.names, front.modes,
+                            labels=[str(r.get(label, "")) for r in rows] if label else None, title=title, note=note,
+                            infeasible=infeasible)
         store.log_figure(parent_id, fig, "pareto_front.png")
         plt.close(fig)
         links = [run_link(experiment_id, r["run_id"]) if experiment_id else "" for r in rows]
-        store.log_text(parent_id, pareto_html(rows, front.values(), ranks == 0, front.names, front.modes,
-                                              links=links, title=title, subtitle=note), "pareto_front.html")
+        store.log_text(parent_id, pareto_html(rows, front.values(), on_front, front.names, front.modes,
+                                              links=links, title=title, subtitle=note, infeasible=infeasible),
+                       "pareto_front.html")
     return hv
 
 
@@ -136,7 +143,9 @@ def front_markdown(front: LiveFront, ref: Sequence[float], hv: float, experiment
     rows = front.front_rows()
     skip = {"run_id", "trial", "pareto_rank"}
     cols = [c for c in (rows[0] if rows else {}) if c not in skip]
-    lines = [f"**Pareto front**: {len(rows)} of {len(front)} finished trials", "",
+    bad = front.infeasible_count()
+    lines = [f"**Pareto front**: {len(rows)} of {len(front)} finished trials"
+             + (f" ({bad} infeasible, kept off the front: their tag `{TAG_INFEASIBLE}` says why)" if bad else ""), "",
              "| trial | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for r in rows:
         name = r.get("trial", r["run_id"])
@@ -144,6 +153,7 @@ def front_markdown(front: LiveFront, ref: Sequence[float], hv: float, experiment
         lines.append(f"| {cell} | " + " | ".join(_md(r.get(c)) for c in cols) + " |")
     lines += ["", f"hypervolume **{hv:,.6g}** (share of the box to the ideal point: {front.hypervolume_share(ref):.3f}); "
               f"reference point ({', '.join(f'{front.names[i]} {v:,.6g}' for i, v in enumerate(ref))})"]
+
     return "\n".join(lines)[:4900]
 
 

@@ -27,6 +27,13 @@ class Manifest:
     address: str | None = None
     status: str = "running"
     optuna_storage: str | None = None  # the Optuna mirror's storage URL; None: optuna.db in output_dir
+    #: ``gatesearch extend``: each extension's Ray experiment (a folder beside the search dir) and
+    #: its trials, oldest first; the search dir itself is the first Ray experiment
+    extensions: tuple = ()
+
+    def ray_dirs(self, search_dir: Path) -> list[Path]:
+        """Every Ray experiment of the search, oldest first (the last one is the current one)."""
+        return [search_dir, *(search_dir.parent / name for name, _ in self.extensions)]
 
     def write(self, search_dir: Path) -> None:
         tmp = search_dir / f".{MANIFEST}.tmp"
@@ -38,6 +45,7 @@ class Manifest:
         path = search_dir / MANIFEST
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
+            raw["extensions"] = tuple(tuple(e) for e in raw.get("extensions", ()))
             return cls(**raw)
         except (OSError, json.JSONDecodeError, TypeError) as e:
             raise ValueError(f"{path}: not a readable gatesearch manifest ({e}); "

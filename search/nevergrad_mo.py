@@ -12,6 +12,7 @@ import warnings
 from typing import Any, Mapping, Sequence
 
 import nevergrad as ng
+import numpy as np
 
 from gatesearch._hints import did_you_mean
 from gatesearch.spaces import Space, decode, to_parametrization
@@ -30,10 +31,18 @@ class NevergradMO:
             not trials: :class:`~gatesearch.search.ray.searcher.Deduplicated`).
         num_workers: how many candidates may be pending at once.
         seed: seeds the parametrization's random state.
+        constraints: outcome constraints (:class:`~gatesearch.search.constraints.Constraints`), or
+            None. Nevergrad's own ``constraint_violation`` penalises only a scalar loss (a
+            multi-objective point enters its Pareto archive before the penalty, and the penalty is
+            0 in the budget's first half), so an infeasible result is told with penalised losses
+            instead: each objective's worst loss told so far plus ``(1 + total violation)`` times
+            its observed range (Deb's rule: dominated by every feasible result), never joining the
+            front Nevergrad keeps.
     """
 
     def __init__(self, space: Space, metrics: Sequence[str], modes: Sequence[str], *, optimizer: str = "NGOpt",
-                 budget: int, num_workers: int, seed: int = 0, capped: bool = True):
+                 budget: int, num_workers: int, seed: int = 0, capped: bool = True,
+                 constraints=None):
         if optimizer not in ng.optimizers.registry:
             raise ValueError(f"nevergrad_optimizer: unknown {optimizer!r}"
                              f"{did_you_mean(optimizer, ng.optimizers.registry)}")
@@ -42,6 +51,7 @@ class NevergradMO:
         self.space, self.metrics, self.modes = space, list(metrics), list(modes)
         self.budget = budget
         self.capped = capped
+        self.constraints = constraints or None
         param = to_parametrization(space, seed=seed)
         with warnings.catch_warnings():  # e.g. "ES algorithms are inefficient with budget < 60"
             warnings.simplefilter("ignore", ng.errors.InefficientSettingsWarning)
@@ -50,6 +60,8 @@ class NevergradMO:
         self.pending: dict[str, Any] = {}
         self.asked = 0
         self.told = 0
+        self._worst: np.ndarray | None = None  # per objective, the worst and best losses told so far
+        self._best: np.ndarray | None = None
 
     def ask(self, key: str) -> dict[str, Any] | None:
         """A configuration for ``key``, or None once ``budget`` asks were made (when capped)."""
@@ -81,9 +93,20 @@ class NevergradMO:
             # Nevergrad's multi-objective archive scores dominated points with an inf
             # pseudo-loss internally and warns about it; that is expected here.
             warnings.simplefilter("ignore", ng.errors.NevergradRuntimeWarning)
-            self.optimizer.tell(cand, losses)
+            self.optimizer.tell(cand, self._penalised(losses, result))
         self.told += 1
         return True
+
+    def _penalised(self, losses: list[float], result: Mapping[str, Any]) -> list[float]:
+        """``losses``, or for a result outside the constraints losses worse than every told one."""
+        arr = np.asarray(losses, dtype=float)
+        violation = sum(max(0.0, v) for v in self.constraints.violations(result)) if self.constraints else 0.0
+        if violation > 0 and self._worst is not None:
+            span = np.maximum(self._worst - self._best, np.maximum(np.abs(self._worst), 1e-12))
+            arr = np.maximum(arr, self._worst) + (1.0 + min(violation, 1e3)) * span
+        self._worst = arr.copy() if self._worst is None else np.maximum(self._worst, arr)
+        self._best = arr.copy() if self._best is None else np.minimum(self._best, arr)
+        return arr.tolist()
 
     def pareto_front(self) -> list[dict[str, Any]]:
         """Nevergrad's own Pareto set, decoded."""

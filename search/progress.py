@@ -2,7 +2,7 @@
 
 :class:`SearchProgress` receives the same trial events as the tracking sink (it is a
 :class:`~gatesearch.search.ray.callbacks.TrialSink`, fed on the driver's event loop) and shows: trials
-finished / running / failed / stopped early, of the budget; elapsed and estimated remaining
+finished / running / failed / stopped early / infeasible, of the budget; elapsed and estimated remaining
 time; the current front's size and hypervolume; the best value of each objective; and each
 running trial's epoch. On a terminal it is a ``rich`` live panel; otherwise (CI logs, files) it
 prints one plain line per event, so a two-hour cluster search is never silent.
@@ -22,6 +22,7 @@ import numpy as np
 
 from gatesearch.objectives import Objective
 from gatesearch.objectives.metrics import EPOCH, EPOCHS_TOTAL, is_partial
+from gatesearch.search.constraints import Constraints
 from gatesearch.search.front import LiveFront
 from gatesearch.search.store import TAG_TRIAL
 from gatesearch.search.trial_error import error_summary
@@ -53,8 +54,11 @@ class SearchProgress:
         reference: returns the search's hypervolume reference point once it is fixed (the
             tracking sink's, so the live hypervolume is the number logged and printed at the end);
             until then the same rule is applied to the trials finished so far.
-        earlier: the objective values of trials finished before this driver (a resumed search's
-            front, so the live front and hypervolume are of the whole search).
+        earlier: ``(trial id, objective values, why infeasible or "")`` of the trials finished
+            before this driver (a resumed search's front, so the live front and hypervolume are of
+            the whole search).
+        constraints: the search's outcome constraints; a finished trial outside them is counted
+            as infeasible, says why, and is kept off the live front.
         run_name: a trial's MLflow child run name, once the tracking sink has created it (named
             in a failed trial's line, with where its full traceback is).
 
@@ -66,8 +70,8 @@ class SearchProgress:
     def __init__(self, objective: Objective, total: int, *, fixed: Mapping[str, Any] | None = None,
                  live: bool | None = None, stream: TextIO | None = None, done: int = 0,
                  reference: Callable[[], np.ndarray | None] | None = None,
-                 earlier: Iterable[tuple[str, Mapping[str, Any]]] = (),
-                 run_name: Callable[[str], str | None] | None = None):
+                 earlier: Iterable[tuple[str, Mapping[str, Any], str]] = (),
+                 run_name: Callable[[str], str | None] | None = None, constraints: Constraints | None = None):
         self.objective, self.total, self.fixed = objective, total, dict(fixed or {})
         self.names = tuple(m.name for m in objective.objectives)
         self.modes = tuple(m.mode for m in objective.objectives)
@@ -80,8 +84,11 @@ class SearchProgress:
         self.reference = reference or (lambda: None)
         self.interrupted = False  # set by the driver when a signal stopped the search
         self.run_name = run_name or (lambda trial_id: None)
-        for trial_id, values in earlier:
-            self.front.add(trial_id, trial_id, values, {})
+        self.constraints = constraints or Constraints()
+        self.infeasible = 0
+        for trial_id, values, why in earlier:
+            self.front.add(trial_id, trial_id, values, {}, infeasible=why)
+            self.infeasible += bool(why)
         self.t0 = time.monotonic()
         self._live = None
 
@@ -129,8 +136,11 @@ class SearchProgress:
             self._event(f"trial {label} stopped early at epoch {result.get(EPOCH.name)}: {values}")
             return
         self.finished += 1
-        on_front = self.front.add(trial_id, trial_id, result, {})
-        self._event(f"trial {label} finished: {values}" + (" (on the front)" if on_front else ""))
+        why = self.constraints.why(result) if self.constraints else ""
+        self.infeasible += bool(why)
+        on_front = self.front.add(trial_id, trial_id, result, {}, infeasible=why)
+        self._event(f"trial {label} finished: {values}" + (" (on the front)" if on_front else "")
+                    + (f" (infeasible: {why})" if why else ""))
 
     def on_error(self, trial_id: str, error: str) -> None:
         """One line: the trial's own exception (not Ray's wrapper) and where its traceback is."""
@@ -180,7 +190,9 @@ class SearchProgress:
         running = "to continue on `gatesearch resume`" if self.interrupted else "running"
         best = ", ".join(f"{n} {v:,.6g}" for n, v in self.best().items())
         return (f"{self.previous + self.finished}/{self.total} finished, {len(self.running)} {running}, "
-                f"{self.failed} failed, {self.stopped} stopped early | elapsed {_duration(elapsed)}"
+                f"{self.failed} failed, {self.stopped} stopped early"
+                + (f", {self.infeasible} infeasible" if self.constraints else "")
+                + f" | elapsed {_duration(elapsed)}"
                 + (f", ~{_duration(eta)} left" if eta is not None else "")
                 + f" | front {len(self.front.front_rows())}, hypervolume "
                 + (f"{hv:,.6g}" if hv is not None else "pending (its reference point is fixed after a few trials)")

@@ -19,9 +19,10 @@ from gatesearch.objectives.function import FunctionObjective
 from gatesearch.objectives.metrics import EPOCH
 from gatesearch.search import ray as ray_tuner
 from gatesearch.search.file_lock import is_postgres
+from gatesearch.search.constraints import from_space_file as constraints_of
 from gatesearch.search.interrupt import Interrupts, SearchInterrupted
 from gatesearch.search.store import TAG_INTERRUPTED
-from gatesearch.search.manifest import SPACE_COPY, Manifest, find_search_dir
+from gatesearch.search.manifest import MANIFEST, SPACE_COPY, Manifest, find_search_dir
 from gatesearch.search.optuna_mirror import OptunaMirror, optuna_storage
 from gatesearch.search.outbox import BufferedSink, Outbox, TeeSink
 from gatesearch.search.progress import SearchProgress
@@ -32,6 +33,7 @@ from gatesearch.search.settings import SearchSettings
 from gatesearch.search.tracking import Tracker
 from gatesearch.search.trial_sink import MlflowTrialSink
 from gatesearch.search.validate import validate_space_file
+from gatesearch.search.warm_start import TAG_FROM, TAG_FROM_URI, WarmStart, load_warm_start
 from gatesearch.spaces import Fixed, SpaceFile, parse_space_file
 
 DEFAULT_OUTPUT = "gatesearch-runs"
@@ -109,7 +111,8 @@ def _open_tracker(uri: str, experiment: str, out: Path) -> Tracker:
 
 
 def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, objective: Objective,
-           settings: SearchSettings, search_dir: Path, resume: bool, progress: str | None = None) -> SearchResult:
+           settings: SearchSettings, search_dir: Path, resume: bool, progress: str | None = None,
+           warm: WarmStart | None = None) -> SearchResult:
     """Run (or resume) the Tuner with a buffered MLflow sink; log the front; close the parent.
 
     SIGINT/SIGTERM stop it resumably (:mod:`~gatesearch.search.interrupt`): the open child runs
@@ -117,22 +120,25 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
     :class:`~gatesearch.search.interrupt.SearchInterrupted` is raised."""
     names = tuple(m.name for m in objective.objectives)
     modes = tuple(m.mode for m in objective.objectives)
+    ray_dirs = manifest.ray_dirs(search_dir)
+    ray_dir = ray_dirs[-1]  # the current Ray experiment (the search dir, or the latest extension's)
     mirror = OptunaMirror(optuna_storage(manifest.output_dir, manifest.optuna_storage), study_name(manifest),
                           sf.space, names, modes)
+    constraints = constraints_of(sf, objective)
     sink = MlflowTrialSink(tracker, parent, manifest.search_id, objective, sf.fixed,
-                           front_every=settings.front_every, title=sf.name, mirror=mirror)
+                           front_every=settings.front_every, title=sf.name, mirror=mirror, constraints=constraints)
     if resume:  # the only time the store is read back: known runs, and the front so far
         ref = tracker.params(parent).get("reference_point")
         sink.reference = np.array(json.loads(ref), dtype=float) if ref else None
-        retired = _restore(sink, tracker, parent, search_dir)
+        retired = _restore(sink, tracker, parent, manifest.ray_dirs(search_dir))
     elif settings.reference_point is not None:  # the user's box from the first trial on (logged by _start)
         sink.reference = np.array(settings.reference_for(names), dtype=float)
     outbox = Outbox(sink, Tracker.is_transient, settings.tracking_timeout_s, describe=f"MLflow at {tracker.uri}")
     shown = None if progress is None else SearchProgress(
         objective, settings.num_samples, fixed=sf.fixed, live={"live": True, "plain": False}.get(progress),
         done=sink.finished if resume else 0, reference=lambda: sink.reference,
-        earlier=[(e.trial_id, dict(zip(names, e.values))) for e in sink.front.entries],
-        run_name=lambda t: sink.rows.get(t, {}).get("trial"))
+        earlier=[(e.trial_id, dict(zip(names, e.values)), e.row.get("infeasible", "")) for e in sink.front.entries],
+        run_name=lambda t: sink.rows.get(t, {}).get("trial"), constraints=constraints)
     interrupts, entered = Interrupts(checkpointed=ray_tuner.checkpoints_trials(objective)), False
     t0 = time.time()
     status = "FAILED"
@@ -145,16 +151,23 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
                           objective=objective if isinstance(objective, FunctionObjective) else None,
                           plugins=sf.plugins,
                           resources=from_space_file(sf, settings.cpus_per_trial, settings.gpus_per_trial))
+            if not resume:  # a resumed search's searcher and scheduler are Ray's restored copies
+                common["constraints"] = constraints
+                common["warm"] = warm.known if warm else ()
             try:
                 if shown is not None:
                     shown.__enter__()
                     entered = True
-                if resume and ray_tuner.can_resume(str(search_dir)):
-                    outcomes, counts = ray_tuner.resume_tuner(experiment_dir=str(search_dir), **common)
-                else:
+                if resume and ray_tuner.can_resume(str(ray_dir)):
+                    outcomes, counts = ray_tuner.resume_tuner(experiment_dir=str(ray_dir), **common)
+                else:  # a new search, an extension (its searcher continues from the previous experiment's)
+                    if manifest.extensions:
+                        common["settings"] = replace(settings, num_samples=int(manifest.extensions[-1][1]))
+                        common["searcher_state"] = str(ray_dirs[-2])
+                        common.setdefault("constraints", constraints)
                     outcomes, counts = ray_tuner.run_tuner(space=sf.space, metrics=names, modes=modes,
-                                                           storage_path=str(search_dir.parent),
-                                                           name=search_dir.name,
+                                                           storage_path=str(ray_dir.parent),
+                                                           name=ray_dir.name,
                                                            max_epochs=max_epochs(sf, objective), **common)
             except Exception:
                 outbox.raise_if_failed()  # the root cause, if tracking failed first
@@ -208,6 +221,8 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
                         experiment_id=tracker.experiment_id, optuna_storage=mirror.storage,
                         optuna_study=mirror.study_name,
                         extra={**counts, "orphaned": orphans, "early_stopped": sum(1 for o in outcomes if o.early_stopped),
+                               "infeasible": sink.front.infeasible_count(),
+                               **({"warm_start": warm.describe()} if warm else {}),
                                "epochs_trained": epochs,
                                "tracking_retries": outbox.retries})
 
@@ -240,17 +255,20 @@ def _backfill(sink: MlflowTrialSink, tracker: Tracker, parent: str, outcomes) ->
     return n
 
 
-def _restore(sink: MlflowTrialSink, tracker: Tracker, parent: str, search_dir: Path) -> set[str]:
-    """Resume: retire the orphans (:func:`_retire_orphans`) against Ray's last snapshot, then
-    restore the sink from the other child runs. Retiring first means the resumed front, its
-    hypervolume history and the trial counts never include an orphan (they once did until the
-    search ended: a hypervolume step past the budget, found by CI's driver-kill test).
-    Returns the retired trial ids."""
+def _restore(sink: MlflowTrialSink, tracker: Tracker, parent: str, ray_dirs: list[Path]) -> set[str]:
+    """Resume (or extend): retire the orphans (:func:`_retire_orphans`) against Ray's last
+    snapshots, then restore the sink from the other child runs. Retiring first means the resumed
+    front, its hypervolume history and the trial counts never include an orphan (they once did until
+    the search ended: a hypervolume step past the budget, found by CI's driver-kill test).
+    ``ray_dirs``: the search's Ray experiments, the current one last (``gatesearch extend`` adds
+    one; the trials of the earlier ones are in their own snapshots). Returns the retired trial ids."""
+    search_dir = ray_dirs[-1]
     repaired = repair_experiment_state(search_dir)  # the snapshot Tuner.restore will read
     if repaired:
         logging.getLogger(__name__).warning(repaired)
     children = tracker.children(parent)
-    retired = _retire_orphans(tracker, children, snapshot_trial_ids(search_dir))
+    known = set().union(*(snapshot_trial_ids(d) for d in ray_dirs))
+    retired = _retire_orphans(tracker, children, known)
     sink.restore([c for c in children if c.trial_id not in retired])
     # Epochs a trial checkpointed but whose metrics never reached the store (the driver died, or
     # was interrupted, between the trial's report and the write): logged from the metrics kept
@@ -288,8 +306,12 @@ def _warm_up(uri: str) -> None:
 
 def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, output_dir: str | Path = DEFAULT_OUTPUT,
                tracking_uri: str | None = None, address: str | None = None,
-               progress: str | None = None, optuna_storage: str | None = None) -> SearchResult:
+               progress: str | None = None, optuna_storage: str | None = None,
+               warm_start: str | None = None) -> SearchResult:
     """Validate ``sf``, run the search, log everything, return the front.
+
+    ``warm_start``: an earlier search (its search dir, or its parent run id in this search's
+    store) whose finished trials are told to the searcher first (:mod:`~gatesearch.search.warm_start`).
 
     ``progress``: show the search live in the terminal (``"auto"``: a rich panel on a tty, plain
     lines otherwise; ``"live"``, ``"plain"``), or nothing (None, the default for the API).
@@ -311,6 +333,10 @@ def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, out
     check_tracking_uri(uri)
     if optuna_storage:  # e.g. a team's PostgreSQL database (default: optuna.db in the output folder)
         check_optuna_storage(optuna_storage)
+    earlier = None if warm_start is None else load_warm_start(warm_start, space=sf.space, fixed=sf.fixed,
+                                                              objective=objective, tracking_uri=uri)
+    if earlier is not None and progress is not None:  # the CLI: say what was read, before Ray starts
+        print(earlier.describe(), flush=True)
     # MLflow's store modules import while Ray starts (its start-up mostly waits on subprocesses)
     warm = threading.Thread(target=_warm_up, args=(uri,), name="gatesearch-warm-up", daemon=True)
     warm.start()
@@ -321,13 +347,13 @@ def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, out
     try:
         out.mkdir(parents=True, exist_ok=True)
         search_id, parent, search_dir, manifest, tracker = _start(sf, objective, settings, out, uri, address,
-                                                                  optuna_storage)
+                                                                  optuna_storage, earlier)
     except BaseException:
         if created:  # nothing half-written
             shutil.rmtree(out, ignore_errors=True)
         raise
     return _drive(tracker=tracker, parent=parent, manifest=manifest, sf=sf, objective=objective, settings=settings,
-                  search_dir=search_dir, resume=False, progress=progress)
+                  search_dir=search_dir, resume=False, progress=progress, warm=earlier)
 
 
 def _check_resources(sf: SpaceFile, settings: SearchSettings) -> None:
@@ -343,8 +369,9 @@ def _check_resources(sf: SpaceFile, settings: SearchSettings) -> None:
 
 
 def _start(sf: SpaceFile, objective: Objective, settings: SearchSettings, out: Path, uri: str,
-           address: str | None, optuna: str | None = None):
-    """Create the parent run, the search dir, its manifest and space copy."""
+           address: str | None, optuna: str | None = None, warm: WarmStart | None = None):
+    """Create the parent run, the search dir, its manifest and space copy (and the link to the
+    search ``warm`` starts from)."""
     names = tuple(m.name for m in objective.objectives)
     modes = tuple(m.mode for m in objective.objectives)
     search_id = uuid.uuid4().hex[:12]
@@ -355,9 +382,12 @@ def _start(sf: SpaceFile, objective: Objective, settings: SearchSettings, out: P
         # the hypervolume reference point, in the objectives' order: the user's, fixed now, or
         # inferred from the first front (logged then, in the same format, by the sink)
         **({"reference_point": json.dumps(user_ref), "reference_point_source": "user"} if user_ref else {}),
+        **({"constraints": constraints_of(sf, objective).to_json()} if sf.constraints else {}),
         "objective": objective.name, "space_file": sf.path,
         "objectives": ",".join(f"{n}:{m}" for n, m in zip(names, modes)),
-        **{f"fixed.{k}": v for k, v in sf.fixed.items()}})
+        **({"warm_start_trials": len(warm.known), "warm_start_skipped": sum(warm.skipped.values())} if warm else {}),
+        **{f"fixed.{k}": v for k, v in sf.fixed.items()}},
+        tags={TAG_FROM: warm.parent_run_id, TAG_FROM_URI: warm.tracking_uri} if warm else None)
     search_dir = out / "ray" / f"{sf.name}-{search_id}"
     search_dir.mkdir(parents=True, exist_ok=True)
     (search_dir / SPACE_COPY).write_text(sf.text, encoding="utf-8")
@@ -378,7 +408,20 @@ def resume_search(path: str | Path, *, address: str | None = None, tracking_uri:
     search_dir = find_search_dir(path)
     manifest = Manifest.read(search_dir)
     if manifest.status == "finished":
-        raise ValueError(f"{search_dir}: this search already finished; nothing to resume")
+        raise ValueError(f"{search_dir}: this search already finished; nothing to resume (`gatesearch extend "
+                         f"{search_dir} --num-samples N` runs N more trials)")
+    manifest, sf, objective, settings, tracker, parent = _reopen(search_dir, manifest, address, tracking_uri,
+                                                                 optuna_storage)
+    tags = tracker.tags(parent)
+    tracker.set_tags(parent, {"gatesearch.resumes": int(tags.get("gatesearch.resumes", "0")) + 1})
+    return _drive(tracker=tracker, parent=parent, manifest=manifest, sf=sf, objective=objective, settings=settings,
+                  search_dir=search_dir, resume=True, progress=progress)
+
+
+def _reopen(search_dir: Path, manifest: Manifest, address: str | None, tracking_uri: str | None,
+            optuna_storage: str | None):
+    """A recorded search, ready to continue: its manifest (with the overrides), space file (its own
+    copy), objective, settings, tracker and parent run; the services checked, Ray started."""
     manifest = replace(manifest, address=address or manifest.address, tracking_uri=tracking_uri or manifest.tracking_uri,
                        optuna_storage=optuna_storage or manifest.optuna_storage)
     space_path = search_dir / SPACE_COPY
@@ -397,7 +440,51 @@ def resume_search(path: str | Path, *, address: str | None = None, tracking_uri:
     if parent != manifest.parent_run_id:
         raise ValueError(f"{manifest.tracking_uri}: parent run {manifest.parent_run_id} of search "
                          f"{manifest.search_id} not found; pass --tracking-uri of the original store")
-    tags = tracker.tags(parent)
-    tracker.set_tags(parent, {"gatesearch.resumes": int(tags.get("gatesearch.resumes", "0")) + 1})
+    return manifest, sf, objective, settings, tracker, parent
+
+
+def finished_search_dir(path: str | Path) -> Path:
+    """``path`` itself if it holds a manifest; else the one search under ``path/ray`` (an output
+    dir). It must have finished (an interrupted one is finished with ``gatesearch resume``)."""
+    p = Path(path).expanduser().resolve()
+    if (p / MANIFEST).exists():
+        found = [p]
+    elif p.is_dir():
+        found = sorted(m.parent for m in p.glob(f"ray/*/{MANIFEST}"))
+    else:
+        raise ValueError(f"{p}: no such directory; pass the search directory printed by `gatesearch run`")
+    if len(found) != 1:
+        raise ValueError(f"{p}: " + (f"{len(found)} searches here; pass one of: " + ", ".join(map(str, found))
+                                     if found else f"no gatesearch search here (no {MANIFEST})"))
+    status = Manifest.read(found[0]).status
+    if status != "finished":
+        raise ValueError(f"{found[0]}: this search is {status}, not finished; finish it first with "
+                         f"`gatesearch resume {found[0]}`, then extend it")
+    return found[0]
+
+
+def extend_search(path: str | Path, *, num_samples: int, address: str | None = None,
+                  tracking_uri: str | None = None, progress: str | None = None,
+                  optuna_storage: str | None = None) -> SearchResult:
+    """``num_samples`` more trials for a finished search, in the same MLflow parent run: the searcher
+    continues from its saved state (everything it was told, the deduplication memory; MO-ASHA from
+    its rungs) in a new Ray experiment beside the search dir (recorded in the manifest, so an
+    interrupted extension is finished with :func:`resume_search`); the front and the hypervolume
+    history continue. ``path``: the search dir (or an output dir holding one search)."""
+    SearchSettings().override(num_samples=num_samples)  # the same bounds as --num-samples of run
+    search_dir = finished_search_dir(path)
+    manifest = Manifest.read(search_dir)
+    if not ray_tuner.can_resume(str(manifest.ray_dirs(search_dir)[-1])):
+        raise ValueError(f"{search_dir}: Ray's experiment state is missing, so the searcher cannot continue; "
+                         f"start a new search with --warm-start {search_dir}")
+    manifest, sf, objective, settings, tracker, parent = _reopen(search_dir, manifest, address, tracking_uri,
+                                                                 optuna_storage)
+    _check_resources(sf, settings)
+    k = len(manifest.extensions) + 1
+    settings = settings.override(num_samples=settings.num_samples + num_samples)
+    manifest = replace(manifest, extensions=(*manifest.extensions, (f"{search_dir.name}.extend{k}", num_samples)),
+                       settings=asdict(settings), status="running")
+    manifest.write(search_dir)
+    tracker.log_batch(parent, params={f"extend{k}_num_samples": num_samples}, tags={"gatesearch.extensions": k})
     return _drive(tracker=tracker, parent=parent, manifest=manifest, sf=sf, objective=objective, settings=settings,
                   search_dir=search_dir, resume=True, progress=progress)

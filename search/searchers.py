@@ -29,7 +29,13 @@ class SearchCore(Protocol):
     def tell(self, key: str, result: Mapping[str, Any] | None, *, stopped: bool = False) -> bool:
         """``key``'s final result (metric name -> value). ``None``: failed, or with ``stopped``
         stopped early by the scheduler (a lower-fidelity result is never told as final). Returns
-        whether a result was told."""
+        whether a result was told.
+
+        A core may also define ``observe(key, result)``: it is then given every intermediate
+        result of a running proposal (e.g. to know a stopped trial's constraint violations);
+        and ``tell_known(config, result) -> bool``: an earlier search's result, told before the
+        first ask (``gatesearch run --warm-start``; a core without it is warm-started through
+        deduplication only)."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,9 @@ class CoreRequest:
     """What a searcher is built for: the space, the objectives (``modes``: ``"max"``/``"min"``), the
     seed, the planned number of trials, how many run at once, whether :meth:`SearchCore.ask` stops
     after ``budget`` asks (``capped``: not behind deduplication, where answered repeats are asks that
-    are not trials) and the searcher's own settings (``nevergrad_optimizer``)."""
+    are not trials), the outcome constraints (a :class:`~gatesearch.search.constraints.Constraints`,
+    None or empty for none; a searcher that supports them models them) and the searcher's own
+    settings (``nevergrad_optimizer``)."""
 
     space: Any
     metrics: tuple[str, ...]
@@ -47,6 +55,7 @@ class CoreRequest:
     num_workers: int = 1
     capped: bool = True
     nevergrad_optimizer: str = "NGOpt"
+    constraints: Any = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,8 @@ class SearcherSpec:
         build: ``CoreRequest -> SearchCore``.
         requires, extra: modules an optional searcher needs, and the ``pip install
             'gatesearch[<extra>]'`` extra that brings them (checked by the settings).
+        constrained: whether the searcher models outcome constraints (``CoreRequest.constraints``);
+            one that does not is told results as they are (:mod:`gatesearch.search.constraints`).
     """
 
     name: str
@@ -66,6 +77,7 @@ class SearcherSpec:
     build: Callable[[CoreRequest], SearchCore] | None = None
     requires: tuple[str, ...] = ()  # modules of an optional extra
     extra: str = ""  # the extra that installs them
+    constrained: bool = False
 
     def missing(self) -> list[str]:
         """The required modules that are not installed (found without importing them)."""
@@ -76,13 +88,15 @@ class SearcherSpec:
         return [m for m in self.requires if m not in sys.modules and importlib.util.find_spec(m) is None]
 
     def core(self, space, metrics: Sequence[str], modes: Sequence[str], *, seed: int, budget: int,
-             num_workers: int = 1, nevergrad_optimizer: str = "NGOpt", capped: bool = True) -> SearchCore:
+             num_workers: int = 1, nevergrad_optimizer: str = "NGOpt", capped: bool = True,
+             constraints: Any = None) -> SearchCore:
         """An ask/tell core proposing configurations of ``space`` (seeded)."""
         if self.build is None:
             raise ValueError(f"searcher {self.name!r} has no build function")
         return self.build(CoreRequest(space, tuple(metrics), tuple(modes), seed=seed, budget=budget,
                                       num_workers=num_workers, capped=capped,
-                                      nevergrad_optimizer=nevergrad_optimizer))
+                                      nevergrad_optimizer=nevergrad_optimizer, constraints=constraints or None))
+
 
 
 class OptunaCore:
@@ -92,11 +106,13 @@ class OptunaCore:
     constant liar, BoTorch's pending points) see them."""
 
     def __init__(self, space, metrics: Sequence[str], modes: Sequence[str], sampler, *, budget: int,
-                 capped: bool = True):
+                 capped: bool = True, constraints: Any = None):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.space, self.metrics, self.budget, self.capped = space, list(metrics), budget, capped
+        self.constraints = constraints or None
+        self.observed: dict[str, list[float]] = {}  # key -> violations of its latest report
         self.study = optuna.create_study(directions=["maximize" if m == "max" else "minimize" for m in modes],
                                          sampler=sampler)
         self.pending: dict[str, Any] = {}
@@ -121,8 +137,13 @@ class OptunaCore:
         import optuna
 
         trial = self.pending.pop(key, None)
+        observed = self.observed.pop(key, None)
         if trial is None:
             return False
+        if self.constraints is not None:  # Optuna 5: the samplers read a trial's constraints (<= 0: satisfied)
+            violations = self.constraints.violations(result) if result else observed
+            for name, v in zip(self.constraints.metrics, violations or ()):
+                trial.set_constraint(name, v)
         if result is None and stopped:
             self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             return False
@@ -132,6 +153,28 @@ class OptunaCore:
             return False
         self.study.tell(trial, [float(v) for v in values])
         return True
+
+    def tell_known(self, config: Mapping[str, Any], result: Mapping[str, Any]) -> bool:
+        """Add an already evaluated ``config`` (a warm start: :mod:`gatesearch.search.warm_start`)
+        as a completed trial, with its constraint violations; not an ask, so not charged."""
+        import optuna
+
+        from gatesearch.spaces import distributions
+
+        values = [result.get(m) for m in self.metrics]
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+            return False
+        dists = distributions(self.space, dict(config))
+        constraints = (dict(zip(self.constraints.metrics, self.constraints.violations(result)))
+                       if self.constraints is not None else None)
+        self.study.add_trial(optuna.trial.create_trial(params={n: config[n] for n in dists}, distributions=dists,
+                                                       values=[float(v) for v in values], constraints=constraints))
+        return True
+
+    def observe(self, key: str, result: Mapping[str, Any]) -> None:
+        """A running proposal's latest report: its violations are kept, for a trial stopped early."""
+        if self.constraints is not None and key in self.pending:
+            self.observed[key] = self.constraints.violations(result)
 
 
 def _startup(num_samples: int) -> int:
@@ -143,6 +186,7 @@ def _tpe(seed: int, num_samples: int):
 
     # constant_liar: trials still running count as bad results, so parallel workers do not all
     # sample the same promising region (no effect when one trial runs at a time)
+    # constraints (c-TPE): infeasible trials go to the "bad" group, ordered by total violation
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=_startup(num_samples), constant_liar=True)
 
 
@@ -156,6 +200,7 @@ def nsga2_population(num_samples: int) -> int:
 def _nsga2(seed: int, num_samples: int):
     import optuna
 
+    # constraints: Deb's constrained domination (feasible first, then the smaller total violation)
     return optuna.samplers.NSGAIISampler(seed=seed, population_size=nsga2_population(num_samples))
 
 
@@ -168,7 +213,8 @@ def _random(seed: int, num_samples: int):
 def _gp(seed: int, num_samples: int):
     import optuna
 
-    # conditional parameters fall back to independent sampling (expected: no warning per trial)
+    # conditional parameters fall back to independent sampling (expected: no warning per trial);
+    # constraints: a GP per constraint, the acquisition weighted by the probability of feasibility
     return optuna.samplers.GPSampler(seed=seed, n_startup_trials=_startup(num_samples), warn_independent_sampling=False)
 
 
@@ -189,11 +235,15 @@ def _botorch(seed: int, num_samples: int):
                           consider_running_trials=True, seed=seed)
 
 
-def optuna_searcher(name: str, doc: str, sampler: Callable[[int, int], Any], **spec) -> SearcherSpec:
-    """A searcher over an Optuna sampler: ``sampler(seed, num_samples)`` -> a seeded sampler."""
+def optuna_searcher(name: str, doc: str, sampler: Callable[..., Any], **spec) -> SearcherSpec:
+    """A searcher over an Optuna sampler: ``sampler(seed, num_samples)`` -> a seeded sampler. With
+    outcome constraints, every trial is told its violations (``Trial.set_constraint``, one per
+    bound): Optuna 5's TPE, NSGA-II, GP and BoTorch samplers model them (``constrained=True``
+    says so in the registry)."""
 
     def build(r: CoreRequest) -> SearchCore:
-        return OptunaCore(r.space, r.metrics, r.modes, sampler(r.seed, r.budget), budget=r.budget, capped=r.capped)
+        return OptunaCore(r.space, r.metrics, r.modes, sampler(r.seed, r.budget), budget=r.budget,
+                          capped=r.capped, constraints=r.constraints)
 
     return SearcherSpec(name, doc, build, **spec)
 
@@ -202,7 +252,7 @@ def _nevergrad(r: CoreRequest) -> SearchCore:
     from gatesearch.search.nevergrad_mo import NevergradMO
 
     return NevergradMO(r.space, r.metrics, r.modes, optimizer=r.nevergrad_optimizer, budget=r.budget,
-                       num_workers=r.num_workers, seed=r.seed, capped=r.capped)
+                       num_workers=r.num_workers, seed=r.seed, capped=r.capped, constraints=r.constraints)
 
 
 SEARCHERS: Registry[SearcherSpec] = Registry("searcher")
@@ -214,12 +264,13 @@ def register_searcher(spec: SearcherSpec) -> SearcherSpec:
 
 
 register_searcher(optuna_searcher("tpe", "Optuna TPE, multi-objective, constant liar for parallel trials "
-                                  "(the default)", _tpe))
-register_searcher(optuna_searcher("nsga2", "Optuna NSGA-II (population: a fifth of the budget, 4 to 20)", _nsga2))
+                                  "(the default)", _tpe, constrained=True))
+register_searcher(optuna_searcher("nsga2", "Optuna NSGA-II (population: a fifth of the budget, 4 to 20)", _nsga2, constrained=True))
 register_searcher(optuna_searcher("random", "uniform random sampling (Optuna RandomSampler)", _random))
-register_searcher(optuna_searcher("gp", "Optuna GP sampler (Gaussian-process BO, multi-objective)", _gp))
+register_searcher(optuna_searcher("gp", "Optuna GP sampler (Gaussian-process BO, multi-objective)", _gp,
+                                  constrained=True))
 register_searcher(SearcherSpec("nevergrad", "our multi-objective Nevergrad searcher (nevergrad_optimizer)",
-                               _nevergrad))
+                               _nevergrad, constrained=True))
 register_searcher(optuna_searcher("botorch", "BoTorch qLogNEHVI Bayesian optimisation via optuna-integration "
                                   "(optional extra: pip install 'gatesearch[botorch]')", _botorch,
-                                  requires=("botorch", "optuna_integration"), extra="botorch"))
+                                  requires=("botorch", "optuna_integration"), extra="botorch", constrained=True))

@@ -202,6 +202,19 @@ class Tracker:
         exps.sort(key=lambda e: e.creation_time or 0, reverse=True)
         return [e.name for e in exps if e.name != "Default"]
 
+    @staticmethod
+    def find_run(tracking_uri: str, run_id: str) -> tuple[str, dict[str, str], dict[str, str]]:
+        """(experiment name, params, tags) of run ``run_id`` of a store, read-only; ``ValueError``
+        naming the store when there is no such run."""
+        with store_lock(tracking_uri):
+            client = MlflowClient(tracking_uri)
+        try:
+            run = client.get_run(run_id)
+            name = client.get_experiment(run.info.experiment_id).name
+        except MlflowException as e:
+            raise ValueError(f"run {run_id} not found in {tracking_uri} ({str(e).splitlines()[0]})") from None
+        return name, dict(run.data.params), dict(run.data.tags)
+
     def children(self, parent_id: str) -> list[TrialRecord]:
         """Child runs of ``parent_id``, oldest first."""
         runs = self._find(f"tags.`{TAG_PARENT}` = '{parent_id}'")

@@ -24,6 +24,7 @@ import numpy as np
 
 from gatesearch.objectives import Objective
 from gatesearch.objectives.metrics import EPOCH, is_partial, is_reported_metric
+from gatesearch.search.constraints import TAG_INFEASIBLE, Constraints
 from gatesearch.search.front import LiveFront
 from gatesearch.search.front_report import record_row, write_front
 from gatesearch.search.pareto import hypervolume, pareto_ranks, reference_point
@@ -52,15 +53,19 @@ class MlflowTrialSink:
     """Turns trial events into child runs of ``parent_id`` and keeps the search's front."""
 
     def __init__(self, store: TrackingStore, parent_id: str, search_id: str, objective: Objective,
-                 fixed: Mapping[str, Any], front_every: int = 0, title: str = "", mirror=None):
+                 fixed: Mapping[str, Any], front_every: int = 0, title: str = "", mirror=None,
+                 constraints: Constraints | None = None):
         """``mirror``: an :class:`~gatesearch.search.optuna_mirror.OptunaMirror` that gets every
-        finished trial too (for optuna-dashboard), or None."""
+        finished trial too (for optuna-dashboard), or None. ``constraints``: the search's outcome
+        constraints; a finished trial outside them is tagged :data:`TAG_INFEASIBLE` (why) and
+        kept off the front."""
         self.store, self.parent_id, self.search_id = store, parent_id, search_id
         self.objective, self.fixed = objective, dict(fixed)
         self.names = tuple(m.name for m in objective.objectives)
         self.modes = tuple(m.mode for m in objective.objectives)
         self.front_every, self.title = front_every, title
         self.front = LiveFront(self.names, self.modes)
+        self.constraints = constraints or Constraints()
         self.finished = 0
         self.reference: np.ndarray | None = None
         self.runs: dict[str, str] = {}  # trial id -> run id
@@ -104,7 +109,8 @@ class MlflowTrialSink:
             if rec.status == "FINISHED" or (rec.status == "KILLED" and rec.trial_id in self._done):
                 self.finished += 1
             if rec.status == "FINISHED":
-                self.front.add(rec.trial_id, rec.run_id, rec.metrics, record_row(rec, columns, metrics))
+                self.front.add(rec.trial_id, rec.run_id, rec.metrics, record_row(rec, columns, metrics),
+                               infeasible=rec.tags.get(TAG_INFEASIBLE, ""))
                 if self.mirror is not None:  # finished before, perhaps never mirrored
                     self.mirror.add_record(rec.trial_id, rec.params, rec.metrics)
             if rec.status == "FINISHED" and TAG_RANK in rec.tags:
@@ -203,10 +209,13 @@ class MlflowTrialSink:
                 self.store.log_batch(run, tags={TAG_STOPPED: int(result.get(EPOCH.name, 0))})
                 self.store.end_run(run, "KILLED")
             else:
+                why = self.constraints.why(result) if self.constraints else ""
+                if why:  # finished, but outside the search's constraints: off the front
+                    self.store.log_batch(run, tags={TAG_INFEASIBLE: why})
                 self.store.end_run(run, "FINISHED")
                 row = {**self.rows.get(trial_id, {"run_id": run}),
                        **{m: result.get(m) for m in self.objective.summary_metrics}}
-                self.front.add(trial_id, run, result, row)
+                self.front.add(trial_id, run, result, row, infeasible=why)
                 if self.mirror is not None:
                     self.mirror.add(trial_id, self.configs.get(trial_id, {}), result)
             self._done.add(trial_id)
@@ -250,7 +259,9 @@ class MlflowTrialSink:
         recorded as the parent's ``reference_point`` param) so the history is comparable.
         Artifacts and rank tags are written when ``final`` or when their time share allows."""
         if self.reference is None and len(self.front):
-            self.reference = reference_point(self.front.values(), self.modes)
+            feasible = self.front.feasible()  # the box of what the search may keep (all, while none is feasible)
+            self.reference = reference_point(self.front.values()[feasible] if feasible.any() else self.front.values(),
+                                             self.modes)
             self.store.log_batch(self.parent_id, params={"reference_point": json.dumps(self.reference.tolist())})
         ref = self.reference if self.reference is not None else np.zeros(len(self.names))
         now = time.monotonic()

@@ -13,6 +13,7 @@ from gatesearch.objectives import OBJECTIVES, Objective, get_objective
 from gatesearch.objectives.base import UserImportError
 from gatesearch.objectives.function import MAX_DEFAULT_COLUMNS, FunctionObjective
 from gatesearch.objectives.plugins import import_plugins
+from gatesearch.search.constraints import from_space_file as constraints_of
 from gatesearch.search.resources import from_space_file
 from gatesearch.search.settings import SearchSettings
 from gatesearch.spaces import Categorical, Fixed, Float, Int, SpaceFile
@@ -33,7 +34,8 @@ def validate_space_file(sf: SpaceFile) -> tuple[Objective, SearchSettings]:
             unknown parameter names (with a did-you-mean), values outside what the
             objective accepts (e.g. an unknown gate), wrong types, ``a <= b``
             constraints that some configuration of the space would violate (e.g.
-            k > n_experts), and bad search settings.
+            k > n_experts), bad search settings, and ``constraints:`` naming a metric the
+            objective does not report (did-you-mean) or with a bad bound.
     """
     user_paths(sf)
     for i, module in enumerate(sf.plugins):
@@ -65,6 +67,7 @@ def validate_space_file(sf: SpaceFile) -> tuple[Objective, SearchSettings]:
         raise sf.error(("search", key), str(e).split(":", 1)[1].strip(), "see `search:` in the README") from None
     _check_reference_point(sf, objective, settings)
     from_space_file(sf, settings.cpus_per_trial, settings.gpus_per_trial)  # resources: (errors at their line)
+    constraints_of(sf, objective)  # constraints: names the objective reports (errors at their line)
     rules = objective.schema.rules
 
     def rule_for(path: tuple, name: str):

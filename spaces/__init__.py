@@ -3,10 +3,10 @@
 from gatesearch.spaces.params import Categorical, Condition, Fixed, Float, Int, Param
 from gatesearch.spaces.space import Space
 from gatesearch.spaces.space_file import SpaceError, SpaceFile, load_space_file, parse_space_file
-from gatesearch.spaces.to_optuna import suggest
+from gatesearch.spaces.to_optuna import distributions, suggest
 
 __all__ = ["Categorical", "Condition", "Fixed", "Float", "Int", "Param", "Space", "SpaceError", "SpaceFile",
-           "load_space_file", "parse_space_file", "suggest", "to_parametrization", "decode"]
+           "load_space_file", "parse_space_file", "suggest", "distributions", "to_parametrization", "decode"]
 
 
 def __getattr__(name: str):

@@ -7,6 +7,7 @@ Format::
     metrics: {accuracy: max}    # only for a plain training function: what it optimises
     plugins: [mygates]          # optional: your modules to import first (e.g. a gate in one file)
     search: {searcher: nsga2, num_samples: 16, max_concurrent: 2, seed: 0}  # checked by search/
+    constraints: {macs_per_sample: {max: 20000}}  # optional: bounds that make a trial infeasible
     fixed: {epochs: 8}          # constants passed to every trial
     params:
       gate: {type: categorical, choices: [topk, hash, dselect_k, comet]}
@@ -28,7 +29,7 @@ from gatesearch._hints import did_you_mean
 from gatesearch.spaces.params import Categorical, Condition, Fixed, Float, Int, Param
 from gatesearch.spaces.space import Space
 
-TOP_KEYS = ("name", "objective", "metrics", "plugins", "search", "resources", "fixed", "params")
+TOP_KEYS = ("name", "objective", "metrics", "plugins", "search", "resources", "constraints", "fixed", "params")
 METRIC_MODES = ("max", "min")
 PARAM_KEYS = {
     "float": ("type", "low", "high", "log", "when"),
@@ -104,6 +105,8 @@ class SpaceFile:
             file); checked here to be module names, imported by ``search``.
         resources: the raw ``resources:`` (Ray resources per configuration: a table over a
             searched parameter, or ``module:function``), checked by ``search``; None without one.
+        constraints: the raw ``constraints:`` (metric -> ``{min, max}``: what makes a trial
+            infeasible), checked by ``search`` against the objective's metrics; None without one.
         lines: key path -> line, for errors raised after parsing.
         text: the YAML source (kept so a search can be resumed from its own copy).
     """
@@ -119,6 +122,7 @@ class SpaceFile:
     metrics: Mapping[str, str] = field(default_factory=dict)
     plugins: tuple[str, ...] = ()
     resources: Any = None
+    constraints: Any = None
 
     def error(self, path: tuple, message: str, fix: str = "") -> SpaceError:
         """A :class:`SpaceError` located at key ``path`` (line of its deepest known prefix)."""
@@ -265,7 +269,8 @@ def parse_space_file(text: str, file: str = "<string>") -> SpaceFile:
     name = str(data.get("name") or Path(file).stem)
     return SpaceFile(path=file, name=name, objective=data["objective"], space=space, fixed=dict(fixed),
                      search=dict(search), lines=lines, text=text, metrics=_metrics(p, data.get("metrics")),
-                     plugins=_plugins(p, data.get("plugins")), resources=data.get("resources"))
+                     plugins=_plugins(p, data.get("plugins")), resources=data.get("resources"),
+                     constraints=data.get("constraints"))
 
 
 def _plugins(p: _Parser, raw: Any) -> tuple[str, ...]:

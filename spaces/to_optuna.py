@@ -32,3 +32,21 @@ def suggest(trial, space: Space) -> dict[str, Any]:
         else:  # pragma: no cover - exhaustive over Param
             raise TypeError(f"{name}: unsupported parameter type {type(p).__name__}")
     return fixed
+
+
+def distributions(space: Space, config: dict[str, Any]) -> dict[str, Any]:
+    """Optuna's distribution of every searched parameter in ``config`` (a configuration of
+    ``space``; fixed values are not parameters to Optuna): what ``optuna.trial.create_trial``
+    needs to add an already evaluated configuration to a study."""
+    import optuna.distributions as d
+
+    out: dict[str, Any] = {}
+    for name in config:
+        p = space.params[name]
+        if isinstance(p, Float):
+            out[name] = d.FloatDistribution(p.low, p.high, log=p.log)
+        elif isinstance(p, Int):
+            out[name] = d.IntDistribution(p.low, p.high, log=p.log)
+        elif isinstance(p, Categorical):
+            out[name] = d.CategoricalDistribution(list(p.choices))
+    return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -83,24 +84,45 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
               sink: TrialSink | None = None, max_epochs: int = 1,
               should_stop: Callable[[], bool] | None = None,
               objective: Any = None, plugins: Sequence[str] = (),
-              resources: Any = None) -> tuple[list[TrialOutcome], dict[str, int]]:
+              resources: Any = None, constraints: Any = None,
+              warm: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]] = (),
+              searcher_state: str | None = None) -> tuple[list[TrialOutcome], dict[str, int]]:
     """Run the search to completion (or until ``should_stop()``); return every trial's outcome
-    and searcher/scheduler counts."""
+    and searcher/scheduler counts. ``constraints`` (outcome constraints) go to the searcher and
+    to MO-ASHA; ``warm`` (configuration, result) pairs of an earlier search are told to the
+    searcher first (``tell_known``) and known to deduplication. ``searcher_state``: an earlier
+    Ray experiment of the same search (``gatesearch extend``): the searcher continues from its
+    saved state (everything it was told, the deduplication memory) and MO-ASHA from its rungs, for
+    ``settings.num_samples`` more trials."""
     core = SEARCHERS[settings.searcher].core(space, metrics, modes, seed=settings.seed, budget=settings.num_samples,
                                              num_workers=settings.max_concurrent,
                                              nevergrad_optimizer=settings.nevergrad_optimizer,
-                                             capped=not settings.dedup)
+                                             capped=not settings.dedup, constraints=constraints)
     searcher = CoreSearcher(core)
     Live.deduplicated = None
     dedup = Deduplicated(searcher, ConfigKey(objective_name, dict(fixed))) if settings.dedup else None
+    told = 0
+    for config, result in warm:  # a warm start: told, not trained, not charged
+        tell_known = getattr(core, "tell_known", None)
+        told += bool(tell_known is not None and tell_known(config, result))
+        if dedup is not None:
+            dedup.memory.finished[dedup.memory.key(config)] = {k: v for k, v in result.items()
+                                                              if isinstance(v, (int, float))}
     searcher = FullFidelityOnly(dedup or searcher)
+    experiment_dir = os.path.join(os.path.abspath(storage_path), name)
+    if searcher_state is not None:  # an extension: the searcher's saved state, a budget of num_samples more
+        searcher.restore_from_dir(searcher_state)
+        searcher.extend(settings.num_samples)
+        rungs = os.path.join(searcher_state, RUNGS_FILE)
+        if os.path.exists(rungs) and not os.path.exists(os.path.join(experiment_dir, RUNGS_FILE)):
+            os.makedirs(os.path.dirname(os.path.join(experiment_dir, RUNGS_FILE)), exist_ok=True)
+            shutil.copyfile(rungs, os.path.join(experiment_dir, RUNGS_FILE))
     scheduler = None
     if settings.scheduler == "moasha":
         scheduler = MOASHAScheduler(MOASHA(modes=list(modes), max_t=max_epochs, grace=settings.moasha_grace,
                                            eta=settings.moasha_eta, reference=settings.reference_for(list(metrics))),
-                                    metrics)
+                                    metrics, constraints=constraints)
     tune_settings(settings.num_samples)
-    experiment_dir = os.path.join(os.path.abspath(storage_path), name)
     tuner = tune.Tuner(
         trainable(objective_name, fixed, settings, objective, plugins, resources),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=settings.num_samples,
@@ -115,7 +137,7 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
     counts = {"stopped_by_request": int(Live.fired), "searcher_final": len(searcher.final),
               "searcher_withheld": len(searcher.withheld),
               "scheduler_stopped": len(scheduler.stopped) if scheduler else 0,
-              "searcher_deduplicated": dedup.memory.answered if dedup else 0}
+              "searcher_deduplicated": dedup.memory.answered if dedup else 0, "warm_start_told": told}
     return outcomes, counts
 
 

@@ -29,9 +29,12 @@ class MOASHAScheduler(FIFOScheduler):
     (:class:`~gatesearch.search.ray.live.Live`) before the first decision of a fit: a resumed
     search's restored copy continues with every rung record, wherever the search directory is now."""
 
-    def __init__(self, core: MOASHA, metrics: Sequence[str]):
+    def __init__(self, core: MOASHA, metrics: Sequence[str], constraints=None):
+        """``constraints``: the search's outcome constraints (a trial outside them at a rung goes
+        after every feasible one), or None."""
         super().__init__()
         self.core, self.metrics = core, list(metrics)
+        self.constraints = constraints or None
         self.state_dir: str | None = None  # where the records are read from and written to (the live one)
         self.stopped: list[str] = []
 
@@ -52,7 +55,8 @@ class MOASHAScheduler(FIFOScheduler):
         if not all(m in result for m in self.metrics) or EPOCH.name not in result:
             return TrialScheduler.CONTINUE
         epoch = int(result[EPOCH.name])
-        go = self.core.decide(trial.trial_id, epoch, [float(result[m]) for m in self.metrics])
+        feasible = self.constraints.feasible(result) if self.constraints is not None else True
+        go = self.core.decide(trial.trial_id, epoch, [float(result[m]) for m in self.metrics], feasible=feasible)
         if epoch in self.core.rungs:
             self.save_rungs()
         if go:

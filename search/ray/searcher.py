@@ -43,6 +43,16 @@ class CoreSearcher(Searcher):
         config = self.core.ask(trial_id)
         return Searcher.FINISHED if config is None else config
 
+    def extend(self, n: int) -> None:
+        """``n`` more proposals (``gatesearch extend``): a core that stops after its budget gets it."""
+        if hasattr(self.core, "budget"):
+            self.core.budget += n
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        observe = getattr(self.core, "observe", None)  # optional (SearchCore): e.g. constraint violations
+        if observe is not None:
+            observe(trial_id, result)
+
     def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
         self.core.tell(trial_id, None if error else result, stopped=not error and result is None)
 
@@ -78,6 +88,9 @@ class Deduplicated(Searcher):
 
     def set_max_concurrency(self, max_concurrent: int) -> bool:
         return self.inner.set_max_concurrency(max_concurrent)
+
+    def extend(self, n: int) -> None:
+        self.inner.extend(n)
 
     def suggest(self, trial_id: str):
         names = (trial_id if n == 0 else f"{trial_id}~{n}" for n in range(self.PER_CALL))
@@ -159,6 +172,9 @@ class FullFidelityOnly(Searcher):
 
     def suggest(self, trial_id: str):
         return self.inner.suggest(trial_id)
+
+    def extend(self, n: int) -> None:
+        self.inner.extend(n)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self.inner.on_trial_result(trial_id, result)

@@ -23,6 +23,7 @@ from gatesearch.objectives import OBJECTIVES, get_objective
 from gatesearch.objectives.base import DatasetObjective
 from gatesearch.objectives.data import DataMissing, TokenCorpus
 from gatesearch.objectives.schema import ParamRule, ParamSchema
+from gatesearch.search.constraints import known_metrics
 
 PER_OBJECTIVE = 25  # 14 objectives -> 350 configurations
 ROWS = 32
@@ -90,7 +91,7 @@ def test_sampled_configurations_train(name):
     except DataMissing as e:
         pytest.skip(str(e).split(";")[0])
     rng = random.Random(f"{name}-0")
-    accepted, diverged, seen = 0, 0, set()
+    accepted, diverged, seen, reported = 0, 0, set(), set()
     for _ in range(PER_OBJECTIVE):
         cfg = sample(objective.schema, rng)
         try:
@@ -100,13 +101,18 @@ def test_sampled_configurations_train(name):
         accepted += 1
         seen.update(f"{k}={v}" for k, v in full.items() if isinstance(v, (bool, str)))
         try:
-            out = tiny.run(full)
+            out = tiny.run(full, report=lambda m: reported.update(k for k, v in m.items() if isinstance(v, (int, float))))
         except FloatingPointError:
             diverged += 1
             continue
         except Exception as e:  # noqa: BLE001 - the point of the test
             pytest.fail(f"{name}: an accepted configuration raised {type(e).__name__}: {e}\n{full}")
         assert all(np.isfinite(out[m.name]) for m in objective.objectives), (full, out)
+    # what a space file's constraints may bound is what trials report (objectives.metrics *_REPORTS)
+    names, prefixes, strict = known_metrics(objective)
+    assert strict, f"{name} declares no reports"
+    undeclared = sorted(k for k in reported if k not in names and not any(k.startswith(p) for p in prefixes))
+    assert not undeclared, f"{name} reports {undeclared}, not in its Objective.reports"
     assert accepted >= PER_OBJECTIVE * 0.8, f"only {accepted} of {PER_OBJECTIVE} drawn configurations accepted"
     assert diverged <= accepted // 4, f"{diverged} of {accepted} diverged"
     # every choice of every categorical knob was exercised (e.g. every gate)

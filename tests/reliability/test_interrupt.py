@@ -7,7 +7,9 @@ manifest ``interrupted``. ``gatesearch resume`` then finishes the budget: one ch
 trial, every finished child's metric history exactly epochs 1..E (each epoch once, none lost).
 Two chains cover both signals at three moments each (before any trial finished, mid-search,
 during the last trial), and a second signal that stops at once. The second chain's space sets the
-hypervolume reference point: it is the parent's from the start and stays through every resume.
+hypervolume reference point: it is the parent's from the start and stays through every resume. The
+first chain's space has outcome constraints: every trial outside them, whichever driver finished
+it, is tagged infeasible and kept off the final front.
 """
 
 import json
@@ -91,6 +93,10 @@ def _check_interrupted(out: Path) -> None:
 USER_REF = (0.5, 100000.0)
 
 
+#: the first chain's constraints: hash and top-1 run one expert per sample; softmax and top-2 more
+CONSTRAINTS = "constraints: {active_experts: {max: 1.5}}\n"
+
+
 def _finish(tmp_path: Path, marker: str, resumes: int, user_ref: bool) -> None:
     """`gatesearch resume` to the end, then check the whole search."""
     log = tmp_path / "final.log"
@@ -118,11 +124,18 @@ def _finish(tmp_path: Path, marker: str, resumes: int, user_ref: bool) -> None:
         assert "gatesearch.interrupted" not in c.tags
     # the trials stopped mid-training continued from their last checkpoint, not from scratch
     assert any(c.metrics.get("resumed_from_epoch", 0) >= 1 for c in finished), [c.metrics for c in finished]
+    if not user_ref:  # constrained: infeasible iff outside the bound, off the front, through three resumes
+        assert json.loads(params["constraints"]) == {"active_experts": {"max": 1.5}}
+        for c in finished:
+            assert ("gatesearch.infeasible" in c.tags) == (c.metrics["active_experts"] > 1.5), (c.metrics, c.tags)
+        front = json.loads(Path(client.download_artifacts(parent, "pareto_front.json", str(tmp_path))).read_text())
+        infeasible = {c.run_id for c in finished if "gatesearch.infeasible" in c.tags}
+        assert front["front"] and not infeasible & {r["run_id"] for r in front["front"]}, (front, infeasible)
 
 
 def _chain(tmp_path: Path, first: list[int], middle: list[int], last: list[int], user_ref: bool = False) -> None:
     space = SPACE.replace("front_every: 2}", "front_every: 2, reference_point: {accuracy: %g, macs_per_sample: %g}}"
-                          % USER_REF) if user_ref else SPACE
+                          % USER_REF) if user_ref else SPACE.replace("fixed:", CONSTRAINTS + "fixed:")
     (tmp_path / "space.yaml").write_text(space)
     marker = f"GATESEARCH_TEST_RUN={uuid.uuid4().hex}"
     run, resume = ["run", "space.yaml", "--output-dir", "out"], ["resume", "out"]

@@ -118,7 +118,7 @@ def test_resume_retires_orphans_before_the_front_is_restored(tmp_path):
     (exp / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps({"trial_data": trial_data}))
 
     sink = MlflowTrialSink(tracker, parent, "s1", get_objective("moe_digits"), {}, front_every=1, title="t")
-    assert _restore(sink, tracker, parent, exp) == {"t3", "t4"}
+    assert _restore(sink, tracker, parent, [exp]) == {"t3", "t4"}
     assert [e.trial_id for e in sink.front.entries] == ["t1"] and sink.finished == 1
     sink.reference = np.array([0.0, 20.0])
     sink.log_front(final=True)
