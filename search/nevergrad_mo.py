@@ -15,7 +15,7 @@ import nevergrad as ng
 import numpy as np
 
 from gatesearch._hints import did_you_mean
-from gatesearch.spaces import Space, decode, to_parametrization
+from gatesearch.spaces import Space, decode, encode, to_parametrization
 
 
 class NevergradMO:
@@ -92,6 +92,20 @@ class NevergradMO:
         with warnings.catch_warnings():
             # Nevergrad's multi-objective archive scores dominated points with an inf
             # pseudo-loss internally and warns about it; that is expected here.
+            warnings.simplefilter("ignore", ng.errors.NevergradRuntimeWarning)
+            self.optimizer.tell(cand, self._penalised(losses, result))
+        self.told += 1
+        return True
+
+    def tell_known(self, config: Mapping[str, Any], result: Mapping[str, Any]) -> bool:
+        """Tell an already evaluated ``config`` (a warm start) as a candidate Nevergrad did not
+        ask for; not an ask, so not charged."""
+        losses = self.losses(result)
+        if losses is None:
+            return False
+        cand = self.optimizer.parametrization.spawn_child()
+        cand.value = encode(self.space, dict(config), self.optimizer.parametrization.value)
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", ng.errors.NevergradRuntimeWarning)
             self.optimizer.tell(cand, self._penalised(losses, result))
         self.told += 1

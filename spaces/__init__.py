@@ -6,12 +6,13 @@ from gatesearch.spaces.space_file import SpaceError, SpaceFile, load_space_file,
 from gatesearch.spaces.to_optuna import distributions, suggest
 
 __all__ = ["Categorical", "Condition", "Fixed", "Float", "Int", "Param", "Space", "SpaceError", "SpaceFile",
-           "load_space_file", "parse_space_file", "suggest", "distributions", "to_parametrization", "decode"]
+           "load_space_file", "parse_space_file", "suggest", "distributions", "to_parametrization", "decode",
+           "encode"]
 
 
 def __getattr__(name: str):
-    """``to_parametrization``/``decode`` import Nevergrad (over a second): only when used."""
-    if name in ("to_parametrization", "decode"):
+    """``to_parametrization``/``decode``/``encode`` import Nevergrad (over a second): only when used."""
+    if name in ("to_parametrization", "decode", "encode"):
         from gatesearch.spaces import to_nevergrad
 
         return getattr(to_nevergrad, name)

@@ -38,8 +38,8 @@ def _leaf(p):
     raise TypeError(f"unsupported parameter type {type(p).__name__}")  # pragma: no cover
 
 
-def to_parametrization(space: Space, seed: int | None = None) -> ng.p.Dict:
-    """The ``ng.p.Dict`` for ``space``; ``seed`` fixes its random state."""
+def _structure(space: Space) -> tuple[dict[str, list[str]], list[str]]:
+    """(categorical -> the parameters nested in its branches, top-level parameters)."""
     children: dict[str, list[str]] = {}
     roots = []
     for name in space.order:
@@ -48,6 +48,12 @@ def to_parametrization(space: Space, seed: int | None = None) -> ng.p.Dict:
             children.setdefault(when[0].parent, []).append(name)
         else:
             roots.append(name)
+    return children, roots
+
+
+def to_parametrization(space: Space, seed: int | None = None) -> ng.p.Dict:
+    """The ``ng.p.Dict`` for ``space``; ``seed`` fixes its random state."""
+    children, roots = _structure(space)
 
     def build(names: list[str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -93,3 +99,22 @@ def decode(space: Space, value: dict[str, Any]) -> dict[str, Any]:
                 v = min(p.high, max(p.low, float(v)))
             out[n] = v
     return {n: out[n] for n in space.params if n in out}
+
+
+def encode(space: Space, config: dict[str, Any], template: dict[str, Any]) -> dict[str, Any]:
+    """The parametrization value of a configuration of ``space`` (the inverse of :func:`decode`):
+    the branch of each categorical with nested parameters is the chosen value's; an inactive
+    top-level parameter keeps ``template``'s value (a current value of the parametrization)."""
+    children, roots = _structure(space)
+
+    def build(names: list[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for n in names:
+            if n in children and isinstance(space.params[n], Categorical) and n in config:
+                active = [c for c in children[n] if config[n] in space.params[c].when[0].values]
+                out[n] = {VALUE: config[n], **build(active)}
+            else:
+                out[n] = config[n] if n in config else template.get(n)
+        return out
+
+    return build(roots)

@@ -74,6 +74,31 @@ def test_optuna_takes_known_results_as_completed_trials_without_charging_them():
     assert all(core.ask(str(i)) is not None for i in range(3))  # the whole budget is still there
 
 
+def test_nevergrad_takes_known_results_as_candidates_it_did_not_ask_for():
+    import random
+
+    from gatesearch.spaces import decode, encode
+
+    sf = parse_space_file("""\
+objective: moe_digits
+params:
+  gate: {type: categorical, choices: [hash, topk, comet]}
+  k: {type: int, low: 1, high: 3, when: {gate: [topk, comet]}}
+  tree_depth: {type: int, low: 0, high: 3, when: {gate: [comet]}}
+  lr: {type: float, low: 0.001, high: 0.1, log: true}
+""", "s.yaml")
+    core = SEARCHERS["nevergrad"].core(sf.space, ["accuracy", "macs_per_sample"], ["max", "min"], seed=0, budget=4)
+    rng = random.Random(0)
+    for _ in range(20):  # the parametrization value of a configuration decodes back to it
+        cfg = sf.space.sample(rng)
+        back = decode(sf.space, encode(sf.space, cfg, core.optimizer.parametrization.value))
+        assert back.keys() == cfg.keys() and all(back[k] == pytest.approx(v) if isinstance(v, float) else back[k] == v
+                                                 for k, v in cfg.items()), (cfg, back)
+        assert core.tell_known(cfg, {"accuracy": rng.random(), "macs_per_sample": rng.random()})
+    assert core.told == 20 and core.asked == 0 and core.optimizer.num_tell == 20
+    assert all(core.ask(str(i)) is not None for i in range(4))
+
+
 def _trained_keys(uri: str, experiment: str, parent: str) -> list[str]:
     key = ConfigKey("moe_digits", {"epochs": 1, "expert_hidden": 16, "expert_out": 8})
     objective = get_objective("moe_digits")
