@@ -95,7 +95,7 @@ def extend(
         SearchSettings().override(num_samples=num_samples)
         found = finished_search_dir(search_dir)
     except ValueError as e:
-        _fail(str(e).replace("num_samples:", "--num-samples:"))
+        _fail(str(e).replace("num_samples:", "--num-samples:").replace("(trials in the search)", "(more trials)"))
         return
 
     def start():
@@ -121,7 +121,8 @@ def resume(
     try:  # the folder and its manifest first: a mistake is reported in well under a second
         found = find_search_dir(search_dir)
         if Manifest.read(found).status == "finished":
-            raise ValueError(f"{found}: this search already finished; nothing to resume")
+            raise ValueError(f"{found}: this search already finished; nothing to resume (`gatesearch extend "
+                             f"{found} --num-samples N` runs N more trials)")
     except ValueError as e:
         _fail(str(e))
         return
@@ -187,6 +188,9 @@ def _search_and_print(start) -> None:
     if result.extra.get("infeasible"):
         console.print(f"{result.extra['infeasible']} finished trials are outside the space file's constraints: kept "
                       f"off the front (child run tag gatesearch.infeasible says why)", markup=False)
+        if not result.front:
+            err_console.print("[bold yellow]warning:[/] no finished trial satisfies the constraints, so the front is "
+                              "empty; loosen `constraints:` or search where they hold", highlight=False, soft_wrap=True)
     if result.extra.get("searcher_deduplicated"):
         console.print(f"{result.extra['searcher_deduplicated']} repeated proposals were answered from earlier "
                       "results (not trained, not counted as trials; `dedup: false` trains them)", markup=False)
@@ -260,17 +264,23 @@ def pareto(
     except ValueError as e:
         _fail(str(e))
         return
+    import numpy as np
+
+    infeasible = np.array([bool(r.get("infeasible")) for r in rows], dtype=bool)
     console.print(front_table(front, objectives, columns=columns, metrics=metrics,
-                              title=f"Pareto front of {name} ({len(rows)} finished trials)"))
+                              title=f"Pareto front of {name} ({len(rows)} finished trials"
+                                    + (f", {int(infeasible.sum())} infeasible" if infeasible.any() else "") + ")"))
+    if infeasible.any():
+        console.print(f"{int(infeasible.sum())} finished trials are outside the search's constraints: kept off the "
+                      f"front (child run tag gatesearch.infeasible says why)", markup=False)
     _print_links(uri, tracker.experiment_id, parent)
     if plot is not None:
         import matplotlib.pyplot as plt
 
         from gatesearch.search.figure import pareto_figure
 
-        fig = pareto_figure(values, ranks == 0, objectives, modes,
-                            labels=[str(r.get(columns[0], "")) for r in rows] if columns else None,
-                            title=name)
+        fig = pareto_figure(values, (ranks == 0) & ~infeasible, objectives, modes,
+                            labels=[str(r.get("trial", "")) for r in rows], title=name, infeasible=infeasible)
         fig.savefig(plot)
         plt.close(fig)
         console.print(f"figure written to {plot.resolve()}", markup=False)
@@ -321,6 +331,11 @@ def space_validate(space_file: Path) -> None:
         console.print(f"  {name}: {p}{doc(name)}", highlight=False, markup=False)
     for name, value in sf.fixed.items():
         console.print(f"  {name} = {value!r} (fixed){doc(name)}", highlight=False, markup=False)
+    if sf.constraints:
+        from gatesearch.search.constraints import from_space_file
+
+        console.print(f"  constraints: {from_space_file(sf, objective).describe()} (a trial outside them is "
+                      f"infeasible: logged, kept off the front)", highlight=False, markup=False)
 
 
 @space_app.command("sample")

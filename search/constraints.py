@@ -106,6 +106,16 @@ class Constraints:
     def describe(self) -> str:
         return ", ".join(b.describe() for b in self.bounds)
 
+    def edge(self, metric: str, mode: str) -> float | None:
+        """The bound on the worse side of an objective (``max`` of a minimised one, ``min`` of a
+        maximised one): the feasible region's edge, every feasible value at least as good. None
+        when no bound limits that side."""
+        values = [b.high if mode == "min" else b.low for b in self.bounds if b.metric == metric]
+        values = [v for v in values if v is not None]
+        if not values:
+            return None
+        return min(values) if mode == "min" else max(values)
+
     def to_json(self) -> str:
         return json.dumps({b.metric: {k: v for k, v in (("min", b.low), ("max", b.high)) if v is not None}
                            for b in self.bounds})
@@ -117,6 +127,10 @@ class Constraints:
 
 def _num(v: Any) -> float | None:
     return None if v is None else float(v)
+
+
+#: what every trial reports for the search's own bookkeeping (accepted, not offered in hints)
+BOOKKEEPING = ("epoch", "epochs_total", "resumed_from_epoch")
 
 
 def known_metrics(objective) -> tuple[list[str], list[str], bool]:
@@ -153,8 +167,8 @@ def from_space_file(sf, objective) -> Constraints:
         hint = did_you_mean(metric, names)
         if not known and (strict or hint):
             raise sf.error(path, f"{metric} is not a metric {objective.name} reports{hint}",
-                           f"bound one of {sorted(names)}" + ("" if strict else
-                                                              " (or a metric your function reports)"))
+                           f"bound one of {sorted(n for n in names if n not in BOOKKEEPING)}"
+                           + ("" if strict else " (or a metric your function reports)"))
         if not isinstance(rule, Mapping) or not rule:
             raise sf.error(path, f"expected {{min: <value>}} and/or {{max: <value>}}, got {rule!r}",
                            f"write {metric}: {{max: <value>}}")

@@ -52,12 +52,24 @@ class Manifest:
                              f"pass the search directory printed by `gatesearch run`") from e
 
 
+def extension_base(p: Path) -> Path | None:
+    """The search dir of ``p`` when ``p`` is one of its extensions' Ray experiments
+    (``<search dir>.extend<k>``, made by ``gatesearch extend``), else None."""
+    name, dot, ext = p.name.rpartition(".")
+    if dot and ext.startswith("extend") and ext[6:].isdigit() and (p.parent / name / MANIFEST).exists():
+        return p.parent / name
+    return None
+
+
 def find_search_dir(path: str | Path) -> Path:
     """``path`` itself if it holds a manifest; else the one unfinished search under
     ``path/ray`` (an output dir). Errors list the candidates."""
     p = Path(path).expanduser().resolve()
     if (p / MANIFEST).exists():
         return p
+    base = extension_base(p)
+    if base is not None:
+        return base
     if not p.exists():
         raise ValueError(f"{p}: no such directory; pass the search directory printed by `gatesearch run`")
     found = sorted((d for d in [*p.glob(f"*/{MANIFEST}"), *p.glob(f"ray/*/{MANIFEST}")]),
@@ -66,8 +78,9 @@ def find_search_dir(path: str | Path) -> Path:
     if len(open_) == 1:
         return open_[0]
     if not open_:
-        raise ValueError(f"{p}: no unfinished gatesearch search here ({len(found)} finished); "
-                         f"pass a search directory (it contains {MANIFEST})")
+        raise ValueError(f"{p}: no unfinished gatesearch search here ({len(found)} finished); nothing to resume"
+                         + (" (`gatesearch extend <search dir> --num-samples N` adds trials to a finished one)"
+                            if found else f"; pass a search directory (it contains {MANIFEST})"))
     raise ValueError(f"{p}: {len(open_)} unfinished searches; pass one of: " + ", ".join(str(d) for d in open_))
 
 

@@ -22,7 +22,7 @@ from gatesearch.search.file_lock import is_postgres
 from gatesearch.search.constraints import from_space_file as constraints_of
 from gatesearch.search.interrupt import Interrupts, SearchInterrupted
 from gatesearch.search.store import TAG_INTERRUPTED
-from gatesearch.search.manifest import MANIFEST, SPACE_COPY, Manifest, find_search_dir
+from gatesearch.search.manifest import MANIFEST, SPACE_COPY, Manifest, extension_base, find_search_dir
 from gatesearch.search.optuna_mirror import OptunaMirror, optuna_storage
 from gatesearch.search.outbox import BufferedSink, Outbox, TeeSink
 from gatesearch.search.progress import SearchProgress
@@ -447,6 +447,7 @@ def finished_search_dir(path: str | Path) -> Path:
     """``path`` itself if it holds a manifest; else the one search under ``path/ray`` (an output
     dir). It must have finished (an interrupted one is finished with ``gatesearch resume``)."""
     p = Path(path).expanduser().resolve()
+    p = extension_base(p) or p  # an extension's Ray experiment: its search dir
     if (p / MANIFEST).exists():
         found = [p]
     elif p.is_dir():

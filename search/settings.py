@@ -104,6 +104,9 @@ class SearchSettings:
         known = {f.name: f for f in fields(cls)}
         kwargs = {}
         for key, value in raw.items():
+            if key in ("constraints", "resources", "plugins", "fixed", "params"):
+                raise ValueError(f"{key}: a top-level key of the space file, not a search setting; move it out "
+                                 f"of search: (to the same level as search:)")
             if key not in known:
                 raise ValueError(f"{key}: unknown search setting{did_you_mean(key, known)}; known: {list(known)}")
             if key == "reference_point":  # a mapping, checked by the settings themselves

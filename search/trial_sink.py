@@ -258,10 +258,13 @@ class MlflowTrialSink:
         """Log the front now. The hypervolume reference point is fixed the first time (and
         recorded as the parent's ``reference_point`` param) so the history is comparable.
         Artifacts and rank tags are written when ``final`` or when their time share allows."""
-        if self.reference is None and len(self.front):
-            feasible = self.front.feasible()  # the box of what the search may keep (all, while none is feasible)
-            self.reference = reference_point(self.front.values()[feasible] if feasible.any() else self.front.values(),
-                                             self.modes)
+        feasible = self.front.feasible() if len(self.front) else np.zeros(0, bool)
+        if self.reference is None and feasible.any():  # inferred from the feasible trials only
+            self.reference = reference_point(self.front.values()[feasible], self.modes)
+            for j, (name, mode) in enumerate(zip(self.names, self.modes)):
+                edge = self.constraints.edge(name, mode)  # a bound on an objective is the box's edge
+                if edge is not None:
+                    self.reference[j] = edge
             self.store.log_batch(self.parent_id, params={"reference_point": json.dumps(self.reference.tolist())})
         ref = self.reference if self.reference is not None else np.zeros(len(self.names))
         now = time.monotonic()

@@ -47,9 +47,10 @@ class WarmStart:
     skipped: Mapping[str, int] = field(default_factory=dict)
 
     def describe(self) -> str:
-        why = "; ".join(f"{n} {reason}" for reason, n in self.skipped.items())
+        why = "; ".join(f"{n}: {reason}" for reason, n in self.skipped.items())
         return (f"warm start from search run {self.parent_run_id}: {len(self.known)} finished trials told to the "
-                f"searcher" + (f", {sum(self.skipped.values())} skipped ({why})" if self.skipped else ""))
+                f"searcher" + (f", {sum(self.skipped.values())} outside the new space skipped ({why})"
+                               if self.skipped else ""))
 
 
 def _value(p, raw: str) -> tuple[Any, str]:
@@ -77,26 +78,51 @@ def _close(value: Any, raw: str) -> bool:
         return False
 
 
-def configuration(space: Space, fixed: Mapping[str, Any], params: Mapping[str, str]) -> tuple[dict | None, str]:
+def configuration(space: Space, fixed: Mapping[str, Any], params: Mapping[str, str],
+                  objective=None) -> tuple[dict | None, str]:
     """The configuration of ``space`` a child run's logged ``params`` describe, or (None, why).
-    Walks the space in dependency order, so only the parameters active for it are read."""
+    Walks the space in dependency order, so only the parameters active for it are read. A run logs
+    only the parameters that had an effect (``Objective.active``): one the space searches but the run
+    did not log (``k`` of a hash-gate trial) takes any value, if ``objective`` confirms it is inactive
+    for this configuration too (it then changes nothing: the same configuration for deduplication)."""
     for name, value in fixed.items():
         if name in params and not (str(value) == params[name] or _close(value, params[name])):
             return None, f"{name} was {params[name]}, now fixed at {value}"
     out: dict[str, Any] = {}
+    filled = []
     for name in space.order:
         if not space.is_active(name, out):
             continue
+        p = space.params[name]
         if name not in params:
-            if isinstance(space.params[name], Fixed):
-                out[name] = space.params[name].value
+            if isinstance(p, Fixed):
+                out[name] = p.value
                 continue
-            return None, f"{name} was not recorded"
-        value, why = _value(space.params[name], params[name])
+            if objective is None:
+                return None, f"{name} not in the earlier search"
+            out[name] = _any_value(p, getattr(objective, "defaults", {}).get(name))
+            filled.append(name)
+            continue
+        value, why = _value(p, params[name])
         if why:
             return None, f"{name} {why}"
         out[name] = value
+    if filled:  # inactive for this configuration under the objective, or the earlier search lacked it
+        try:
+            active = objective.active(objective.resolve({**fixed, **out}))
+        except ValueError:
+            active = set(filled)
+        missing = [n for n in filled if n in active]
+        if missing:
+            return None, f"{missing[0]} not in the earlier search"
     return {n: out[n] for n in space.params if n in out}, ""
+
+
+def _any_value(p, default: Any) -> Any:
+    """A value of ``p``: ``default`` when it is one, else its first choice or lower bound."""
+    if default is not None and not _value(p, str(default))[1]:
+        return _value(p, str(default))[0]
+    return p.choices[0] if isinstance(p, Categorical) else p.low
 
 
 def source_run(source: str, tracking_uri: str) -> tuple[str, str, str]:
@@ -150,11 +176,11 @@ def load_warm_start(source: str, *, space: Space, fixed: Mapping[str, Any], obje
             continue
         result = {k: v for k, v in rec.metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
         if not all(n in result for n in names):
-            skipped["without every objective"] += 1
+            skipped["not every objective reported"] += 1
             continue
-        config, why = configuration(space, fixed, rec.params)
+        config, why = configuration(space, fixed, rec.params, objective)
         if config is None:
-            skipped[f"outside the new space: {why}"] += 1
+            skipped[why] += 1
             continue
         known.append((config, result))
     return WarmStart(parent, uri, tuple(known), dict(skipped))

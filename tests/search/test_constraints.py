@@ -85,6 +85,9 @@ def test_violations_are_relative_to_the_bound_and_say_why():
     assert c.violations({"accuracy": float("nan")}) == [MISSING, MISSING]
     assert c.why({"accuracy": 0.9}) == "macs_per_sample not reported"
     assert Constraints.from_mapping(json.loads(c.to_json())) == c
+    # the feasible region's edge on an objective: the hypervolume box's edge for it
+    assert c.edge("macs_per_sample", "min") == 20000.0 and c.edge("accuracy", "max") == 0.8
+    assert c.edge("accuracy", "min") is None and c.edge("val_loss", "min") is None
     assert c.describe() == "macs_per_sample <= 20,000, accuracy >= 0.8"
 
 

@@ -85,6 +85,11 @@ def test_an_interrupted_extension_is_finished_by_resume(tmp_path):
     assert refused.wait(timeout=60) == 2
     assert "is interrupted, not finished; finish it first with `gatesearch resume" in \
         " ".join((tmp_path / "refused.log").read_text().split())
+    # the extension's own folder names its search dir
+    [search_dir] = [m.parent for m in (tmp_path / "out" / "ray").glob("*/gatesearch.json")]
+    from gatesearch.search.manifest import extension_base, find_search_dir
+    assert extension_base(search_dir.parent / f"{search_dir.name}.extend1") == search_dir
+    assert find_search_dir(search_dir.parent / f"{search_dir.name}.extend1") == search_dir
     out = harness.gatesearch_ok("resume", "out", "--quiet", log=tmp_path / "resume.log", marker=marker)
     assert "Pareto front of grow (6 finished trials, 0 failed)" in out, out[-2000:]
     uri, parent, _, children, tracker = _children(tmp_path)

@@ -60,7 +60,19 @@ params:
     assert configuration(space.space, space.fixed, {**params, "epochs": "4"}) == \
         (None, "epochs was 4, now fixed at 2")
     assert configuration(space.space, space.fixed, {"gate": "topk", "k": "1", "lr": "0.01"}) == \
-        (None, "noisy was not recorded")
+        (None, "noisy not in the earlier search")
+    objective = get_objective("moe_digits")
+    assert configuration(space.space, space.fixed, {"gate": "topk", "k": "1", "lr": "0.01"}, objective) == \
+        (None, "noisy not in the earlier search")  # active for a top-k trial: the earlier search lacked it
+    # an unconditional k that a hash trial never logged (no effect there): any value, the same configuration
+    flat = parse_space_file("""\
+objective: moe_digits
+params:
+  gate: {type: categorical, choices: [hash, topk]}
+  k: {type: int, low: 1, high: 2}
+""", "f.yaml")
+    config, why = configuration(flat.space, flat.fixed, {"gate": "hash"}, objective)
+    assert why == "" and config == {"gate": "hash", "k": objective.defaults["k"]}
 
 
 def test_optuna_takes_known_results_as_completed_trials_without_charging_them():
@@ -121,7 +133,7 @@ def test_a_warm_started_search_never_trains_what_the_earlier_one_did(ray_session
     text = second.extra["warm_start"]
     assert f"{4 - n3} finished trials told to the searcher" in text, text
     if n3:
-        assert f"{n3} skipped ({n3} outside the new space: n_experts outside the new bounds)" in text, text
+        assert f"{n3} outside the new space skipped ({n3}: n_experts outside the new bounds)" in text, text
     assert second.extra["warm_start_told"] == 4 - n3
     # nothing the first search trained is trained again (the 3 configurations of the new space that
     # it knows are answered from memory), and the new parent links the old one
