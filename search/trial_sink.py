@@ -85,6 +85,8 @@ class MlflowTrialSink:
         self.logged: dict[str, dict[int, frozenset[str]]] = {}
         self._interrupted: set[str] = set()  # ended KILLED by an interrupt; reopened when they continue
         self._described: set[str] = set()  # trials whose row was built from their configuration here
+        self._unsure: set[tuple[str, int]] = set()  # (trial, epoch) whose metrics write failed: landed or not?
+        self._unsure_runs: set[str] = set()  # trials whose run creation failed: created or not?
         # a user objective's own metric names are logged too (built-ins report only names of metrics.py)
         self._any_numeric = ":" in getattr(objective, "name", "")
 
@@ -128,7 +130,7 @@ class MlflowTrialSink:
             params, row, label = self._describe({**self.fixed, **config}) if config is not None else ({}, {}, "")
             # e.g. "comet n8 k2 #17": what the trial is, and its number in this search
             name = f"{label} #{len(self.runs) + 1}" if label else f"trial-{trial_id.rsplit('_', 1)[-1]}"
-            self.runs[trial_id] = self.store.create_trial_run(self.parent_id, self.search_id, trial_id, name)
+            self.runs[trial_id] = self._create_run(trial_id, name)
             self._pending_params[trial_id] = params
             self.rows[trial_id] = {"run_id": self.runs[trial_id], "trial": name, **row}
             self._described.add(trial_id)
@@ -145,6 +147,20 @@ class MlflowTrialSink:
             self._params_logged.add(trial_id)
             del self._pending_params[trial_id]
         return run
+
+    def _create_run(self, trial_id: str, name: str) -> str:
+        """A new child run for ``trial_id``; after a failed attempt (the store may have created it
+        and lost only the answer) the store is asked first, so a trial never gets two runs."""
+        if trial_id in self._unsure_runs:
+            found = [c.run_id for c in self.store.children(self.parent_id) if c.trial_id == trial_id]
+            self._unsure_runs.discard(trial_id)
+            if found:
+                return found[0]
+        try:
+            return self.store.create_trial_run(self.parent_id, self.search_id, trial_id, name)
+        except BaseException:
+            self._unsure_runs.add(trial_id)
+            raise
 
     def _describe(self, cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
         """(params to log, summary row, run label) of a trial's configuration, resolved once:
@@ -191,7 +207,18 @@ class MlflowTrialSink:
         if trial_id not in self._placed:  # where the trial ran: device, Ray GPU ids, node
             tags = {f"gatesearch.{k}": result[k] for k in PLACEMENT_KEYS if k in result}
         params = self._pending_params.get(trial_id)
-        self.store.log_batch(run, params=params, metrics=metrics, tags=tags, step=step)
+        if metrics and (trial_id, step) in self._unsure:  # a retry: the failed write may have landed
+            landed = {s for s, _ in self.store.metric_history(run, next(iter(metrics)))}
+            metrics = {} if step in landed else metrics  # a batch lands whole (one transaction) or not at all
+        self._unsure.discard((trial_id, step))
+        try:
+            self.store.log_batch(run, params=params, metrics=metrics, tags=tags, step=step)
+        except BaseException:
+            # the store may have applied it and lost only the answer (a tracking server or its
+            # database restarting): the outbox retries this call, which asks the store first
+            if metrics:
+                self._unsure.add((trial_id, step))
+            raise
         if metrics:
             self.logged[trial_id][step] = seen | frozenset(metrics)
         self._placed.add(trial_id)
