@@ -49,26 +49,38 @@ class Trace:
 
 def simulate(evaluate: Callable[[Mapping], Sequence[Sequence[float]]], space, searcher: str, *, seed: int,
              trials: int, ref: Sequence[float], epochs: int, concurrency: int = 2, dedup: bool = True,
-             moasha: bool = False, metrics: Sequence[str] = ("accuracy", "macs_per_sample"),
-             nevergrad_optimizer: str | None = None, constraints=None, warm=()) -> Trace:
+             moasha: bool | Mapping = False, metrics: Sequence[str] = ("accuracy", "macs_per_sample"),
+             nevergrad_optimizer: str | None = None, constraints=None, warm=(), rung_model: bool = False,
+             scheduler=None, max_epochs: int | None = None) -> Trace:
     """Run searcher ``searcher`` for ``trials`` trials on ``evaluate``; return its :class:`Trace`.
     ``evaluate(config)`` returns ``epochs`` rows of (objective, cost). ``constraints`` (a
     :class:`gatesearch.search.constraints.Constraints` over ``metrics``) are told to the searcher
     as the product tells them; the trace's hypervolume is then of the feasible results only.
     ``warm``: (configuration, result) pairs of an earlier search, told first as ``gatesearch run
-    --warm-start`` tells them (``tell_known`` and the deduplication memory); not in the trace."""
+    --warm-start`` tells them (``tell_known`` and the deduplication memory); not in the trace.
+
+    ``moasha``: True for MO-ASHA with grace 1 and eta 3, or the keyword arguments of
+    :class:`~gatesearch.search.moasha.MOASHA` (``promote``, ``brackets``, ``grace``, ``eta``);
+    ``scheduler``: another object with MOASHA's ``on_result``/``promotable``/``milestones`` (a
+    benchmark's anchor). ``rung_model``: the searcher also learns from rung results
+    (:mod:`gatesearch.search.rung_model`). A promoted trial resumes where it paused (from its
+    checkpoint): its epochs are counted once. ``max_epochs``: stop once that many were trained."""
+    from gatesearch.objectives.metrics import EPOCH
     from gatesearch.search.dedup import ProposalMemory
-    from gatesearch.search.moasha import MOASHA
+    from gatesearch.search.moasha import MOASHA, PAUSE, STOP
     from gatesearch.search.pareto import hypervolume
     from gatesearch.search.searchers import SEARCHERS
 
+    if scheduler is None and moasha:
+        scheduler = MOASHA(modes=MODES, max_t=epochs, **({"grace": 1, "eta": 3.0} if moasha is True else dict(moasha)))
     extra = {"nevergrad_optimizer": nevergrad_optimizer} if nevergrad_optimizer else {}
+    fidelities = tuple(scheduler.milestones) if rung_model and scheduler is not None else ()
     core = SEARCHERS[searcher].core(space, list(metrics), list(MODES), seed=seed, budget=trials,
-                                    num_workers=concurrency, capped=False, constraints=constraints, **extra)
+                                    num_workers=concurrency, capped=False, constraints=constraints,
+                                    fidelities=fidelities, **extra)
     # without dedup every proposal is new: a key that never repeats
     serial = iter(range(1 << 62))
     memory = ProposalMemory((lambda c: json.dumps(c, sort_keys=True)) if dedup else (lambda c: str(next(serial))))
-    rungs = MOASHA(modes=MODES, max_t=epochs, grace=1, eta=3.0) if moasha else None
     trace = Trace()
     for config, result in warm:
         tell_known = getattr(core, "tell_known", None)
@@ -76,8 +88,10 @@ def simulate(evaluate: Callable[[Mapping], Sequence[Sequence[float]]], space, se
             tell_known(config, result)
         memory.finished[memory.key(config)] = dict(result)
     running: dict[str, list] = {}  # trial -> [config, curve, epochs done]
+    paused: dict[str, list] = {}  # promotion: trials waiting at a rung
     launched = ended = used = proposals = 0
     exhausted = False
+    observe = getattr(core, "observe", None)
 
     def tell(key: str, result, stopped: bool = False) -> None:
         t = time.perf_counter()
@@ -98,8 +112,15 @@ def simulate(evaluate: Callable[[Mapping], Sequence[Sequence[float]]], space, se
             yield f"p{proposals}"
 
     def launch() -> bool:
-        """Start the next new configuration (the product's loop: ``ProposalMemory.propose``)."""
+        """Resume a promoted trial, else start the next new configuration (the product's loop:
+        ``ProposalMemory.propose``)."""
         nonlocal launched, exhausted
+        promoted = scheduler.promotable(list(paused)) if paused and scheduler is not None else None
+        if promoted is not None:
+            running[promoted] = paused.pop(promoted)
+            return True
+        if exhausted or launched >= trials:
+            return False
         got = memory.propose(ask, tell, names())
         if got.outcome != "new":
             exhausted = got.outcome == "exhausted"
@@ -109,8 +130,23 @@ def simulate(evaluate: Callable[[Mapping], Sequence[Sequence[float]]], space, se
         running[got.proposal] = [got.config, evaluate(got.config), 0]
         return True
 
-    while ended < trials:
-        while not exhausted and len(running) < concurrency and launched < trials and launch():
+    def end(key: str, cfg, point, stop: bool) -> None:
+        nonlocal ended
+        ended += 1
+        result = None if stop else dict(zip(metrics, point))
+        if result is not None:
+            trace.finals.append(point)
+            trace.configs.append(cfg)
+            trace.feasible.append(constraints is None or constraints.feasible(result))
+        tell(key, result, stopped=stop)  # stopped: PRUNED, as the product tells Optuna
+        for waiting in memory.end(key, result)[0]:
+            tell(waiting, result, stopped=stop)
+        trace.epochs.append(used)
+        finals = np.array([p for p, ok in zip(trace.finals, trace.feasible) if ok])
+        trace.hv.append(hypervolume(finals, MODES, ref) if len(finals) else 0.0)
+
+    while ended < trials and (max_epochs is None or used < max_epochs):
+        while len(running) < concurrency and launch():
             pass
         if not running:
             break
@@ -120,22 +156,23 @@ def simulate(evaluate: Callable[[Mapping], Sequence[Sequence[float]]], space, se
             used += 1
             running[key][2] = done
             point = [float(v) for v in curve[done - 1]]
-            stop = rungs is not None and done < epochs and not rungs.decide(key, done, point)
-            if not stop and done < epochs:
+            report = {**dict(zip(metrics, point)), EPOCH.name: done}
+            if observe is not None:
+                observe(key, report)
+            decision = "continue"
+            if scheduler is not None and done < epochs:
+                feasible = constraints is None or constraints.feasible(report)
+                decision = scheduler.on_result(key, done, point, feasible, paused=list(paused))
+            if decision == PAUSE:
+                paused[key] = running.pop(key)
+                continue
+            if decision != STOP and done < epochs:
                 continue
             del running[key]
-            ended += 1
-            result = None if stop else dict(zip(metrics, point))
-            if result is not None:
-                trace.finals.append(point)
-                trace.configs.append(cfg)
-                trace.feasible.append(constraints is None or constraints.feasible(result))
-            tell(key, result, stopped=stop)  # stopped: PRUNED, as the product tells Optuna
-            for waiting in memory.end(key, result)[0]:
-                tell(waiting, result, stopped=stop)
-            trace.epochs.append(used)
-            finals = np.array([p for p, ok in zip(trace.finals, trace.feasible) if ok])
-            trace.hv.append(hypervolume(finals, MODES, ref) if len(finals) else 0.0)
+            end(key, cfg, point, decision == STOP)
+    for key in list(paused):  # never promoted: ended at their rung
+        cfg, curve, done = paused.pop(key)
+        end(key, cfg, [float(v) for v in curve[done - 1]], True)
     trace.answered = memory.answered
     return trace
 

@@ -45,7 +45,9 @@ class CoreRequest:
     after ``budget`` asks (``capped``: not behind deduplication, where answered repeats are asks that
     are not trials), the outcome constraints (a :class:`~gatesearch.search.constraints.Constraints`,
     None or empty for none; a searcher that supports them models them) and the searcher's own
-    settings (``nevergrad_optimizer``)."""
+    settings (``nevergrad_optimizer``). ``fidelities``: the scheduler's rung epochs when the searcher
+    should also learn from rung results (:mod:`gatesearch.search.rung_model`; Optuna samplers),
+    empty to learn from final results only."""
 
     space: Any
     metrics: tuple[str, ...]
@@ -56,6 +58,7 @@ class CoreRequest:
     capped: bool = True
     nevergrad_optimizer: str = "NGOpt"
     constraints: Any = None
+    fidelities: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,13 +92,14 @@ class SearcherSpec:
 
     def core(self, space, metrics: Sequence[str], modes: Sequence[str], *, seed: int, budget: int,
              num_workers: int = 1, nevergrad_optimizer: str = "NGOpt", capped: bool = True,
-             constraints: Any = None) -> SearchCore:
+             constraints: Any = None, fidelities: Sequence[int] = ()) -> SearchCore:
         """An ask/tell core proposing configurations of ``space`` (seeded)."""
         if self.build is None:
             raise ValueError(f"searcher {self.name!r} has no build function")
         return self.build(CoreRequest(space, tuple(metrics), tuple(modes), seed=seed, budget=budget,
                                       num_workers=num_workers, capped=capped,
-                                      nevergrad_optimizer=nevergrad_optimizer, constraints=constraints or None))
+                                      nevergrad_optimizer=nevergrad_optimizer, constraints=constraints or None,
+                                      fidelities=tuple(int(f) for f in fidelities)))
 
 
 
@@ -181,6 +185,12 @@ def _startup(num_samples: int) -> int:
     return max(2, min(10, num_samples // 3))
 
 
+def rung_model_points(space, num_samples: int) -> int:
+    """Completed observations a fidelity's study needs before it proposes (BOHB: dimensions + 1,
+    at least the sampler's random start-up)."""
+    return max(_startup(num_samples), len(space.params) + 1)
+
+
 def _tpe(seed: int, num_samples: int):
     import optuna
 
@@ -242,6 +252,13 @@ def optuna_searcher(name: str, doc: str, sampler: Callable[..., Any], **spec) ->
     says so in the registry)."""
 
     def build(r: CoreRequest) -> SearchCore:
+        if r.fidelities:  # one study per fidelity, BOHB's rule (gatesearch.search.rung_model)
+            from gatesearch.search.rung_model import RungModelCore
+
+            samplers = [sampler(r.seed + i, r.budget) for i in range(len(r.fidelities) + 1)]
+            return RungModelCore(r.space, r.metrics, r.modes, samplers, fidelities=r.fidelities,
+                                 min_points=rung_model_points(r.space, r.budget), budget=r.budget,
+                                 capped=r.capped, constraints=r.constraints)
         return OptunaCore(r.space, r.metrics, r.modes, sampler(r.seed, r.budget), budget=r.budget,
                           capped=r.capped, constraints=r.constraints)
 
