@@ -128,8 +128,9 @@ class MOASHA:
         if not feasible:
             self.outside[b][epoch].add(trial_id)
         if self.promote:
-            if self.promotable([*paused, trial_id]) == trial_id:
-                return CONTINUE  # marked promoted by promotable()
+            if self.promotable([*paused, trial_id], mark=False) == trial_id:
+                self.promoted[b][epoch].add(trial_id)
+                return CONTINUE
             return PAUSE
         ids = list(rung)
         order = self.order(np.stack([rung[i] for i in ids]), np.array([i not in self.outside[b][epoch] for i in ids]))

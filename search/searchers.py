@@ -73,6 +73,7 @@ class SearcherSpec:
             'gatesearch[<extra>]'`` extra that brings them (checked by the settings).
         constrained: whether the searcher models outcome constraints (``CoreRequest.constraints``);
             one that does not is told results as they are (:mod:`gatesearch.search.constraints`).
+        rung_model: whether ``build`` honours ``CoreRequest.fidelities`` (``moasha_rung_model``).
     """
 
     name: str
@@ -81,6 +82,7 @@ class SearcherSpec:
     requires: tuple[str, ...] = ()  # modules of an optional extra
     extra: str = ""  # the extra that installs them
     constrained: bool = False
+    rung_model: bool = False
 
     def missing(self) -> list[str]:
         """The required modules that are not installed (found without importing them)."""
@@ -262,7 +264,7 @@ def optuna_searcher(name: str, doc: str, sampler: Callable[..., Any], **spec) ->
         return OptunaCore(r.space, r.metrics, r.modes, sampler(r.seed, r.budget), budget=r.budget,
                           capped=r.capped, constraints=r.constraints)
 
-    return SearcherSpec(name, doc, build, **spec)
+    return SearcherSpec(name, doc, build, rung_model=True, **spec)
 
 
 def _nevergrad(r: CoreRequest) -> SearchCore:

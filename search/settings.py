@@ -19,6 +19,7 @@ BOUNDS: dict[str, tuple[float, float, str]] = {
     "front_every": (1, 1_000_000_000, "finished trials between front logs"),
     "moasha_grace": (1, 1_000_000, "epochs of MO-ASHA's first rung"),
     "moasha_eta": (1.000001, 1_000, "MO-ASHA's reduction factor; > 1"),
+    "moasha_brackets": (1, 100, "MO-ASHA's Hyperband brackets; 1 = plain ASHA"),
     "max_failures": (0, 1_000, "retries of a failed trial"),
     "tracking_timeout_s": (0.001, 10_000_000, "seconds the tracking store may be unreachable; > 0"),
 }
@@ -37,6 +38,10 @@ class SearchSettings:
         front_every: re-log the Pareto front and hypervolume every this many finished trials.
         scheduler: ``fifo`` (run every trial to the end) or ``moasha`` (multi-objective early stopping).
         moasha_grace, moasha_eta: first rung (epochs) and reduction factor of MO-ASHA.
+        moasha_brackets: Hyperband brackets of MO-ASHA (bracket ``s`` starts at ``grace · eta^s``
+            epochs; :mod:`gatesearch.search.moasha`); 1 = plain ASHA.
+        moasha_rung_model: the searcher also learns from the results trials report at MO-ASHA's
+            rungs, BOHB's rule (:mod:`gatesearch.search.rung_model`; Optuna searchers only).
         num_samples: number of trials.
         max_concurrent: trials running at once.
         seed: seeds the sampler (proposals are reproducible for a given seed).
@@ -67,6 +72,8 @@ class SearchSettings:
     scheduler: str = "fifo"
     moasha_grace: int = 1
     moasha_eta: float = 3.0
+    moasha_brackets: int = 1
+    moasha_rung_model: bool = False
     max_failures: int = 0
     tracking_timeout_s: float = 300.0
     dedup: bool = True
@@ -97,6 +104,14 @@ class SearchSettings:
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler: unknown {self.scheduler!r}{did_you_mean(self.scheduler, SCHEDULERS)}; "
                              f"choose one of {list(SCHEDULERS)}")
+        if self.scheduler != "moasha" and (self.moasha_rung_model or self.moasha_brackets != 1):
+            key = "moasha_rung_model" if self.moasha_rung_model else "moasha_brackets"
+            raise ValueError(f"{key}: a setting of MO-ASHA, but scheduler is {self.scheduler!r}; "
+                             f"set scheduler: moasha (or remove {key})")
+        if self.moasha_rung_model and not SEARCHERS[self.searcher].rung_model:
+            able = [n for n, s in SEARCHERS.items() if s.rung_model]
+            raise ValueError(f"moasha_rung_model: searcher {self.searcher!r} cannot model rung results; "
+                             f"use one of {able} (or remove moasha_rung_model)")
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> "SearchSettings":

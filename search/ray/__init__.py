@@ -94,10 +94,15 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
     Ray experiment of the same search (``gatesearch extend``): the searcher continues from its
     saved state (everything it was told, the deduplication memory) and MO-ASHA from its rungs, for
     ``settings.num_samples`` more trials."""
+    rungs = None
+    if settings.scheduler == "moasha":
+        rungs = MOASHA(modes=list(modes), max_t=max_epochs, grace=settings.moasha_grace, eta=settings.moasha_eta,
+                       reference=settings.reference_for(list(metrics)), brackets=settings.moasha_brackets)
     core = SEARCHERS[settings.searcher].core(space, metrics, modes, seed=settings.seed, budget=settings.num_samples,
                                              num_workers=settings.max_concurrent,
                                              nevergrad_optimizer=settings.nevergrad_optimizer,
-                                             capped=not settings.dedup, constraints=constraints)
+                                             capped=not settings.dedup, constraints=constraints,
+                                             fidelities=rungs.milestones if rungs and settings.moasha_rung_model else ())
     searcher = CoreSearcher(core)
     Live.deduplicated = None
     dedup = Deduplicated(searcher, ConfigKey(objective_name, dict(fixed))) if settings.dedup else None
@@ -113,15 +118,11 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
     if searcher_state is not None:  # an extension: the searcher's saved state, a budget of num_samples more
         searcher.restore_from_dir(searcher_state)
         searcher.extend(settings.num_samples)
-        rungs = os.path.join(searcher_state, RUNGS_FILE)
-        if os.path.exists(rungs) and not os.path.exists(os.path.join(experiment_dir, RUNGS_FILE)):
+        saved = os.path.join(searcher_state, RUNGS_FILE)
+        if os.path.exists(saved) and not os.path.exists(os.path.join(experiment_dir, RUNGS_FILE)):
             os.makedirs(os.path.dirname(os.path.join(experiment_dir, RUNGS_FILE)), exist_ok=True)
-            shutil.copyfile(rungs, os.path.join(experiment_dir, RUNGS_FILE))
-    scheduler = None
-    if settings.scheduler == "moasha":
-        scheduler = MOASHAScheduler(MOASHA(modes=list(modes), max_t=max_epochs, grace=settings.moasha_grace,
-                                           eta=settings.moasha_eta, reference=settings.reference_for(list(metrics))),
-                                    metrics, constraints=constraints)
+            shutil.copyfile(saved, os.path.join(experiment_dir, RUNGS_FILE))
+    scheduler = MOASHAScheduler(rungs, metrics, constraints=constraints) if rungs is not None else None
     tune_settings(settings.num_samples)
     tuner = tune.Tuner(
         trainable(objective_name, fixed, settings, objective, plugins, resources),

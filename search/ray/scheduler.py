@@ -30,9 +30,13 @@ class MOASHAScheduler(FIFOScheduler):
     search's restored copy continues with every rung record, wherever the search directory is now."""
 
     def __init__(self, core: MOASHA, metrics: Sequence[str], constraints=None):
-        """``constraints``: the search's outcome constraints (a trial outside them at a rung goes
+        """``core``: stopping MO-ASHA (promotion is measured by ``bench/moasha.py`` on the simulator
+        only: Ray's concurrency limiter counts paused trials as running, and a restored experiment
+        starts every paused trial). ``constraints``: the search's outcome constraints (a trial outside them at a rung goes
         after every feasible one), or None."""
         super().__init__()
+        if core.promote:
+            raise ValueError("MO-ASHA on Ray stops trials; promotion (pause and resume) is not supported there")
         self.core, self.metrics = core, list(metrics)
         self.constraints = constraints or None
         self.state_dir: str | None = None  # where the records are read from and written to (the live one)
@@ -56,8 +60,9 @@ class MOASHAScheduler(FIFOScheduler):
             return TrialScheduler.CONTINUE
         epoch = int(result[EPOCH.name])
         feasible = self.constraints.feasible(result) if self.constraints is not None else True
+        assigned = len(self.core.assigned)
         go = self.core.decide(trial.trial_id, epoch, [float(result[m]) for m in self.metrics], feasible=feasible)
-        if epoch in self.core.rungs:
+        if self.core.is_rung(trial.trial_id, epoch) or len(self.core.assigned) != assigned:  # a record or a bracket
             self.save_rungs()
         if go:
             return TrialScheduler.CONTINUE

@@ -182,6 +182,9 @@ class FullFidelityOnly(Searcher):
     def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
         if not error and is_partial(result):
             self.withheld.append(trial_id)
+            # Ray does not pass the result a scheduler stops a trial on to on_trial_result: it is
+            # observed here (the stopped trial's constraint violations, a rung model's rung result)
+            self.inner.on_trial_result(trial_id, result)
             self.inner.on_trial_complete(trial_id, None, error=False)  # Optuna: PRUNED
         else:
             if not error:

@@ -231,6 +231,37 @@ def test_moasha_stops_dominated_trials_early_and_keeps_them_off_the_front(ray_se
     assert {row["run_id"] for row in result.front} <= {r.info.run_id for r in children if r.info.status == "FINISHED"}
 
 
+def test_moasha_brackets_and_rung_model_on_ray(ray_session, tmp_path):
+    """Hyperband brackets and the rung-model searcher through Ray: every trial is assigned a bracket
+    and compared only at its bracket's rungs (records in the rung file), and the searcher's rung
+    studies got the results trials reported at rungs (from its checkpoint in the experiment dir)."""
+    import glob
+    import pickle
+
+    from gatesearch.search.ray.scheduler import RUNGS_FILE
+
+    text = (SPACE.replace("name: e2e", "name: e2e-hb")
+            .replace("searcher: nsga2, num_samples: 4, max_concurrent: 2, seed: 1",
+                     "searcher: tpe, num_samples: 8, max_concurrent: 2, seed: 1, scheduler: moasha, moasha_eta: 2, "
+                     "moasha_brackets: 2, moasha_rung_model: true")
+            .replace("epochs: 3", "epochs: 4"))
+    result = run_search(parse_space_file(text, str(tmp_path / "hb.yaml")), output_dir=tmp_path / "runs")
+    assert result.extra["searcher_final"] + result.extra["early_stopped"] == 8
+    [rungs_file] = glob.glob(str(tmp_path / "runs" / "ray" / "*" / RUNGS_FILE))
+    records = json.loads(Path(rungs_file).read_text())
+    assigned = records["brackets"]["assigned"]
+    assert len(assigned) == 8 and sorted(set(assigned.values())) == [0, 1]
+    # rungs at 1 and 2 epochs (grace 1, eta 2, 4 epochs); bracket 1 starts at 2
+    assert set(records["1"]) == {t for t, b in assigned.items() if b == 0}
+    assert set(records["brackets"]["1"]["2"]) == {t for t, b in assigned.items() if b == 1}
+    assert "1" not in records["brackets"]["1"]
+    [state] = glob.glob(str(tmp_path / "runs" / "ray" / "*" / "searcher-state-*.pkl"))
+    inner = pickle.loads(pickle.loads(Path(state).read_bytes())["inner"])["core"]
+    assert type(inner).__name__ == "RungModelCore"
+    assert len(inner.rung_studies[1].trials) == 8  # every trial reported epoch 1: added once
+    assert len(inner.rung_studies[2].trials) == len(records["2"]) + len(records["brackets"]["1"]["2"])
+
+
 THRESHOLD_SPACE = """\
 name: thr
 objective: threshold_exit_digits

@@ -48,7 +48,10 @@ def test_crowding_distance():
 class Recorder(Searcher):
     def __init__(self):
         super().__init__(metric=["accuracy", "macs_per_sample"], mode=["max", "min"])
-        self.completed = []
+        self.completed, self.observed = [], []
+
+    def on_trial_result(self, trial_id, result):
+        self.observed.append(trial_id)
 
     def suggest(self, trial_id):
         return {"x": 1}
@@ -67,6 +70,8 @@ def test_partial_results_never_reach_the_searcher_as_final():
     # stopped: no result and no error (Optuna: PRUNED); crashed: an error (FAIL)
     assert inner.completed == [("stopped", None, False), ("full", full, False), ("crashed", None, True)]
     assert guard.withheld == ["stopped"] and guard.final == ["full"]
+    # the result it was stopped on is still observed (Ray does not pass it to on_trial_result)
+    assert inner.observed == ["stopped"]
     assert is_partial({"epoch": 2, "epochs_total": 5}) and not is_partial({"epoch": 5, "epochs_total": 5})
 
 
