@@ -21,18 +21,47 @@ import numpy as np
 from gatesearch.search.moasha import CONTINUE, STOP
 
 
+def stops_a_dominating_trial() -> bool:
+    """Syne Tune 0.16's check, printed with the benchmark: its ``Bracket.on_result`` takes the
+    output of ``NonDominatedPriority`` (``nondominated_sort``: item *indices* in priority order)
+    as per-item priorities, so the rank it computes for the new trial is that of whichever index
+    is sorted last. Four trials at a rung, then a fifth that dominates them all: it is stopped."""
+    s = SyneTuneMOASHA(["min", "min"], 9)
+    for t, v in (("a", [1, 1]), ("b", [2, 2]), ("c", [3, 3]), ("d", [4, 4])):
+        s.on_result(t, 1, v)
+    return s.on_result("e", 1, [0, 0]) == STOP
+
+
+def _rank_priority():
+    from syne_tune.optimizer.schedulers.multiobjective.multiobjective_priority import NonDominatedPriority
+
+    class RankPriority(NonDominatedPriority):
+        """Syne Tune's order turned into per-item priorities (position in the order)."""
+
+        def priority_unsafe(self, objectives):
+            order = np.asarray(super().priority_unsafe(objectives))
+            ranks = np.empty(len(order), dtype=int)
+            ranks[order] = np.arange(len(order))
+            return ranks
+
+    return RankPriority()
+
+
 class SyneTuneMOASHA:
     """``on_result``/``promotable``/``milestones`` over ``syne_tune``'s ``MOASHA`` (stopping)."""
 
     def __init__(self, modes: Sequence[str], max_t: int, *, grace: int = 1, eta: float = 3.0, brackets: int = 1,
-                 seed: int = 0):
+                 seed: int = 0, ranks_fixed: bool = False):
         from syne_tune.optimizer.schedulers.multiobjective.moasha import MOASHA
 
         np.random.seed(seed)
+        # ranks_fixed: its order turned into ranks (see stops_a_dominating_trial), a second anchor row
+        priority = _rank_priority() if ranks_fixed else None
         self.modes = list(modes)
         self.names = [f"objective{i}" for i in range(len(modes))]
         self.inner = MOASHA(config_space={}, metrics=self.names, do_minimize=True, time_attr="epoch", max_t=max_t,
-                            grace_period=grace, reduction_factor=eta, brackets=brackets, random_seed=seed)
+                            grace_period=grace, reduction_factor=eta, brackets=brackets, random_seed=seed,
+                            multiobjective_priority=priority)
         self.milestones = sorted({int(m) for m, _ in self.inner.brackets[0].rungs if m < max_t})
         self.trials: dict[str, object] = {}
 

@@ -24,6 +24,7 @@ BOUNDS: dict[str, tuple[float, float, str]] = {
     "tracking_timeout_s": (0.001, 10_000_000, "seconds the tracking store may be unreachable; > 0"),
 }
 SCHEDULERS = ("fifo", "moasha")
+MOASHA_MODES = ("stop", "promote")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class SearchSettings:
         front_every: re-log the Pareto front and hypervolume every this many finished trials.
         scheduler: ``fifo`` (run every trial to the end) or ``moasha`` (multi-objective early stopping).
         moasha_grace, moasha_eta: first rung (epochs) and reduction factor of MO-ASHA.
+        moasha_mode: ``stop`` (a trial below the top 1/eta at a rung is stopped) or ``promote``
+            (every trial pauses at a rung; the top 1/eta are resumed from their checkpoints).
         moasha_brackets: Hyperband brackets of MO-ASHA (bracket ``s`` starts at ``grace · eta^s``
             epochs; :mod:`gatesearch.search.moasha`); 1 = plain ASHA.
         moasha_rung_model: the searcher also learns from the results trials report at MO-ASHA's
@@ -72,6 +75,7 @@ class SearchSettings:
     scheduler: str = "fifo"
     moasha_grace: int = 1
     moasha_eta: float = 3.0
+    moasha_mode: str = "stop"
     moasha_brackets: int = 1
     moasha_rung_model: bool = False
     max_failures: int = 0
@@ -104,8 +108,13 @@ class SearchSettings:
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler: unknown {self.scheduler!r}{did_you_mean(self.scheduler, SCHEDULERS)}; "
                              f"choose one of {list(SCHEDULERS)}")
-        if self.scheduler != "moasha" and (self.moasha_rung_model or self.moasha_brackets != 1):
-            key = "moasha_rung_model" if self.moasha_rung_model else "moasha_brackets"
+        if self.moasha_mode not in MOASHA_MODES:
+            raise ValueError(f"moasha_mode: unknown {self.moasha_mode!r}{did_you_mean(self.moasha_mode, MOASHA_MODES)}; "
+                             f"choose one of {list(MOASHA_MODES)}")
+        if self.scheduler != "moasha" and (self.moasha_rung_model or self.moasha_brackets != 1
+                                           or self.moasha_mode != "stop"):
+            key = ("moasha_rung_model" if self.moasha_rung_model else "moasha_brackets" if self.moasha_brackets != 1
+                   else "moasha_mode")
             raise ValueError(f"{key}: a setting of MO-ASHA, but scheduler is {self.scheduler!r}; "
                              f"set scheduler: moasha (or remove {key})")
         if self.moasha_rung_model and not SEARCHERS[self.searcher].rung_model:

@@ -29,7 +29,7 @@ from gatesearch.search.ray.cluster import (check_resources, ensure_ray, quiet_ra
                                            tune_settings)
 from gatesearch.search.ray.live import Live
 from gatesearch.search.ray.scheduler import RUNGS_FILE, MOASHAScheduler
-from gatesearch.search.ray.searcher import CoreSearcher, Deduplicated, FullFidelityOnly
+from gatesearch.search.ray.searcher import CoreSearcher, Deduplicated, FullFidelityOnly, UnpausedLimit
 from gatesearch.search.ray.trainable import checkpoints_trials, trainable, trial_dirname
 from gatesearch.search.ray_state import TRIAL_DIR_PREFIX, repair_experiment_state
 from gatesearch.search.searchers import SEARCHERS
@@ -97,7 +97,8 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
     rungs = None
     if settings.scheduler == "moasha":
         rungs = MOASHA(modes=list(modes), max_t=max_epochs, grace=settings.moasha_grace, eta=settings.moasha_eta,
-                       reference=settings.reference_for(list(metrics)), brackets=settings.moasha_brackets)
+                       reference=settings.reference_for(list(metrics)), brackets=settings.moasha_brackets,
+                       promote=settings.moasha_mode == "promote")
     core = SEARCHERS[settings.searcher].core(space, metrics, modes, seed=settings.seed, budget=settings.num_samples,
                                              num_workers=settings.max_concurrent,
                                              nevergrad_optimizer=settings.nevergrad_optimizer,
@@ -113,7 +114,7 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
         if dedup is not None:
             dedup.memory.finished[dedup.memory.key(config)] = {k: v for k, v in result.items()
                                                               if isinstance(v, (int, float))}
-    searcher = FullFidelityOnly(dedup or searcher)
+    searcher = guard = FullFidelityOnly(dedup or searcher)
     experiment_dir = os.path.join(os.path.abspath(storage_path), name)
     if searcher_state is not None:  # an extension: the searcher's saved state, a budget of num_samples more
         searcher.restore_from_dir(searcher_state)
@@ -122,7 +123,11 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
         if os.path.exists(saved) and not os.path.exists(os.path.join(experiment_dir, RUNGS_FILE)):
             os.makedirs(os.path.dirname(os.path.join(experiment_dir, RUNGS_FILE)), exist_ok=True)
             shutil.copyfile(saved, os.path.join(experiment_dir, RUNGS_FILE))
-    scheduler = MOASHAScheduler(rungs, metrics, constraints=constraints) if rungs is not None else None
+    scheduler = None
+    if rungs is not None:
+        scheduler = MOASHAScheduler(rungs, metrics, constraints=constraints, max_concurrent=settings.max_concurrent)
+        if rungs.promote:  # paused trials do not count against max_concurrent
+            searcher = UnpausedLimit(guard, settings.max_concurrent)
     tune_settings(settings.num_samples)
     tuner = tune.Tuner(
         trainable(objective_name, fixed, settings, objective, plugins, resources),
@@ -135,8 +140,8 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
                                   failure_config=tune.FailureConfig(max_failures=settings.max_failures)),
     )
     outcomes = _outcomes(_fit(tuner, sink=sink, experiment_dir=experiment_dir, should_stop=should_stop))
-    counts = {"stopped_by_request": int(Live.fired), "searcher_final": len(searcher.final),
-              "searcher_withheld": len(searcher.withheld),
+    counts = {"stopped_by_request": int(Live.fired), "searcher_final": len(guard.final),
+              "searcher_withheld": len(guard.withheld),
               "scheduler_stopped": len(scheduler.stopped) if scheduler else 0,
               "searcher_deduplicated": dedup.memory.answered if dedup else 0, "warm_start_told": told}
     return outcomes, counts

@@ -21,6 +21,8 @@ class Live:
         experiment_dir: the experiment's absolute directory (state backups, MO-ASHA's rungs).
         predicate: the stop predicate (tracking gone, SIGINT/SIGTERM); ``fired``: whether it stopped the fit.
         deduplicated: the deduplicating searcher of this fit (Ray's restored copy on resume), for its count.
+        scheduler: the promotion MO-ASHA scheduler of this fit (Ray's restored copy on resume), which
+            :class:`~gatesearch.search.ray.searcher.UnpausedLimit` asks before a new trial.
     """
 
     sink: Any = None
@@ -28,10 +30,12 @@ class Live:
     predicate: Callable[[], bool] | None = None
     fired: bool = False
     deduplicated: Any = None
+    scheduler: Any = None
 
     @classmethod
     def start(cls, *, sink: Any, experiment_dir: str, predicate: Callable[[], bool] | None) -> None:
         cls.sink, cls.experiment_dir, cls.predicate, cls.fired = sink, experiment_dir, predicate, False
+        cls.scheduler = None  # a promotion scheduler registers itself at its first scheduling step
 
     @classmethod
     def end(cls) -> None:

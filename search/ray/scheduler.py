@@ -7,10 +7,11 @@ import logging
 import os
 from typing import Sequence
 
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from gatesearch.objectives.metrics import EPOCH
-from gatesearch.search.moasha import MOASHA
+from gatesearch.search.moasha import MOASHA, PAUSE, STOP
 from gatesearch.search.ray.live import Live
 
 #: MO-ASHA's rung records, in a subdirectory of the experiment directory (Ray does not save
@@ -29,29 +30,35 @@ class MOASHAScheduler(FIFOScheduler):
     (:class:`~gatesearch.search.ray.live.Live`) before the first decision of a fit: a resumed
     search's restored copy continues with every rung record, wherever the search directory is now."""
 
-    def __init__(self, core: MOASHA, metrics: Sequence[str], constraints=None):
-        """``core``: stopping MO-ASHA (promotion is measured by ``bench/moasha.py`` on the simulator
-        only: Ray's concurrency limiter counts paused trials as running, and a restored experiment
-        starts every paused trial). ``constraints``: the search's outcome constraints (a trial outside them at a rung goes
-        after every feasible one), or None."""
+    def __init__(self, core: MOASHA, metrics: Sequence[str], constraints=None, max_concurrent: int = 1):
+        """``constraints``: the search's outcome constraints (a trial outside them at a rung goes
+        after every feasible one), or None. ``max_concurrent``: trials running at once (promotion:
+        paused trials do not count, see :meth:`choose_trial_to_run`)."""
         super().__init__()
-        if core.promote:
-            raise ValueError("MO-ASHA on Ray stops trials; promotion (pause and resume) is not supported there")
         self.core, self.metrics = core, list(metrics)
         self.constraints = constraints or None
+        self.max_concurrent = max_concurrent
         self.state_dir: str | None = None  # where the records are read from and written to (the live one)
         self.stopped: list[str] = []
+        self.promoting: str | None = None  # promotion: the paused trial chosen to resume, until it runs
+        self.paused_ids: list[str] = []  # promotion: the waiting trials, as of the last scheduling step
+        self._unpaused = 0  # promotion: trials running or about to, as of then (plus those started since)
 
     def __getstate__(self):
         return {**self.__dict__, "state_dir": None}  # a restored copy reads its records first
 
     def _attach(self) -> None:
+        if self.core.promote:
+            Live.scheduler = self
         if self.state_dir is None and Live.experiment_dir is not None:
             restored = self.load_rungs(Live.experiment_dir)
             if restored:
                 logging.getLogger(__name__).info("MO-ASHA: %d rung records restored", restored)
 
     def set_search_properties(self, metric, mode, **spec) -> bool:
+        # called by tune.run before the first step, on a fresh and on a restored search: a promotion
+        # scheduler registers itself for UnpausedLimit (which starts nothing before it has)
+        self._attach()
         return True
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
@@ -61,13 +68,72 @@ class MOASHAScheduler(FIFOScheduler):
         epoch = int(result[EPOCH.name])
         feasible = self.constraints.feasible(result) if self.constraints is not None else True
         assigned = len(self.core.assigned)
-        go = self.core.decide(trial.trial_id, epoch, [float(result[m]) for m in self.metrics], feasible=feasible)
+        waiting = [t.trial_id for t in self._waiting(tune_controller)] if self.core.promote else []
+        decision = self.core.on_result(trial.trial_id, epoch, [float(result[m]) for m in self.metrics],
+                                       feasible=feasible, paused=waiting)
         if self.core.is_rung(trial.trial_id, epoch) or len(self.core.assigned) != assigned:  # a record or a bracket
             self.save_rungs()
-        if go:
-            return TrialScheduler.CONTINUE
-        self.stopped.append(trial.trial_id)
-        return TrialScheduler.STOP
+        if decision == PAUSE:  # Ray saves its checkpoint; a promotion restores the trial from it
+            return TrialScheduler.PAUSE
+        if decision == STOP:
+            self.stopped.append(trial.trial_id)
+            return TrialScheduler.STOP
+        return TrialScheduler.CONTINUE
+
+    # promotion (``core.promote``): paused trials wait at their rung until promoted or the search ends
+
+    def _waiting(self, tune_controller) -> list:
+        """Trials waiting at a rung: paused and not promoted from it (a restored experiment has them
+        PENDING again)."""
+        return [t for t in tune_controller.get_trials()
+                if t.status in (Trial.PAUSED, Trial.PENDING) and self.core.paused_at(t.trial_id) is not None]
+
+    def promotion_ready(self) -> bool:
+        """Whether a paused trial is waiting for a free worker (then no new trial is started)."""
+        return self.promoting is not None or self.core.promotable(self.paused_ids, mark=False) is not None
+
+    def unpaused(self) -> int:
+        """Trials running or about to (not waiting at a rung): as of the last scheduling step, plus
+        the new ones the searcher started since (:meth:`started`)."""
+        return self._unpaused
+
+    def started(self) -> None:
+        self._unpaused += 1
+
+    def choose_trial_to_run(self, tune_controller):
+        """Stopping: Ray's FIFO choice. Promotion: a trial restored PENDING while it waits at a rung is
+        paused again; the promoted trial, if any and a worker is free, resumes from its checkpoint;
+        else a new trial starts; when nothing runs, nothing is pending and the searcher is done, the
+        trials still waiting end at their rung (stopped early)."""
+        if not self.core.promote:
+            return super().choose_trial_to_run(tune_controller)
+        self._attach()
+        waiting = self._waiting(tune_controller)
+        for t in waiting:
+            if t.status == Trial.PENDING:
+                tune_controller._set_trial_status(t, Trial.PAUSED)  # whitelisted for schedulers (as PBT uses it)
+        trials = tune_controller.get_trials()
+        active = [t for t in trials if t.status in (Trial.PENDING, Trial.RUNNING)]
+        self.paused_ids = [t.trial_id for t in waiting]
+        self._unpaused = len(active)
+        by_id = {t.trial_id: t for t in waiting}
+        if len(active) < self.max_concurrent:
+            if self.promoting not in by_id:
+                self.promoting = self.core.promotable(list(by_id))  # marked promoted (and saved) now
+                if self.promoting is not None:
+                    self.save_rungs()
+            if self.promoting is not None:
+                trial, self.promoting = by_id[self.promoting], None
+                self._unpaused += 1
+                return trial
+        for t in active:
+            if t.status == Trial.PENDING:
+                return t
+        if waiting and not active and tune_controller.search_alg.is_finished():
+            for t in waiting:  # never promoted: they end at their rung
+                self.stopped.append(t.trial_id)
+                tune_controller.stop_trial(t)
+        return None
 
     def save_rungs(self) -> None:
         """Write the rung records (atomically: a killed driver leaves the previous file)."""

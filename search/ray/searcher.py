@@ -180,16 +180,60 @@ class FullFidelityOnly(Searcher):
         self.inner.on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
-        if not error and is_partial(result):
+        if not error and (result is None or is_partial(result)):  # None: ended while paused at a rung
             self.withheld.append(trial_id)
             # Ray does not pass the result a scheduler stops a trial on to on_trial_result: it is
             # observed here (the stopped trial's constraint violations, a rung model's rung result)
-            self.inner.on_trial_result(trial_id, result)
+            if result is not None:
+                self.inner.on_trial_result(trial_id, result)
             self.inner.on_trial_complete(trial_id, None, error=False)  # Optuna: PRUNED
         else:
             if not error:
                 self.final.append(trial_id)
             self.inner.on_trial_complete(trial_id, result, error=error)
+
+    def save(self, checkpoint_path: str) -> None:
+        self.inner.save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.inner.restore(checkpoint_path)
+
+
+class UnpausedLimit(Searcher):
+    """``max_concurrent`` for promotion MO-ASHA (:class:`~gatesearch.search.ray.scheduler.MOASHAScheduler`
+    with ``promote``): Ray's own limiter counts a paused trial as running, so after
+    ``max_concurrent`` pauses no trial would ever start. This one counts the trials running or
+    about to (the scheduler's count), and starts no new trial while a paused one is promoted and
+    waits for a worker. Until the scheduler's first scheduling step it starts nothing."""
+
+    def __init__(self, inner: Searcher, max_concurrent: int):
+        super().__init__(metric=inner.metric, mode=inner.mode)
+        self.inner, self.max_concurrent = inner, max_concurrent
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return self.inner.set_search_properties(metric, mode, config, **spec)
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        self.max_concurrent = max_concurrent
+        return True  # limited here: Ray adds no ConcurrencyLimiter
+
+    def suggest(self, trial_id: str):
+        scheduler = Live.scheduler
+        if scheduler is None or scheduler.promotion_ready() or scheduler.unpaused() >= self.max_concurrent:
+            return None  # Ray asks again on its next step
+        config = self.inner.suggest(trial_id)
+        if isinstance(config, dict):
+            scheduler.started()
+        return config
+
+    def extend(self, n: int) -> None:
+        self.inner.extend(n)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self.inner.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
+        self.inner.on_trial_complete(trial_id, result, error=error)
 
     def save(self, checkpoint_path: str) -> None:
         self.inner.save(checkpoint_path)
