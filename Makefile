@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export RAY_USAGE_STATS_ENABLED = 0
 export RAY_AUTH_MODE = disabled
 
-.PHONY: demo test lint bench clean data browser postgres gpu-check
+.PHONY: demo test lint bench bench-extras clean data browser postgres gpu-check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ gpu-check:
 bench: $(STAMP)
 	$(PY) bench/moe_layer.py
 	$(PY) bench/searchers.py
+
+# benchmark-only: Syne Tune's MOASHA beside ours (bench/moasha.py). Without its dependencies, which
+# pull xgboost and a 350 MB CUDA NCCL wheel; its schedulers need only these two.
+bench-extras: $(STAMP)
+	$(PY) -m pip install -q --no-deps "syne-tune==0.16.0" dill sortedcontainers
 
 # Debian's Chromium (headless) and playwright's Python driver, for the MLflow UI browser test
 browser: $(STAMP)

@@ -10,7 +10,7 @@ from typing import Sequence
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from gatesearch.objectives.metrics import EPOCH
+from gatesearch.objectives.metrics import EPOCH, EPOCHS_TOTAL
 from gatesearch.search.moasha import MOASHA, PAUSE, STOP
 from gatesearch.search.ray.live import Live
 
@@ -131,9 +131,19 @@ class MOASHAScheduler(FIFOScheduler):
                 return t
         if waiting and not active and tune_controller.search_alg.is_finished():
             for t in waiting:  # never promoted: they end at their rung
+                if EPOCH.name not in (t.last_result or {}):  # restored without its last report (killed pausing)
+                    t.update_last_result(self._rung_result(t))
                 self.stopped.append(t.trial_id)
                 tune_controller.stop_trial(t)
         return None
+
+    def _rung_result(self, trial) -> dict:
+        """A waiting trial's report at its rung, from the rung records (what the sink and the
+        searcher are told when it ends there)."""
+        rung = self.core.paused_at(trial.trial_id)
+        values = self.core.levels[self.core.assigned[trial.trial_id]][rung][trial.trial_id]
+        return {**dict(zip(self.metrics, (float(v) for v in values))), EPOCH.name: rung,
+                EPOCHS_TOTAL.name: self.core.max_t, "config": dict(trial.config), "trial_id": trial.trial_id}
 
     def save_rungs(self) -> None:
         """Write the rung records (atomically: a killed driver leaves the previous file)."""

@@ -214,3 +214,39 @@ def test_a_killed_moasha_search_keeps_its_rungs_across_resume(tmp_path: Path):
         missing = [m for m in after if int(m) <= reached and c.trial_id not in after[m]]
         assert not missing, (c.trial_id, reached, missing, after)
 
+
+
+PROMOTE_SPACE = ASHA_SPACE.replace("name: killed-asha", "name: killed-promote").replace(
+    "scheduler: moasha, moasha_eta: 2", "scheduler: moasha, moasha_eta: 2, moasha_mode: promote")
+
+
+def test_a_killed_promotion_search_resumes_its_paused_trials(tmp_path: Path):
+    """Promotion MO-ASHA whose driver is SIGKILLed while trials wait at rungs: `gatesearch resume`
+    keeps them waiting (Ray restores them as pending; the scheduler pauses them again), promotes
+    from the records made before the kill, and finishes the budget: every trial once, every epoch
+    logged once, the never-promoted ended at their rung."""
+    (tmp_path / "space.yaml").write_text(PROMOTE_SPACE)
+    marker = f"GATESEARCH_TEST_RUN={uuid.uuid4().hex}"
+    out, db = _run_and_kill(tmp_path, marker, until=lambda out, db: len(_rung_records(out / "ray").get("1", {})) >= 4,
+                            what="4 trials at rung 1")
+    [search_dir] = list((out / "ray").iterdir())
+    before = _rung_records(out / "ray")
+    _resume(tmp_path, str(search_dir), marker)
+    after = _rung_records(out / "ray")
+    assert {t: after["1"][t] for t in before["1"]} == before["1"]
+    for m, ids in before.get("promoted", {}).items():  # a promotion made before the kill stands
+        assert set(ids) <= set(after["promoted"][m])
+    client = MlflowClient(f"sqlite:///{db}")
+    tracker = Tracker(f"sqlite:///{db}", "killed-promote")
+    [(parent, _)] = tracker.searches()
+    children = [c for c in tracker.children(parent) if "gatesearch.orphaned" not in c.tags]
+    assert len(children) == BUDGET and {c.status for c in children} <= {"FINISHED", "KILLED"}
+    promoted = {m: set(ids) for m, ids in after["promoted"].items()}
+    for c in children:
+        steps = [m.step for m in client.get_metric_history(c.run_id, "epoch")]
+        assert steps == list(range(1, len(steps) + 1)), (c.trial_id, steps)
+        if c.status == "KILLED":  # waited at its last rung and was never promoted from it
+            rung = int(c.tags["gatesearch.early_stopped_at_epoch"])
+            assert rung == len(steps) in (1, 2, 4) and c.trial_id not in promoted.get(str(rung), set())
+        else:
+            assert len(steps) == 6

@@ -262,6 +262,49 @@ def test_moasha_brackets_and_rung_model_on_ray(ray_session, tmp_path):
     assert len(inner.rung_studies[2].trials) == len(records["2"]) + len(records["brackets"]["1"]["2"])
 
 
+def test_moasha_promotion_pauses_and_resumes_trials_from_their_checkpoints(ray_session, tmp_path):
+    """Promotion MO-ASHA on Ray: trials pause at a rung and the promoted resume from their checkpoint
+    (every epoch trained once: the epochs trained equal the epochs the children logged, each once);
+    the trials never promoted end at their rung, tagged as stopped early; the promotions are in
+    the rung file; paused trials do not block new ones (the budget finishes)."""
+    import glob
+
+    from gatesearch.search.ray.scheduler import RUNGS_FILE
+
+    text = (SPACE.replace("name: e2e", "name: e2e-promote")
+            .replace("searcher: nsga2, num_samples: 4, max_concurrent: 2, seed: 1",
+                     "searcher: tpe, num_samples: 10, max_concurrent: 2, seed: 1, scheduler: moasha, moasha_eta: 2, "
+                     "moasha_mode: promote")
+            .replace("epochs: 3", "epochs: 4"))
+    result = run_search(parse_space_file(text, str(tmp_path / "promote.yaml")), output_dir=tmp_path / "runs")
+    client = MlflowClient(result.tracking_uri)
+    exp = client.get_experiment_by_name("e2e-promote")
+    children = [r for r in client.search_runs([exp.experiment_id])
+                if r.data.tags.get("mlflow.parentRunId") == result.parent_run_id]
+    assert len(children) == 10
+    logged = 0
+    for r in children:
+        steps = [m.step for m in client.get_metric_history(r.info.run_id, "epoch")]
+        assert steps == list(range(1, len(steps) + 1)), (r.info.run_id, steps)  # each epoch once, in order
+        logged += len(steps)
+        if r.info.status == "KILLED":  # never promoted: ended at its rung (1 or 2)
+            assert int(r.data.tags["gatesearch.early_stopped_at_epoch"]) == len(steps) in (1, 2)
+        else:
+            assert r.info.status == "FINISHED" and len(steps) == 4
+    assert result.extra["epochs_trained"] == logged < 10 * 4
+    finished = sum(r.info.status == "FINISHED" for r in children)
+    assert 1 <= finished < 10 and result.extra["searcher_final"] == finished
+    [rungs_file] = glob.glob(str(tmp_path / "runs" / "ray" / "*" / RUNGS_FILE))
+    records = json.loads(Path(rungs_file).read_text())
+    assert len(records["1"]) == 10 and records["promoted"]["1"]  # every trial reached rung 1; some promoted
+    assert set(records["2"]) == set(records["promoted"]["1"])  # only the promoted went on
+    # what each trial reported to Ray: a promoted trial continued after its rung (from its
+    # checkpoint), it did not report an epoch twice
+    for f in glob.glob(str(tmp_path / "runs" / "ray" / "*" / "trial_*" / "result.json")):
+        epochs = [json.loads(line)["epoch"] for line in Path(f).read_text().splitlines() if line.strip()]
+        assert epochs == sorted(set(epochs)), (f, epochs)
+
+
 THRESHOLD_SPACE = """\
 name: thr
 objective: threshold_exit_digits
