@@ -61,6 +61,8 @@ class SearchProgress:
             as infeasible, says why, and is kept off the live front.
         run_name: a trial's MLflow child run name, once the tracking sink has created it (named
             in a failed trial's line, with where its full traceback is).
+        paused: returns the trials waiting at a MO-ASHA rung now (promotion mode): counted and
+            shown apart from the running ones.
 
     While it is shown, Ray's own report of a failed trial (its whole traceback, logged by Tune's
     controller) is left out: the trial's line says what failed, and the traceback is the child
@@ -71,7 +73,8 @@ class SearchProgress:
                  live: bool | None = None, stream: TextIO | None = None, done: int = 0,
                  reference: Callable[[], np.ndarray | None] | None = None,
                  earlier: Iterable[tuple[str, Mapping[str, Any], str]] = (),
-                 run_name: Callable[[str], str | None] | None = None, constraints: Constraints | None = None):
+                 run_name: Callable[[str], str | None] | None = None, constraints: Constraints | None = None,
+                 paused: Callable[[], Iterable[str]] | None = None):
         self.objective, self.total, self.fixed = objective, total, dict(fixed or {})
         self.names = tuple(m.name for m in objective.objectives)
         self.modes = tuple(m.mode for m in objective.objectives)
@@ -85,6 +88,7 @@ class SearchProgress:
         self.interrupted = False  # set by the driver when a signal stopped the search
         self.run_name = run_name or (lambda trial_id: None)
         self.constraints = constraints or Constraints()
+        self.paused = paused or (lambda: [])
         self.infeasible = 0
         for trial_id, values, why in earlier:
             self.front.add(trial_id, trial_id, values, {}, infeasible=why)
@@ -189,8 +193,10 @@ class SearchProgress:
         hv = self.hypervolume()
         running = "to continue on `gatesearch resume`" if self.interrupted else "running"
         best = ", ".join(f"{n} {v:,.6g}" for n, v in self.best().items())
-        return (f"{self.previous + self.finished}/{self.total} finished, {len(self.running)} {running}, "
-                f"{self.failed} failed, {self.stopped} stopped early"
+        waiting = 0 if self.interrupted else len(set(self.paused()) & set(self.running))
+        return (f"{self.previous + self.finished}/{self.total} finished, {len(self.running) - waiting} {running}, "
+                + (f"{waiting} paused at a rung, " if waiting else "")
+                + f"{self.failed} failed, {self.stopped} stopped early"
                 + (f", {self.infeasible} infeasible" if self.constraints else "")
                 + f" | elapsed {_duration(elapsed)}"
                 + (f", ~{_duration(eta)} left" if eta is not None else "")
@@ -204,8 +210,10 @@ class SearchProgress:
         table = Table(title="gatesearch: " + self.summary(), title_justify="left", show_edge=False)
         table.add_column("running trial")
         table.add_column("epoch", justify="right")
-        for label, epoch, total in self.running.values():
-            table.add_row(label, f"{epoch}/{total}" if total else str(epoch))
+        paused = set(self.paused())
+        for trial_id, (label, epoch, total) in self.running.items():
+            table.add_row(label + (" (paused at a rung)" if trial_id in paused else ""),
+                          f"{epoch}/{total}" if total else str(epoch))
         return table
 
     def _event(self, text: str) -> None:

@@ -138,7 +138,8 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
         objective, settings.num_samples, fixed=sf.fixed, live={"live": True, "plain": False}.get(progress),
         done=sink.finished if resume else 0, reference=lambda: sink.reference,
         earlier=[(e.trial_id, dict(zip(names, e.values)), e.row.get("infeasible", "")) for e in sink.front.entries],
-        run_name=lambda t: sink.rows.get(t, {}).get("trial"), constraints=constraints)
+        run_name=lambda t: sink.rows.get(t, {}).get("trial"), constraints=constraints,
+        paused=ray_tuner.paused_trials)
     interrupts, entered = Interrupts(checkpointed=ray_tuner.checkpoints_trials(objective)), False
     t0 = time.time()
     status = "FAILED"

@@ -147,6 +147,11 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
     return outcomes, counts
 
 
+def paused_trials() -> list[str]:
+    """The trials of the running fit waiting at a MO-ASHA rung (promotion mode), for the progress display."""
+    return list(Live.scheduler.paused_ids) if Live.scheduler is not None else []
+
+
 def can_resume(experiment_dir: str) -> bool:
     """Whether Ray left a restorable experiment state in ``experiment_dir``."""
     return tune.Tuner.can_restore(os.path.abspath(experiment_dir))

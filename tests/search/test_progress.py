@@ -41,6 +41,19 @@ def test_plain_lines_follow_every_event():
     assert lines[-1].split("] ", 1)[1].startswith("search ended: 1/4 finished, 1 running, 1 failed, 1 stopped early")
 
 
+def test_trials_paused_at_a_rung_are_counted_apart_from_running_ones():
+    out, paused = io.StringIO(), []
+    with SearchProgress(get_objective("moe_digits"), total=3, stream=out, live=False, paused=lambda: paused) as p:
+        p.on_start("t_1", {"gate": "hash"})
+        p.on_start("t_2", {"gate": "topk", "k": 1})
+        paused.append("t_1")  # promotion MO-ASHA: t_1 waits at a rung
+        p.on_start("t_3", {"gate": "softmax"})
+        table = p.render()
+    lines = out.getvalue().splitlines()
+    assert "0/3 finished, 2 running, 1 paused at a rung, 0 failed" in lines[-2], lines
+    assert "(paused at a rung)" in str(table.columns[0]._cells[0]) and "paused" not in str(table.columns[0]._cells[1])
+
+
 def test_a_search_prints_a_line_per_trial_event(ray_session, tmp_path, capsys):
     text = ("name: progress\nobjective: moe_digits\nsearch: {num_samples: 3, max_concurrent: 2, seed: 0, dedup: false}\n"
             "fixed: {epochs: 1}\nparams:\n  gate: {type: categorical, choices: [topk, hash]}\n")
