@@ -123,9 +123,10 @@ class SearchProgress:
 
     # -- TrialSink ----------------------------------------------------------------------------
     def on_start(self, trial_id: str, config: Mapping[str, Any]) -> None:
+        again = trial_id in self.labels  # e.g. promoted by MO-ASHA: resumes from its checkpoint
         label = self._label(trial_id, config)
-        self.running[trial_id] = [label, 0, 0]
-        self._event(f"trial {label} started")
+        self.running.setdefault(trial_id, [label, 0, 0])
+        self._event(f"trial {label} {'resumed' if again else 'started'}")
 
     def on_result(self, trial_id: str, result: Mapping[str, Any]) -> None:
         state = self.running.setdefault(trial_id, [self._label(trial_id, result.get("config")), 0, 0])
@@ -193,8 +194,9 @@ class SearchProgress:
         hv = self.hypervolume()
         running = "to continue on `gatesearch resume`" if self.interrupted else "running"
         best = ", ".join(f"{n} {v:,.6g}" for n, v in self.best().items())
-        waiting = 0 if self.interrupted else len(set(self.paused()) & set(self.running))
-        return (f"{self.previous + self.finished}/{self.total} finished, {len(self.running) - waiting} {running}, "
+        paused = set() if self.interrupted else set(self.paused())
+        waiting = len(paused)
+        return (f"{self.previous + self.finished}/{self.total} finished, {len(set(self.running) - paused)} {running}, "
                 + (f"{waiting} paused at a rung, " if waiting else "")
                 + f"{self.failed} failed, {self.stopped} stopped early"
                 + (f", {self.infeasible} infeasible" if self.constraints else "")

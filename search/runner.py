@@ -32,7 +32,7 @@ from gatesearch.search.resources import from_space_file, requirements
 from gatesearch.search.settings import SearchSettings
 from gatesearch.search.tracking import Tracker
 from gatesearch.search.trial_sink import MlflowTrialSink
-from gatesearch.search.validate import validate_space_file
+from gatesearch.search.validate import max_epochs, validate_space_file
 from gatesearch.search.warm_start import TAG_FROM, TAG_FROM_URI, WarmStart, load_warm_start
 from gatesearch.spaces import Fixed, SpaceFile, parse_space_file
 
@@ -81,18 +81,6 @@ def latest_search(tracker: Tracker) -> tuple[str, tuple[str, ...], tuple[str, ..
     if not pairs:
         raise ValueError(f"search run {run_id} does not record its objectives")
     return run_id, tuple(n for n, _ in pairs), tuple(m for _, m in pairs)
-
-
-def max_epochs(sf: SpaceFile, objective: Objective) -> int:
-    """The full per-trial budget in epochs: fixed, the searched maximum, or the default."""
-    if "epochs" in sf.fixed:
-        return int(sf.fixed["epochs"])
-    p = sf.space.params.get("epochs")
-    if p is not None:
-        lo, hi = p.bounds()
-        if hi is not None:
-            return int(hi)
-    return int(objective.defaults.get("epochs", 1))
 
 
 TAG_ORPHANED = "gatesearch.orphaned"

@@ -264,7 +264,8 @@ def optuna_searcher(name: str, doc: str, sampler: Callable[..., Any], **spec) ->
         return OptunaCore(r.space, r.metrics, r.modes, sampler(r.seed, r.budget), budget=r.budget,
                           capped=r.capped, constraints=r.constraints)
 
-    return SearcherSpec(name, doc, build, rung_model=True, **spec)
+    spec.setdefault("rung_model", True)
+    return SearcherSpec(name, doc, build, **spec)
 
 
 def _nevergrad(r: CoreRequest) -> SearchCore:
@@ -285,7 +286,8 @@ def register_searcher(spec: SearcherSpec) -> SearcherSpec:
 register_searcher(optuna_searcher("tpe", "Optuna TPE, multi-objective, constant liar for parallel trials "
                                   "(the default)", _tpe, constrained=True))
 register_searcher(optuna_searcher("nsga2", "Optuna NSGA-II (population: a fifth of the budget, 4 to 20)", _nsga2, constrained=True))
-register_searcher(optuna_searcher("random", "uniform random sampling (Optuna RandomSampler)", _random))
+register_searcher(optuna_searcher("random", "uniform random sampling (Optuna RandomSampler)", _random,
+                                  rung_model=False))  # it learns nothing, from rungs or otherwise
 register_searcher(optuna_searcher("gp", "Optuna GP sampler (Gaussian-process BO, multi-objective)", _gp,
                                   constrained=True))
 register_searcher(SearcherSpec("nevergrad", "our multi-objective Nevergrad searcher (nevergrad_optimizer)",

@@ -66,6 +66,7 @@ def validate_space_file(sf: SpaceFile) -> tuple[Objective, SearchSettings]:
         key = str(e).split(":", 1)[0]
         raise sf.error(("search", key), str(e).split(":", 1)[1].strip(), "see `search:` in the README") from None
     _check_reference_point(sf, objective, settings)
+    _check_moasha(sf, objective, settings)
     from_space_file(sf, settings.cpus_per_trial, settings.gpus_per_trial)  # resources: (errors at their line)
     constraints_of(sf, objective)  # constraints: names the objective reports (errors at their line)
     rules = objective.schema.rules
@@ -174,6 +175,38 @@ def _check_constraints(sf: SpaceFile, objective: Objective) -> None:
                            f"{a} can be {a_hi} ({where}) but {b} can be as low as {b_lo}: "
                            f"{a} <= {b} must hold for every configuration",
                            f"set the largest {a} to at most {b_lo}, or raise the smallest {b} to at least {a_hi}")
+
+
+def max_epochs(sf: SpaceFile, objective: Objective) -> int:
+    """The full per-trial budget in epochs: fixed, the searched maximum, or the default."""
+    if "epochs" in sf.fixed:
+        return int(sf.fixed["epochs"])
+    p = sf.space.params.get("epochs")
+    if p is not None:
+        lo, hi = p.bounds()
+        if hi is not None:
+            return int(hi)
+    return int(objective.defaults.get("epochs", 1))
+
+
+def _check_moasha(sf: SpaceFile, objective: Objective, settings: SearchSettings) -> None:
+    """MO-ASHA has a rung below the full budget, and no more brackets than rungs + 1 (the last
+    runs every trial to the end)."""
+    if settings.scheduler != "moasha":
+        return
+    from gatesearch.search.moasha import rung_epochs
+
+    budget = max_epochs(sf, objective)
+    rungs = rung_epochs(settings.moasha_grace, settings.moasha_eta, budget)
+    if not rungs:
+        raise sf.error(("search", "moasha_grace"), f"MO-ASHA has no rung below the full budget of {budget} epochs "
+                       f"(the first rung is at moasha_grace = {settings.moasha_grace})",
+                       f"set moasha_grace below {budget}, or train longer (epochs)")
+    if settings.moasha_brackets > len(rungs) + 1:
+        raise sf.error(("search", "moasha_brackets"), f"{settings.moasha_brackets} brackets, but with {budget} epochs, "
+                       f"grace {settings.moasha_grace} and eta {settings.moasha_eta:g} the rungs are at {rungs} epochs: "
+                       f"bracket s starts at the s-th rung, so at most {len(rungs) + 1} (the last runs every trial to the end)",
+                       f"set moasha_brackets to at most {len(rungs) + 1}")
 
 
 def _check_reference_point(sf: SpaceFile, objective: Objective, settings: SearchSettings) -> None:

@@ -144,6 +144,8 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
               "searcher_withheld": len(guard.withheld),
               "scheduler_stopped": len(scheduler.stopped) if scheduler else 0,
               "searcher_deduplicated": dedup.memory.answered if dedup else 0, "warm_start_told": told}
+    if hasattr(core, "asked_from"):  # the rung model: proposals sampled from a rung's study (not the full one)
+        counts["rung_model_proposals"] = sum(n for fidelity, n in core.asked_from.items() if fidelity)
     return outcomes, counts
 
 

@@ -74,6 +74,7 @@ class MOASHAScheduler(FIFOScheduler):
         if self.core.is_rung(trial.trial_id, epoch) or len(self.core.assigned) != assigned:  # a record or a bracket
             self.save_rungs()
         if decision == PAUSE:  # Ray saves its checkpoint; a promotion restores the trial from it
+            self.paused_ids = [*self.paused_ids, trial.trial_id]  # shown at once (choose_trial_to_run recounts)
             return TrialScheduler.PAUSE
         if decision == STOP:
             self.stopped.append(trial.trial_id)
@@ -125,11 +126,13 @@ class MOASHAScheduler(FIFOScheduler):
             if self.promoting is not None:
                 trial, self.promoting = by_id[self.promoting], None
                 self._unpaused += 1
+                self.paused_ids = [t for t in self.paused_ids if t != trial.trial_id]
                 return trial
         for t in active:
             if t.status == Trial.PENDING:
                 return t
         if waiting and not active and tune_controller.search_alg.is_finished():
+            self.paused_ids = []
             for t in waiting:  # never promoted: they end at their rung
                 if EPOCH.name not in (t.last_result or {}):  # restored without its last report (killed pausing)
                     t.update_last_result(self._rung_result(t))

@@ -84,10 +84,14 @@ def run_trial(config: dict, objective_name: str, fixed: dict, threads: int | Non
     history: list[dict] = list(restore.pop("history", [])) if restore is not None else []
     if restore is not None:
         placement[RESUMED_FROM.name] = int(restore["epoch"])
-        if int(restore["epoch"]) >= int(full.get("epochs", 0)) and restore.get("metrics"):
-            # it had finished (its result lost with a stale experiment snapshot): report it again
+        if restore.get("metrics"):
+            # the restored epoch's report again: if the trial had finished, its result was lost with a
+            # stale experiment snapshot; otherwise the scheduler may never have seen it (trained and
+            # checkpointed while the search was stopping), and MO-ASHA decides at a rung there
+            # (stop, pause, continue). The tracking sink logs an epoch once, so it is not logged twice.
             tune.report({**restore["metrics"], **placement})
-            return
+            if int(restore["epoch"]) >= int(full.get("epochs", 0)):
+                return
 
     def send(metrics):
         result = {**metrics, **placement}

@@ -250,3 +250,7 @@ def test_a_killed_promotion_search_resumes_its_paused_trials(tmp_path: Path):
             assert rung == len(steps) in (1, 2, 4) and c.trial_id not in promoted.get(str(rung), set())
         else:
             assert len(steps) == 6
+        # ranked at every rung it reached, including one trained while the driver died (restored
+        # from that epoch's checkpoint, it reports the epoch again)
+        missing = [m for m in ("1", "2", "4") if int(m) <= len(steps) and c.trial_id not in after[m]]
+        assert not missing, (c.trial_id, len(steps), missing)

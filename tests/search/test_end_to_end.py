@@ -247,6 +247,7 @@ def test_moasha_brackets_and_rung_model_on_ray(ray_session, tmp_path):
             .replace("epochs: 3", "epochs: 4"))
     result = run_search(parse_space_file(text, str(tmp_path / "hb.yaml")), output_dir=tmp_path / "runs")
     assert result.extra["searcher_final"] + result.extra["early_stopped"] == 8
+    assert 0 <= result.extra["rung_model_proposals"] <= 8
     [rungs_file] = glob.glob(str(tmp_path / "runs" / "ray" / "*" / RUNGS_FILE))
     records = json.loads(Path(rungs_file).read_text())
     assigned = records["brackets"]["assigned"]
@@ -299,10 +300,16 @@ def test_moasha_promotion_pauses_and_resumes_trials_from_their_checkpoints(ray_s
     assert len(records["1"]) == 10 and records["promoted"]["1"]  # every trial reached rung 1; some promoted
     assert set(records["2"]) == set(records["promoted"]["1"])  # only the promoted went on
     # what each trial reported to Ray: a promoted trial continued after its rung (from its
-    # checkpoint), it did not report an epoch twice
+    # checkpoint; restored, it reports the rung's epoch once more for the scheduler), it did not
+    # train from the start again
     for f in glob.glob(str(tmp_path / "runs" / "ray" / "*" / "trial_*" / "result.json")):
-        epochs = [json.loads(line)["epoch"] for line in Path(f).read_text().splitlines() if line.strip()]
-        assert epochs == sorted(set(epochs)), (f, epochs)
+        reports = [json.loads(line) for line in Path(f).read_text().splitlines() if line.strip()]
+        epochs = [r["epoch"] for r in reports]
+        assert epochs == sorted(epochs) and all(epochs.count(e) <= 2 for e in epochs), (f, epochs)
+        for i in range(1, len(reports)):
+            if epochs[i] == epochs[i - 1]:  # the restored epoch, reported again from its checkpoint
+                assert reports[i]["resumed_from_epoch"] == epochs[i], (f, reports[i])
+            assert reports[i].get("resumed_from_epoch", 0) <= epochs[i]
 
 
 THRESHOLD_SPACE = """\

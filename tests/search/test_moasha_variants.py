@@ -60,13 +60,6 @@ def test_promotion_pauses_at_a_rung_and_resumes_the_top_third():
     assert again.promoted[0][1] == {"c", "d"} and again.paused_at("a") == 1 and again.paused_at("d") is None
 
 
-def test_the_ray_scheduler_refuses_promotion():
-    from gatesearch.search.ray.scheduler import MOASHAScheduler
-
-    with pytest.raises(ValueError, match="promotion"):
-        MOASHAScheduler(MOASHA(MODES, max_t=9, promote=True), ["a", "b"])
-
-
 SPACE = Space({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0)})
 
 
@@ -160,3 +153,32 @@ def test_the_simulator_counts_every_epoch_once(moasha):
                   rung_model=True, metrics=("acc", "cost"))
     assert len(tr.epochs) == 40 and tr.epochs[-1] == sum(reached.values())
     assert 0 < len(tr.finals) < 40 and all(a <= b for a, b in zip(tr.hv, tr.hv[1:]))
+
+
+def _space(search: str) -> str:
+    return (f"name: v\nobjective: moe_digits\nsearch: {{{search}}}\nfixed: {{epochs: 4}}\n"
+            "params:\n  gate: {type: categorical, choices: [topk, hash]}\n")
+
+
+@pytest.mark.parametrize("search, where, message", [
+    ("scheduler: moasha, moasha_brackets: 4", ":3:", "at most 3"),  # rungs at 1 and 3 (eta 3, 4 epochs)
+    ("scheduler: moasha, moasha_grace: 4", ":3:", "no rung below the full budget of 4 epochs"),
+    ("scheduler: moasha, moasha_mode: promot", ":3:", "did you mean 'promote'"),
+    ("scheduler: moasha, moasha_rung_model: true, searcher: random", ":3:", "cannot model rung results"),
+])
+def test_moasha_settings_errors_name_the_line_and_the_fix(tmp_path, search, where, message):
+    from gatesearch.search.validate import validate_space_file
+    from gatesearch.spaces import SpaceError, parse_space_file
+
+    path = tmp_path / "v.yaml"
+    path.write_text(_space(search))
+    with pytest.raises(SpaceError) as e:
+        validate_space_file(parse_space_file(path.read_text(), str(path)))
+    assert where in str(e.value) and message in str(e.value), str(e.value)
+
+
+def test_three_brackets_fit_four_epochs():
+    from gatesearch.search.validate import validate_space_file
+    from gatesearch.spaces import parse_space_file
+
+    validate_space_file(parse_space_file(_space("scheduler: moasha, moasha_brackets: 3, moasha_mode: promote"), "ok.yaml"))
