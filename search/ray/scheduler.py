@@ -131,6 +131,9 @@ class MOASHAScheduler(FIFOScheduler):
         for t in active:
             if t.status == Trial.PENDING:
                 return t
+        for t in trials:  # paused but not waiting at a rung (e.g. promoted, then the driver died): continue
+            if t.status == Trial.PAUSED and t.trial_id not in by_id and len(active) < self.max_concurrent:
+                return t
         if waiting and not active and tune_controller.search_alg.is_finished():
             self.paused_ids = []
             for t in waiting:  # never promoted: they end at their rung
