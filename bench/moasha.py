@@ -30,7 +30,6 @@ import os
 import platform
 import sys
 import time
-from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +86,7 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
     ap.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1))
     args = ap.parse_args()
-    from bench.simulation import paired_ratio
+    from bench.simulation import paired_ratio, run_cached
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     labels = [v for v in VARIANTS if v in args.variants or v.startswith("random, full")]
@@ -99,20 +98,9 @@ def main() -> None:
         print(f"syne-tune is not installed (make bench-extras): skipping {skipped}", flush=True)
     jobs = [(o, v, s) for o in args.objectives for v in labels for s in range(args.seeds)]
     cache = RESULTS / "moasha_runs.jsonl"
-    done = {}
-    if cache.exists():
-        for line in cache.read_text().splitlines():
-            r = json.loads(line)
-            done[tuple(r["job"])] = r
-    todo = [j for j in jobs if tuple(j) not in done]
     t0 = time.time()
-    with Pool(args.workers) as pool, cache.open("a") as out:
-        for i, r in enumerate(pool.imap_unordered(_run, todo, chunksize=1), 1):
-            done[tuple(r["job"])] = r
-            out.write(json.dumps(r) + "\n")
-            out.flush()
-            print(f"  {i}/{len(todo)} {r['objective']} {r['label']} seed {r['seed']}: {r['seconds']:.0f} s", flush=True)
-    print(f"{len(todo)} simulated searches in {time.time() - t0:.0f} s", flush=True)
+    done, ran = run_cached(_run, jobs, cache, args.workers)
+    print(f"{ran} simulated searches in {time.time() - t0:.0f} s", flush=True)
 
     goal_seeds = min(10, args.seeds)
     lines = [f"Machine: {platform.machine()}, {os.cpu_count()} cores, CPU only; surrogate-simulated (no device). "

@@ -28,7 +28,6 @@ import json
 import os
 import sys
 import time
-from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
@@ -127,7 +126,7 @@ def main() -> None:
     args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     from bench.evaluations import load
-    from bench.simulation import paired_ratio
+    from bench.simulation import paired_ratio, run_cached
     from bench.surrogate import held_out_quality
 
     from gatesearch.search.searchers import SEARCHERS
@@ -151,21 +150,10 @@ def main() -> None:
     jobs.sort(key=lambda j: j[1] in bayesian)  # the slow ones last (the others' results come first)
     # every finished search is appended to a cache: an interrupted run continues where it stopped
     cache = RESULTS / "search_quality_runs.jsonl"
-    done = {}
-    if cache.exists():
-        for line in cache.read_text().splitlines():
-            r = json.loads(line)
-            done[tuple(r["job"])] = r
-    todo = [j for j in jobs if tuple(j) not in done]
     t0 = time.time()
-    with Pool(args.workers) as pool, cache.open("a") as out:
-        for i, r in enumerate(pool.imap_unordered(_run, todo, chunksize=1), 1):
-            done[tuple(r["job"])] = r
-            out.write(json.dumps(r) + "\n")
-            out.flush()
-            print(f"  {i}/{len(todo)} {r['objective']} {r['label']} seed {r['seed']}: {r['seconds']:.0f} s", flush=True)
+    done, ran = run_cached(_run, jobs, cache, args.workers)
     runs = [done[tuple(j)] for j in jobs]
-    print(f"{len(todo)} simulated searches in {time.time() - t0:.0f} s ({len(jobs) - len(todo)} cached)", flush=True)
+    print(f"{ran} simulated searches in {time.time() - t0:.0f} s ({len(jobs) - ran} cached)", flush=True)
 
     lines, summary = [], {}
     for obj in args.objectives:
