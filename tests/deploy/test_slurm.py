@@ -13,6 +13,8 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import pytest
+
 from gatesearch.search.tracking import Tracker
 from tests import harness
 
@@ -73,6 +75,7 @@ def _batch(tmp_path: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
     return harness.spawn(["bash", str(SCRIPT), "space.yaml", str(tmp_path / "out")], log, **env)
 
 
+@pytest.mark.slow
 def test_slurm_recipe_runs_across_two_nodes_stops_on_sigterm_requeues_and_resumes(tmp_path: Path):
     env = _stand_ins(tmp_path)
     db = tmp_path / "out" / "mlflow.db"

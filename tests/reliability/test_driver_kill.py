@@ -60,6 +60,7 @@ def _resume(tmp_path: Path, target: str, marker: str) -> Path:
     return resume_log
 
 
+@pytest.mark.slow
 def test_driver_killed_while_ray_writes_its_state_is_resumed(tmp_path: Path):
     """Ray writes experiment_state-*.json in place; a kill mid-write leaves it truncated. Resume
     puts back the last complete snapshot (kept by our callback) and still finishes the budget."""
@@ -186,6 +187,7 @@ def _rung_records(search_root: Path) -> dict:
         return {}
 
 
+@pytest.mark.slow
 def test_a_killed_moasha_search_keeps_its_rungs_across_resume(tmp_path: Path):
     """MO-ASHA's rung records (Ray never saves a scheduler's state) survive a driver kill: the
     records of trials that reached a rung before the kill are still in the rung file after

@@ -20,6 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from gatesearch.search.tracking import Tracker
@@ -153,6 +154,7 @@ def test_sigint_sigterm_sigint_at_three_moments_then_resume(tmp_path: Path):
     _chain(tmp_path, [signal.SIGINT], [signal.SIGTERM], [signal.SIGINT])
 
 
+@pytest.mark.slow
 def test_sigterm_double_sigint_sigterm_at_three_moments_then_resume(tmp_path: Path):
     """The middle interruption is two quick SIGINTs: the second stops at once, still resumable."""
     _chain(tmp_path, [signal.SIGTERM], [signal.SIGINT, signal.SIGINT], [signal.SIGTERM], user_ref=True)

@@ -81,6 +81,7 @@ def test_outage_is_buffered_and_nothing_is_lost(tmp_path: Path, server):
     assert tracker.client.get_run(parent).info.status == "FINISHED"
 
 
+@pytest.mark.slow
 def test_server_that_never_returns_stops_the_search_with_a_clear_error(tmp_path: Path, server):
     with search_past_first_trial(tmp_path, server, timeout_s=5) as (proc, log):
         server.stop()

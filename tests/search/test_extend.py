@@ -11,6 +11,7 @@ import signal
 import uuid
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from gatesearch.search.tracking import Tracker
@@ -62,6 +63,7 @@ def test_extend_adds_trials_to_the_same_parent_without_retraining_any(tmp_path):
     assert (manifest.parent.parent / recorded["extensions"][0][0]).is_dir()
 
 
+@pytest.mark.slow
 def test_an_interrupted_extension_is_finished_by_resume(tmp_path):
     epochs = 3
     (tmp_path / "space.yaml").write_text(SPACE.replace("EPOCHS", str(epochs)))

@@ -280,6 +280,7 @@ def report(name: str, wall: float, metrics: dict, extra: str = "") -> dict:
 
 
 @needs_postgres
+@pytest.mark.slow
 def test_four_searches_at_once_on_postgresql(tmp_path: Path, postgres, server, ray_cluster):
     optuna_db = "optuna_load"
     postgres.create_database(optuna_db)
@@ -290,6 +291,7 @@ def test_four_searches_at_once_on_postgresql(tmp_path: Path, postgres, server, r
 
 
 @needs_postgres
+@pytest.mark.slow
 def test_four_searches_ride_out_a_restart_of_the_server_and_the_database(tmp_path: Path, postgres, server,
                                                                          ray_cluster):
     optuna_db = "optuna_restart"

@@ -159,6 +159,7 @@ def test_a_bad_warm_start_source_fails_before_anything_is_written(ray_session, t
         run_search(_space("x", 1), output_dir=tmp_path / "runs", warm_start="0" * 32)
 
 
+@pytest.mark.slow
 def test_warm_start_through_the_cli_and_an_interruption(tmp_path):
     """`gatesearch run --warm-start <dir>`, Ctrl-C after the first new trial, `gatesearch resume`: the
     resumed searcher still knows the earlier trials (none is trained again), the link stays."""
