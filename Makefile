@@ -11,7 +11,6 @@ export RAY_AUTH_MODE = disabled
 
 # PYTEST_SELECT="-m ''" (make test-all) adds the cases marked slow
 PYTEST_SELECT ?=
-PYTEST_ARGS ?=
 
 .PHONY: demo test test-all lint bench bench-extras clean data browser postgres gpu-check
 
@@ -32,10 +31,10 @@ test: $(STAMP)
 	  || echo "the botorch extra could not be installed: the botorch searcher's tests are skipped"
 	@$(MAKE) --no-print-directory postgres || echo "PostgreSQL or psycopg could not be installed: the PostgreSQL tests are skipped"
 	$(PY) scripts/lint_imports.py
-	$(PY) -m pytest -q $(PYTEST_ARGS) $(PYTEST_SELECT); rc=$$?; if [ $$rc = 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+	$(PY) -m pytest -q $(PYTEST_SELECT); rc=$$?; if [ $$rc = 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
 # every test, the cases marked slow too (load tests, the second interrupt sequence, more kill points,
-# the Slurm recipe): about 15 minutes more
+# the Slurm recipe): about 12 minutes more
 test-all: $(STAMP)
 	$(MAKE) --no-print-directory test PYTEST_SELECT="-m ''"
 
