@@ -20,7 +20,7 @@ SPACE = Space({
 })
 ROOT = Path(__file__).resolve().parents[2]
 BUDGET = 24
-#: Bayesian searchers fit a model per suggestion (BoTorch: about a second each): a smaller budget
+#: Bayesian searchers fit a model per suggestion (BoTorch: about 3 s each here): a smaller budget
 BUDGETS = {"botorch": 5}
 
 
