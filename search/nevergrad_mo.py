@@ -72,6 +72,17 @@ class NevergradMO:
         self.pending[key] = cand
         return decode(self.space, cand.value)
 
+    def force(self, key: str, config: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Ask for ``key`` with ``config`` as the proposal (a restore whose replay diverged:
+        :mod:`gatesearch.search.recorded`): a candidate Nevergrad did not ask for, as a warm start's."""
+        if self.capped and self.asked >= self.budget:
+            return None
+        cand = self.optimizer.parametrization.spawn_child()
+        cand.value = encode(self.space, dict(config), self.optimizer.parametrization.value)
+        self.asked += 1
+        self.pending[key] = cand
+        return decode(self.space, cand.value)
+
     def losses(self, result: Mapping[str, Any]) -> list[float] | None:
         """Losses to minimise, or None if an objective is missing or not finite."""
         out = []

@@ -60,6 +60,10 @@ class RungModelCore(OptunaCore):
                 return f
         return None
 
+    def _next_study(self):
+        f = self.model_fidelity()
+        return self.study if f is None else self.rung_studies[f]
+
     def ask(self, key: str) -> dict[str, Any] | None:
         from gatesearch.spaces import suggest
 

@@ -95,13 +95,17 @@ class SearcherSpec:
     def core(self, space, metrics: Sequence[str], modes: Sequence[str], *, seed: int, budget: int,
              num_workers: int = 1, nevergrad_optimizer: str = "NGOpt", capped: bool = True,
              constraints: Any = None, fidelities: Sequence[int] = ()) -> SearchCore:
-        """An ask/tell core proposing configurations of ``space`` (seeded)."""
+        """An ask/tell core proposing configurations of ``space`` (seeded), wrapped in a
+        :class:`~gatesearch.search.recorded.RecordedCore`: it pickles as this searcher's name, the
+        request and the calls it was given, never as live library objects."""
+        from gatesearch.search.recorded import RecordedCore
+
         if self.build is None:
             raise ValueError(f"searcher {self.name!r} has no build function")
-        return self.build(CoreRequest(space, tuple(metrics), tuple(modes), seed=seed, budget=budget,
-                                      num_workers=num_workers, capped=capped,
-                                      nevergrad_optimizer=nevergrad_optimizer, constraints=constraints or None,
-                                      fidelities=tuple(int(f) for f in fidelities)))
+        request = CoreRequest(space, tuple(metrics), tuple(modes), seed=seed, budget=budget,
+                              num_workers=num_workers, capped=capped, nevergrad_optimizer=nevergrad_optimizer,
+                              constraints=constraints or None, fidelities=tuple(int(f) for f in fidelities))
+        return RecordedCore(self.name, request, self.build(request))
 
 
 
@@ -135,6 +139,15 @@ class OptunaCore:
         fixed = suggest(trial, self.space)  # returns the fixed values; Optuna records the suggested ones
         values = {**trial.params, **fixed}
         return {n: values[n] for n in self.space.params if n in values}
+
+    def force(self, key: str, config: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Ask for ``key`` with ``config`` as the proposal (a restore whose replay diverged:
+        :mod:`gatesearch.search.recorded`): the study the next ask samples from gets it enqueued."""
+        self._next_study().enqueue_trial(dict(config), skip_if_exists=False)
+        return self.ask(key)
+
+    def _next_study(self):
+        return self.study
 
     def tell(self, key: str, result: Mapping[str, Any] | None, *, stopped: bool = False) -> bool:
         """Tell ``key``'s final result. ``None`` with ``stopped``: stopped early by the scheduler

@@ -14,11 +14,21 @@ Format::
       k: {type: int, low: 1, high: 4}
       gamma: {type: float, low: 0.01, high: 10, log: true, when: {gate: [dselect_k, comet]}}
 
-Only ``yaml.safe_load`` semantics are used (``yaml.compose`` with the SafeLoader).
+Only ``yaml.safe_load`` semantics are used (the SafeLoader), and the file is parsed once. A space
+file is input from whoever wrote it, so what could make the checks themselves costly is refused at
+its line: anchors and aliases (a few hundred bytes of aliases expand exponentially: "billion laughs"),
+nesting deeper than :data:`MAX_DEPTH`, a file over :data:`MAX_BYTES`. The ``name:`` becomes a folder
+name, so it is a plain name (:data:`NAME`); parameter names become MLflow param keys, so they follow
+MLflow's key rule (:func:`mlflow_key_problem`).
+
+A space file is code: ``objective: module:attr`` and ``plugins:`` are imported by ``gatesearch``
+(validate, run, resume). Validate and run only space files you would run as a program.
 """
 
 from __future__ import annotations
 
+import posixpath
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -40,6 +50,32 @@ PARAM_KEYS = {
 }
 
 
+#: the largest space file read (a real one is a few kB)
+MAX_BYTES = 1_000_000
+#: the deepest nesting of mappings and lists (a real file nests 4 deep)
+MAX_DEPTH = 32
+#: a search name: it names the search's folder and MLflow experiment
+NAME = re.compile(r"[^\W_][\w.-]{0,99}")  # letters (any script), digits, '_', '.', '-'; no path, no dot first
+#: MLflow's rule for param and metric keys: alphanumerics, underscores, periods, dashes, spaces,
+#: slashes and colons (mlflow.utils.validation), and not a path that leaves its folder
+_MLFLOW_KEY = re.compile(r"[\w.\- :/]+")
+
+
+def mlflow_key_problem(name: str) -> str | None:
+    """Why MLflow would refuse ``name`` as a param or metric key, or None."""
+    if not name or len(name) > 250:
+        return "must be 1 to 250 characters"
+    if not _MLFLOW_KEY.fullmatch(name):
+        bad = sorted({c for c in name if not _MLFLOW_KEY.fullmatch(c)})
+        return (f"has characters MLflow does not take in a key ({''.join(bad)!r}); use letters, digits, "
+                "'_', '.', '-', ' ', '/' and ':'")
+    norm = posixpath.normpath(name)
+    if norm != name or norm == "." or norm.startswith("..") or norm.startswith("/"):
+        return (f"reads as a path MLflow would resolve to {norm!r} (it refuses a leading '/', '..', '.' parts "
+                "and doubled or trailing '/')")
+    return None
+
+
 class SpaceError(ValueError):
     """A bad search-space file: names the file, line, field and the fix."""
 
@@ -48,6 +84,64 @@ class SpaceError(ValueError):
         where = f"{file}:{line}" if line else file
         text = f"{where}: {field_path}: {message}" if field_path else f"{where}: {message}"
         super().__init__(text + (f"\n  fix: {fix}" if fix else ""))
+
+
+class _Refused(Exception):
+    def __init__(self, mark, message: str, fix: str):
+        super().__init__(message)
+        self.mark, self.message, self.fix = mark, message, fix
+
+
+class _Loader(yaml.SafeLoader):
+    """The SafeLoader without anchors and aliases, and with a nesting limit (see the module)."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise _Refused(event.start_mark, f"YAML alias *{event.anchor} is not accepted in a space file",
+                           "write the value out where it is used (anchors and aliases are refused: a few of them "
+                           "can expand a small file exponentially)")
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            raise _Refused(event.start_mark, f"YAML anchor &{anchor} is not accepted in a space file",
+                           "remove the anchor and write each value out where it is used (anchors and aliases are "
+                           "refused: a few of them can expand a small file exponentially)")
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Refused(event.start_mark, f"nested more than {MAX_DEPTH} levels deep",
+                               "a space file nests a few levels (params: name: {type: ...}); check the brackets")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _parse_yaml(text: str, file: str) -> tuple[yaml.Node | None, Any]:
+    """The composed node tree and the data, from one parse; errors as :class:`SpaceError`."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise SpaceError(file, None, "", f"the file is larger than {MAX_BYTES:,} bytes",
+                         "a space file is a few kB: is this the right file?")
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except _Refused as e:
+        raise SpaceError(file, e.mark.line + 1 if e.mark else None, "", e.message, e.fix) from None
+    except RecursionError:
+        raise SpaceError(file, None, "", "nested too deeply to read",
+                         f"a space file nests a few levels (at most {MAX_DEPTH}); check the brackets") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or str(e)
+        raise SpaceError(file, mark.line + 1 if mark else None, "", f"YAML syntax error: {problem}",
+                         "check indentation, colons and brackets on that line") from None
+    finally:
+        loader.dispose()
+    return node, data
 
 
 def _duplicate_key(node: yaml.Node, path: tuple = ()) -> tuple[tuple, int, int] | None:
@@ -219,14 +313,7 @@ class _Parser:
 
 def parse_space_file(text: str, file: str = "<string>") -> SpaceFile:
     """Parse YAML ``text``; raise :class:`SpaceError` on any problem."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        problem = getattr(e, "problem", None) or str(e)
-        raise SpaceError(file, mark.line + 1 if mark else None, "", f"YAML syntax error: {problem}",
-                         "check indentation, colons and brackets on that line") from None
+    node, data = _parse_yaml(text, file)
     dup = _duplicate_key(node) if node is not None else None
     if dup is not None:
         key_path, first, second = dup
@@ -249,11 +336,14 @@ def parse_space_file(text: str, file: str = "<string>") -> SpaceFile:
     if not isinstance(raw_params, dict):
         raise p.err(("params",), f"params must be a mapping name -> parameter, got {raw_params!r}",
                     "see spaces/examples/ (an empty mapping {} runs the fixed configuration once)")
+    for n in raw_params:
+        _check_key(p, ("params", n), n, "parameter")
     params = {str(n): p.param(str(n), raw) for n, raw in raw_params.items()}
     fixed = data.get("fixed") or {}
     if not isinstance(fixed, dict):
         raise p.err(("fixed",), f"expected a mapping, got {fixed!r}", "write fixed: {epochs: 8}")
     for n in fixed:
+        _check_key(p, ("fixed", n), n, "fixed value")
         if n in params:
             raise p.err(("fixed", n), f"{n!r} is both fixed and searched", "keep only one of the two")
     search = data.get("search") or {}
@@ -266,11 +356,35 @@ def parse_space_file(text: str, file: str = "<string>") -> SpaceFile:
         pname = msg.split(":", 1)[0]
         raise p.err(("params", pname, "when"), msg.split(":", 1)[1].strip(),
                     "conditions must name an existing categorical parameter and its choices, without cycles") from None
-    name = str(data.get("name") or Path(file).stem)
+    name = _name(p, data.get("name"), file)
     return SpaceFile(path=file, name=name, objective=data["objective"], space=space, fixed=dict(fixed),
                      search=dict(search), lines=lines, text=text, metrics=_metrics(p, data.get("metrics")),
                      plugins=_plugins(p, data.get("plugins")), resources=data.get("resources"),
                      constraints=data.get("constraints"))
+
+
+def _check_key(p: _Parser, path: tuple, name: Any, what: str) -> None:
+    """A parameter or fixed name is an MLflow param key: refused here, not when the first trial logs."""
+    problem = mlflow_key_problem(str(name))
+    if problem is not None:
+        raise p.err(path, f"{what} name {str(name)!r} {problem}", "rename it, e.g. with letters, digits and '_'")
+
+
+def _name(p: _Parser, raw: Any, file: str) -> str:
+    """``name:`` (default: the file's stem): it names a folder, so a plain name (see :data:`NAME`)."""
+    if raw is None or raw == "":
+        stem = Path(file).stem
+        if NAME.fullmatch(stem):
+            return stem
+        slug = re.sub(r"[^\w.-]+", "-", stem).strip("-._")[:100] or "search"
+        return slug if NAME.fullmatch(slug) else "search"
+    name = str(raw)
+    if not NAME.fullmatch(name):
+        slug = re.sub(r"[^\w.-]+", "-", name).strip("-._")[:100] or "my-search"
+        raise p.err(("name",), f"{name!r} is not a plain name: it names the search's folder and MLflow experiment",
+                    f"use letters, digits, '.', '_' and '-' (first a letter or digit, at most 100 characters), "
+                    f"e.g. name: {slug}")
+    return name
 
 
 def _plugins(p: _Parser, raw: Any) -> tuple[str, ...]:
@@ -322,6 +436,9 @@ def load_space_file(path: str | Path) -> SpaceFile:
     path = Path(path).expanduser().resolve()
     if not path.is_file():
         raise SpaceError(str(path), None, "", "file not found", "pass the path of a YAML space file")
+    if path.stat().st_size > MAX_BYTES:
+        raise SpaceError(str(path), None, "", f"the file is larger than {MAX_BYTES:,} bytes",
+                         "a space file is a few kB: is this the right file?")
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")

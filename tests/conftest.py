@@ -8,7 +8,9 @@ for _k, _v in {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
 import pytest
 import torch
 
-torch.set_num_threads(2)
+# one torch thread per process under pytest-xdist (two workers on two cores): with two threads each,
+# OpenMP's spinning threads of one worker starve the other's (a 4 s test took 58 s)
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 
 @pytest.fixture(scope="session")

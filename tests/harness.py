@@ -26,6 +26,8 @@ def free_port() -> int:
 
 def env(**extra: str) -> dict[str, str]:
     e = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # two test workers share two cores: no spinning thread pools
+        e.setdefault("OMP_NUM_THREADS", "1")
     e["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="gsr", dir="/tmp")  # never share the test session's instance
     # Ray workers (also those of `ray start` nodes) import user objectives from tests/
     e["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), e.get("PYTHONPATH", "")) if p)

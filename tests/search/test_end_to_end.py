@@ -257,7 +257,7 @@ def test_moasha_brackets_and_rung_model_on_ray(ray_session, tmp_path):
     assert set(records["brackets"]["1"]["2"]) == {t for t, b in assigned.items() if b == 1}
     assert "1" not in records["brackets"]["1"]
     [state] = glob.glob(str(tmp_path / "runs" / "ray" / "*" / "searcher-state-*.pkl"))
-    inner = pickle.loads(pickle.loads(Path(state).read_bytes())["inner"])["core"]
+    inner = pickle.loads(pickle.loads(Path(state).read_bytes())["inner"])["core"].inner  # restored by replay
     assert type(inner).__name__ == "RungModelCore"
     assert len(inner.rung_studies[1].trials) == 8  # every trial reported epoch 1: added once
     import optuna

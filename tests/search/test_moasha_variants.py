@@ -85,7 +85,7 @@ def test_the_rung_model_learns_from_rungs_then_from_finished_trials():
     import optuna
 
     core = _custom(3, 0)
-    assert type(SEARCHERS["tpe"].core(SPACE, ["a", "b"], MODES, seed=0, budget=9, fidelities=(1,))).__name__ == "RungModelCore"
+    assert type(SEARCHERS["tpe"].core(SPACE, ["a", "b"], MODES, seed=0, budget=9, fidelities=(1,)).inner).__name__ == "RungModelCore"
     for k in ("p1", "p2", "p3"):  # random start: from the full study
         assert core.ask(k) is not None and core.model_fidelity() is None
     for k in ("p1", "p2", "p3"):
