@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from gatesearch.search.redact import shown
 from gatesearch.search.searchers import SEARCHERS
 from gatesearch.spaces import SpaceError, load_space_file
 
@@ -20,8 +21,50 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Multi-objective search over sparse-MoE gates and early-exit networks (accuracy vs compute).")
 space_app = typer.Typer(no_args_is_help=True, help="Inspect search-space files.")
 app.add_typer(space_app, name="space")
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True)
+
+
+class _Scrubbed:
+    """A text stream that writes through :func:`~gatesearch.search.redact.scrub`: a password seen by
+    this process never reaches the terminal or a log file (a Slurm log, a CI log), whoever printed it."""
+
+    def __init__(self, stream):
+        self._stream = stream  # a stream, or a function returning the stream of the moment (sys.stdout)
+
+    @property
+    def target(self):
+        return self._stream() if callable(self._stream) else self._stream
+
+    def write(self, text):
+        from gatesearch.search.redact import scrub
+
+        return self.target.write(scrub(text))
+
+    def __getattr__(self, name):
+        return getattr(self.target, name)
+
+
+console = Console(width=None if sys.stdout.isatty() else 160, file=_Scrubbed(lambda: sys.stdout))
+err_console = Console(file=_Scrubbed(lambda: sys.stderr))
+
+
+TRUST_HELP = ("read a search dir that others can write (or that is not yours): its saved state is unpickled "
+              "and its plugins imported, so only if you trust everyone who can write there")
+
+
+def _warn_passwords(**urls: Optional[str]) -> None:
+    """A URL given on the command line with a password in it: every local user sees it in ``ps``,
+    and Ray's job table and Slurm's accounting keep the command line. gatesearch never stores or
+    prints it, but it should not be there."""
+    from gatesearch.search.redact import has_password, remember_urls
+
+    remember_urls(urls.values())
+    for option, url in urls.items():
+        if has_password(url):
+            err_console.print(f"[bold yellow]warning:[/] --{option.replace('_', '-')} carries a password: other users "
+                              "see it in `ps`, and Ray's job table and Slurm's accounting keep the command line. "
+                              "gatesearch never stores or prints it; leave it out of the URL and set PGPASSWORD or "
+                              "~/.pgpass (PostgreSQL) or MLFLOW_TRACKING_PASSWORD (an MLflow server) instead",
+                              highlight=False, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -47,11 +90,13 @@ def run(
         None, help="an earlier search of the same objective (its search directory, or its parent run id in "
                    "this search's store): its finished trials are told to the searcher first, not trained"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live progress (only the front at the end)"),
+    trust_dir: bool = typer.Option(False, "--trust-dir", help=TRUST_HELP),
 ) -> None:
     """Run a search and print the Pareto front."""
     from gatesearch.search.validate import validate_space_file
 
     overrides = {"num_samples": num_samples, "max_concurrent": max_concurrent, "searcher": searcher, "seed": seed}
+    _warn_passwords(tracking_uri=tracking_uri, optuna_storage=optuna_storage)
     try:  # arguments and the space file first: a mistake is reported in well under a second
         sf = load_space_file(space_file)
         _, settings = validate_space_file(sf)
@@ -73,7 +118,7 @@ def run(
 
         return run_search(sf, overrides=overrides, output_dir=output_dir, tracking_uri=tracking_uri,
                           address=address, progress=None if quiet else "auto", optuna_storage=optuna_storage,
-                          warm_start=warm_start)
+                          warm_start=warm_start, trust_dir=trust_dir)
 
     _search_and_print(start)
 
@@ -85,11 +130,14 @@ def extend(
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: the one recorded)"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: the one recorded)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live progress (only the front at the end)"),
+    trust_dir: bool = typer.Option(False, "--trust-dir", help=TRUST_HELP),
 ) -> None:
     """Run more trials on top of a finished search: same MLflow parent run, the searcher continuing
     from its saved state."""
     from gatesearch.search.runner import finished_search_dir
     from gatesearch.search.settings import SearchSettings
+
+    _warn_passwords(tracking_uri=tracking_uri)
 
     try:  # the folder, its manifest and the number first: a mistake is reported in well under a second
         SearchSettings().override(num_samples=num_samples)
@@ -102,7 +150,7 @@ def extend(
         from gatesearch.search.runner import extend_search
 
         return extend_search(found, num_samples=num_samples, address=address, tracking_uri=tracking_uri,
-                             progress=None if quiet else "auto")
+                             progress=None if quiet else "auto", trust_dir=trust_dir)
 
     _search_and_print(start)
 
@@ -114,10 +162,12 @@ def resume(
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: the one recorded)"),
     optuna_storage: Optional[str] = typer.Option(None, help="Optuna mirror's storage (default: the one recorded)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live progress (only the front at the end)"),
+    trust_dir: bool = typer.Option(False, "--trust-dir", help=TRUST_HELP),
 ) -> None:
     """Finish an interrupted search: same trials, searcher state and MLflow parent run."""
     from gatesearch.search.manifest import Manifest, find_search_dir
 
+    _warn_passwords(tracking_uri=tracking_uri, optuna_storage=optuna_storage)
     try:  # the folder and its manifest first: a mistake is reported in well under a second
         found = find_search_dir(search_dir)
         if Manifest.read(found).status == "finished":
@@ -131,7 +181,7 @@ def resume(
         from gatesearch.search.runner import resume_search
 
         return resume_search(found, address=address, tracking_uri=tracking_uri, progress=None if quiet else "auto",
-                             optuna_storage=optuna_storage)
+                             optuna_storage=optuna_storage, trust_dir=trust_dir)
 
     _search_and_print(start)
 
@@ -171,7 +221,7 @@ def _search_and_print(start) -> None:
     finally:
         signal.signal(signal.SIGTERM, previous)
     if not result.trials:
-        why = (f"{result.failed} failed: the errors are on their child runs in MLflow ({result.tracking_uri}), tag "
+        why = (f"{result.failed} failed: the errors are on their child runs in MLflow ({shown(result.tracking_uri)}), tag "
                f"gatesearch.error and artifact error.txt" if result.failed else
                f"{result.extra.get('early_stopped', 0)} stopped early by the scheduler, 0 failed")
         _fail(f"no trial finished ({why})", code=1)
@@ -199,22 +249,17 @@ def _search_and_print(start) -> None:
     _print_links(result.tracking_uri, result.experiment_id, result.parent_run_id)
     if result.optuna_storage:
         console.print(f"Also in optuna-dashboard (pip install 'gatesearch[dashboard]'), study {result.optuna_study}:\n"
-                      f"  optuna-dashboard {_hide_password(result.optuna_storage)}", soft_wrap=True, highlight=False,
+                      f"  optuna-dashboard {shown(result.optuna_storage)}", soft_wrap=True, highlight=False,
                       markup=False)
-
-
-def _hide_password(url: str) -> str:
-    """``scheme://user:***@host/...``: a database URL as it may be printed."""
-    import re
-
-    return re.sub(r"^([a-z0-9+.-]+://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
 def _print_links(uri: str, experiment_id: str, parent_run_id: str) -> None:
     """How to open the search in MLflow: the `mlflow ui` command for a local store, and a deep
     link to the parent run (its description is the front, linked to each trial's run)."""
     from gatesearch.search.front_report import run_link
+    from gatesearch.search.redact import shown
 
+    uri = shown(uri)
     if uri.startswith("sqlite:"):
         console.print(f"Inspect it in MLflow:\n  mlflow ui --backend-store-uri {uri} --port 5000\n"
                       f"  then open http://127.0.0.1:5000/{run_link(experiment_id, parent_run_id)}", soft_wrap=True,
@@ -232,6 +277,7 @@ def pareto(
     plot: Optional[Path] = typer.Option(None, help="also save the front figure to this PNG"),
 ) -> None:
     """Print the Pareto front of the latest search of an experiment, read from MLflow."""
+    _warn_passwords(tracking_uri=tracking_uri)
     uri = tracking_uri or f"sqlite:///{output_dir.expanduser().resolve() / 'mlflow.db'}"
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():  # before any heavy import
         _fail(f"no tracking store at {uri}; run a search first or pass --tracking-uri")
@@ -246,7 +292,7 @@ def pareto(
         names = Tracker.experiments(uri)
         name = experiment or (names[0] if names else None)
         if name is None or name not in names:
-            _fail(f"experiment {experiment!r} not found in {uri}; known: {names}")
+            _fail(f"experiment {experiment!r} not found in {shown(uri)}; known: {names}")
             return
         tracker = Tracker(uri, name)
         parent, objectives, modes = latest_search(tracker)
@@ -357,7 +403,14 @@ def space_sample(space_file: Path, n: int = typer.Option(3, "-n", help="how many
 
 def main() -> None:
     """Entry point: an unexpected error is one line on stderr (exit 1), not a traceback;
-    ``GATESEARCH_DEBUG=1`` shows the traceback."""
+    ``GATESEARCH_DEBUG=1`` shows the traceback. Everything printed goes through
+    :func:`~gatesearch.search.redact.scrub` (the passwords of the URLs given, and of the
+    environment's PGPASSWORD and MLFLOW_TRACKING_PASSWORD)."""
+    from gatesearch.search.redact import remember
+
+    remember(*(os.environ.get(k, "") for k in ("PGPASSWORD", "MLFLOW_TRACKING_PASSWORD")))
+    if not isinstance(sys.stdout, _Scrubbed):
+        sys.stdout, sys.stderr = _Scrubbed(sys.stdout), _Scrubbed(sys.stderr)
     try:
         app()
     except KeyboardInterrupt:

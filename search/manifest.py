@@ -36,9 +36,14 @@ class Manifest:
         return [search_dir, *(search_dir.parent / name for name, _ in self.extensions)]
 
     def write(self, search_dir: Path) -> None:
-        tmp = search_dir / f".{MANIFEST}.tmp"
-        tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
-        tmp.replace(search_dir / MANIFEST)  # atomic: a reader never sees half a manifest
+        """Write it atomically, readable by its owner only, with every URL's password removed
+        (:func:`~gatesearch.search.redact.without_password`: ``resume`` takes it from the
+        environment, ``~/.pgpass`` or the URL given again)."""
+        from gatesearch.search.redact import without_password
+
+        stored = replace(self, tracking_uri=without_password(self.tracking_uri),
+                         optuna_storage=without_password(self.optuna_storage))
+        write_private(search_dir / MANIFEST, json.dumps(asdict(stored), indent=2))
 
     @classmethod
     def read(cls, search_dir: Path) -> "Manifest":
@@ -50,6 +55,32 @@ class Manifest:
         except (OSError, json.JSONDecodeError, TypeError) as e:
             raise ValueError(f"{path}: not a readable gatesearch manifest ({e}); "
                              f"pass the search directory printed by `gatesearch run`") from e
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` atomically (a reader never sees half of it, a crash leaves the old
+    or the new one), mode 0600, flushed to disk with its folder entry."""
+    import os
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    try:
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
 
 
 def extension_base(p: Path) -> Path | None:

@@ -8,6 +8,7 @@ import shutil
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,8 +19,10 @@ from gatesearch.objectives import Objective
 from gatesearch.objectives.function import FunctionObjective
 from gatesearch.objectives.metrics import EPOCH
 from gatesearch.search import ray as ray_tuner
+from gatesearch.search import redact
 from gatesearch.search.file_lock import is_postgres
 from gatesearch.search.constraints import from_space_file as constraints_of
+from gatesearch.search.dir_guard import OutputFolderUse, SearchDirLock, check_trusted, private_files, umask
 from gatesearch.search.interrupt import Interrupts, SearchInterrupted
 from gatesearch.search.store import TAG_INTERRUPTED
 from gatesearch.search.manifest import MANIFEST, SPACE_COPY, Manifest, extension_base, find_search_dir
@@ -121,7 +124,7 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
         retired = _restore(sink, tracker, parent, manifest.ray_dirs(search_dir))
     elif settings.reference_point is not None:  # the user's box from the first trial on (logged by _start)
         sink.reference = np.array(settings.reference_for(names), dtype=float)
-    outbox = Outbox(sink, Tracker.is_transient, settings.tracking_timeout_s, describe=f"MLflow at {tracker.uri}")
+    outbox = Outbox(sink, Tracker.is_transient, settings.tracking_timeout_s, describe=f"MLflow at {redact.shown(tracker.uri)}")
     shown = None if progress is None else SearchProgress(
         objective, settings.num_samples, fixed=sf.fixed, live={"live": True, "plain": False}.get(progress),
         done=sink.finished if resume else 0, reference=lambda: sink.reference,
@@ -296,11 +299,15 @@ def _warm_up(uri: str) -> None:
 def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, output_dir: str | Path = DEFAULT_OUTPUT,
                tracking_uri: str | None = None, address: str | None = None,
                progress: str | None = None, optuna_storage: str | None = None,
-               warm_start: str | None = None) -> SearchResult:
+               warm_start: str | None = None, trust_dir: bool = False) -> SearchResult:
     """Validate ``sf``, run the search, log everything, return the front.
 
     ``warm_start``: an earlier search (its search dir, or its parent run id in this search's
-    store) whose finished trials are told to the searcher first (:mod:`~gatesearch.search.warm_start`).
+    store) whose finished trials are told to the searcher first (:mod:`~gatesearch.search.warm_start`);
+    a search dir others could write is refused unless ``trust_dir`` (:mod:`~gatesearch.search.dir_guard`).
+
+    Files are written owner-only (``GATESEARCH_UMASK`` to share with a group). A URL's password is
+    used, never stored (:mod:`~gatesearch.search.redact`).
 
     ``progress``: show the search live in the terminal (``"auto"``: a rich panel on a tty, plain
     lines otherwise; ``"live"``, ``"plain"``), or nothing (None, the default for the API).
@@ -318,12 +325,14 @@ def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, out
         settings = settings.override(num_samples=1, searcher="random")
     out = Path(output_dir).expanduser().resolve()
     uri = tracking_uri or default_tracking_uri(out)
+    redact.remember_urls([uri, optuna_storage])
+    umask()  # a bad GATESEARCH_UMASK fails before anything starts
     # Services first: nothing (no folder, no MLflow run) is written unless both answer.
     check_tracking_uri(uri)
     if optuna_storage:  # e.g. a team's PostgreSQL database (default: optuna.db in the output folder)
         check_optuna_storage(optuna_storage)
     earlier = None if warm_start is None else load_warm_start(warm_start, space=sf.space, fixed=sf.fixed,
-                                                              objective=objective, tracking_uri=uri)
+                                                              objective=objective, tracking_uri=uri, trust=trust_dir)
     if earlier is not None and progress is not None:  # the CLI: say what was read, before Ray starts
         print(earlier.describe(), flush=True)
     # MLflow's store modules import while Ray starts (its start-up mostly waits on subprocesses)
@@ -332,17 +341,37 @@ def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, out
     ray_tuner.ensure_ray(address=address)
     _check_resources(sf, settings)
     warm.join()
-    created = not out.exists()
+    with private_files():
+        created = _make_folder(out)
+        use = OutputFolderUse(out).acquire()
+        lock = None
+        try:
+            try:
+                search_id, parent, search_dir, manifest, tracker, lock = _start(sf, objective, settings, out, uri,
+                                                                                address, optuna_storage, earlier)
+            except BaseException:
+                if created:  # nothing half-written, unless another search uses the folder by now
+                    use.remove_if_unused()
+                raise
+            return _drive(tracker=tracker, parent=parent, manifest=manifest, sf=sf, objective=objective,
+                          settings=settings, search_dir=search_dir, resume=False, progress=progress, warm=earlier)
+        finally:
+            if lock is not None:
+                lock.release()
+            use.release()
+
+
+def _make_folder(out: Path) -> bool:
+    """Create the output folder (owner-only: the umask); whether this process created it, decided
+    atomically (two searches started into one new folder: one of them created it)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        search_id, parent, search_dir, manifest, tracker = _start(sf, objective, settings, out, uri, address,
-                                                                  optuna_storage, earlier)
-    except BaseException:
-        if created:  # nothing half-written
-            shutil.rmtree(out, ignore_errors=True)
-        raise
-    return _drive(tracker=tracker, parent=parent, manifest=manifest, sf=sf, objective=objective, settings=settings,
-                  search_dir=search_dir, resume=False, progress=progress, warm=earlier)
+        out.mkdir()
+        return True
+    except FileExistsError:
+        if not out.is_dir():
+            raise ValueError(f"{out}: exists and is not a folder; pass another --output-dir") from None
+        return False
 
 
 def _check_resources(sf: SpaceFile, settings: SearchSettings) -> None:
@@ -359,12 +388,31 @@ def _check_resources(sf: SpaceFile, settings: SearchSettings) -> None:
 
 def _start(sf: SpaceFile, objective: Objective, settings: SearchSettings, out: Path, uri: str,
            address: str | None, optuna: str | None = None, warm: WarmStart | None = None):
-    """Create the parent run, the search dir, its manifest and space copy (and the link to the
-    search ``warm`` starts from)."""
+    """Create the parent run, the search dir (locked: :class:`~gatesearch.search.dir_guard.SearchDirLock`),
+    its manifest and space copy (and the link to the search ``warm`` starts from). What it made is
+    removed if it fails half-way (never what it did not make)."""
+    made: dict[str, Any] = {}
+    try:
+        return _start_steps(sf, objective, settings, out, uri, address, optuna, warm, made)
+    except BaseException:
+        if "lock" in made:
+            made["lock"].release()
+        if "search_dir" in made:
+            shutil.rmtree(made["search_dir"], ignore_errors=True)
+        if "parent" in made:
+            try:
+                made["tracker"].delete_run(made["parent"])
+            except Exception:  # noqa: BLE001 - the store that just failed may fail again; the run stays
+                pass
+        raise
+
+
+def _start_steps(sf: SpaceFile, objective: Objective, settings: SearchSettings, out: Path, uri: str,
+                 address: str | None, optuna: str | None, warm: WarmStart | None, made: dict[str, Any]):
     names = tuple(m.name for m in objective.objectives)
     modes = tuple(m.mode for m in objective.objectives)
     search_id = uuid.uuid4().hex[:12]
-    tracker = _open_tracker(uri, sf.name, out)
+    tracker = made["tracker"] = _open_tracker(uri, sf.name, out)
     user_ref = settings.reference_for(names)
     parent = tracker.start_search(search_id, f"{sf.name}-{search_id[:6]}", {
         **{k: v for k, v in asdict(settings).items() if k != "reference_point"},  # every search setting
@@ -376,9 +424,13 @@ def _start(sf: SpaceFile, objective: Objective, settings: SearchSettings, out: P
         "objectives": ",".join(f"{n}:{m}" for n, m in zip(names, modes)),
         **({"warm_start_trials": len(warm.known), "warm_start_skipped": sum(warm.skipped.values())} if warm else {}),
         **{f"fixed.{k}": v for k, v in sf.fixed.items()}},
-        tags={TAG_FROM: warm.parent_run_id, TAG_FROM_URI: warm.tracking_uri} if warm else None)
+        tags={TAG_FROM: warm.parent_run_id, TAG_FROM_URI: redact.without_password(warm.tracking_uri)} if warm else None)
+    made["parent"] = parent
     search_dir = out / "ray" / f"{sf.name}-{search_id}"
-    search_dir.mkdir(parents=True, exist_ok=True)
+    (out / "ray").mkdir(exist_ok=True)
+    search_dir.mkdir()
+    made["search_dir"] = search_dir
+    lock = made["lock"] = SearchDirLock(search_dir).acquire()
     (search_dir / SPACE_COPY).write_text(sf.text, encoding="utf-8")
     tracker.log_text(parent, sf.text, "space.yaml")
     manifest = Manifest(search_id=search_id, parent_run_id=parent, tracking_uri=uri, experiment=sf.name,
@@ -386,25 +438,47 @@ def _start(sf: SpaceFile, objective: Objective, settings: SearchSettings, out: P
                         address=address, optuna_storage=optuna)
     manifest.write(search_dir)
     tracker.set_tags(parent, {"gatesearch.search_dir": str(search_dir)})
-    return search_id, parent, search_dir, manifest, tracker
+    return search_id, parent, search_dir, manifest, tracker, lock
 
 
 def resume_search(path: str | Path, *, address: str | None = None, tracking_uri: str | None = None,
-                  progress: str | None = None, optuna_storage: str | None = None) -> SearchResult:
+                  progress: str | None = None, optuna_storage: str | None = None,
+                  trust_dir: bool = False) -> SearchResult:
     """Finish an interrupted search: same Ray experiment (trials, searcher state), same MLflow
     parent run, no duplicate child runs. ``path`` is the search dir (or an output dir holding
-    exactly one unfinished search); ``address``/``tracking_uri`` override the recorded ones."""
+    exactly one unfinished search); ``address``/``tracking_uri`` override the recorded ones (used,
+    never stored with their password). A search dir others could write is refused unless
+    ``trust_dir``; one another driver holds is refused at once
+    (:mod:`~gatesearch.search.dir_guard`)."""
     search_dir = find_search_dir(path)
     manifest = Manifest.read(search_dir)
     if manifest.status == "finished":
         raise ValueError(f"{search_dir}: this search already finished; nothing to resume (`gatesearch extend "
                          f"{search_dir} --num-samples N` runs N more trials)")
-    manifest, sf, objective, settings, tracker, parent = _reopen(search_dir, manifest, address, tracking_uri,
-                                                                 optuna_storage)
-    tags = tracker.tags(parent)
-    tracker.set_tags(parent, {"gatesearch.resumes": int(tags.get("gatesearch.resumes", "0")) + 1})
-    return _drive(tracker=tracker, parent=parent, manifest=manifest, sf=sf, objective=objective, settings=settings,
-                  search_dir=search_dir, resume=True, progress=progress)
+    with _guarded(search_dir, manifest, trust_dir, "resume"):
+        manifest, sf, objective, settings, tracker, parent = _reopen(search_dir, manifest, address, tracking_uri,
+                                                                     optuna_storage)
+        tags = tracker.tags(parent)
+        tracker.set_tags(parent, {"gatesearch.resumes": int(tags.get("gatesearch.resumes", "0")) + 1})
+        return _drive(tracker=tracker, parent=parent, manifest=manifest, sf=sf, objective=objective,
+                      settings=settings, search_dir=search_dir, resume=True, progress=progress)
+
+
+@contextmanager
+def _guarded(search_dir: Path, manifest: Manifest, trust: bool, what: str):
+    """Trusted, locked, owner-only files: what a driver of an existing search dir holds (see
+    :mod:`~gatesearch.search.dir_guard`)."""
+    redact.remember_urls([manifest.tracking_uri, manifest.optuna_storage])
+    check_trusted(search_dir, also=tuple(manifest.ray_dirs(search_dir)[1:]), trust=trust, what=what)
+    umask()
+    with SearchDirLock(search_dir), private_files():
+        out = Path(manifest.output_dir)
+        use = OutputFolderUse(out).acquire() if out.is_dir() else None
+        try:
+            yield
+        finally:
+            if use is not None:
+                use.release()
 
 
 def _reopen(search_dir: Path, manifest: Manifest, address: str | None, tracking_uri: str | None,
@@ -427,7 +501,7 @@ def _reopen(search_dir: Path, manifest: Manifest, address: str | None, tracking_
     tracker = _open_tracker(manifest.tracking_uri, manifest.experiment, Path(manifest.output_dir))
     parent = tracker.start_search(manifest.search_id, "", {})  # finds the original parent run
     if parent != manifest.parent_run_id:
-        raise ValueError(f"{manifest.tracking_uri}: parent run {manifest.parent_run_id} of search "
+        raise ValueError(f"{redact.shown(manifest.tracking_uri)}: parent run {manifest.parent_run_id} of search "
                          f"{manifest.search_id} not found; pass --tracking-uri of the original store")
     return manifest, sf, objective, settings, tracker, parent
 
@@ -455,26 +529,32 @@ def finished_search_dir(path: str | Path) -> Path:
 
 def extend_search(path: str | Path, *, num_samples: int, address: str | None = None,
                   tracking_uri: str | None = None, progress: str | None = None,
-                  optuna_storage: str | None = None) -> SearchResult:
+                  optuna_storage: str | None = None, trust_dir: bool = False) -> SearchResult:
     """``num_samples`` more trials for a finished search, in the same MLflow parent run: the searcher
     continues from its saved state (everything it was told, the deduplication memory; MO-ASHA from
     its rungs) in a new Ray experiment beside the search dir (recorded in the manifest, so an
     interrupted extension is finished with :func:`resume_search`); the front and the hypervolume
-    history continue. ``path``: the search dir (or an output dir holding one search)."""
+    history continue. ``path``: the search dir (or an output dir holding one search); trusted and
+    locked as by :func:`resume_search`."""
     SearchSettings().override(num_samples=num_samples)  # the same bounds as --num-samples of run
     search_dir = finished_search_dir(path)
     manifest = Manifest.read(search_dir)
     if not ray_tuner.can_resume(str(manifest.ray_dirs(search_dir)[-1])):
         raise ValueError(f"{search_dir}: Ray's experiment state is missing, so the searcher cannot continue; "
                          f"start a new search with --warm-start {search_dir}")
-    manifest, sf, objective, settings, tracker, parent = _reopen(search_dir, manifest, address, tracking_uri,
-                                                                 optuna_storage)
-    _check_resources(sf, settings)
-    k = len(manifest.extensions) + 1
-    settings = settings.override(num_samples=settings.num_samples + num_samples)
-    manifest = replace(manifest, extensions=(*manifest.extensions, (f"{search_dir.name}.extend{k}", num_samples)),
-                       settings=asdict(settings), status="running")
-    manifest.write(search_dir)
-    tracker.log_batch(parent, params={f"extend{k}_num_samples": num_samples}, tags={"gatesearch.extensions": k})
-    return _drive(tracker=tracker, parent=parent, manifest=manifest, sf=sf, objective=objective, settings=settings,
-                  search_dir=search_dir, resume=True, progress=progress)
+    with _guarded(search_dir, manifest, trust_dir, "extend"):
+        manifest = Manifest.read(search_dir)  # another driver may have extended it before we held the lock
+        if manifest.status != "finished":
+            raise ValueError(f"{search_dir}: this search is {manifest.status}, not finished; finish it first with "
+                             f"`gatesearch resume {search_dir}`, then extend it")
+        manifest, sf, objective, settings, tracker, parent = _reopen(search_dir, manifest, address, tracking_uri,
+                                                                     optuna_storage)
+        _check_resources(sf, settings)
+        k = len(manifest.extensions) + 1
+        settings = settings.override(num_samples=settings.num_samples + num_samples)
+        manifest = replace(manifest, extensions=(*manifest.extensions, (f"{search_dir.name}.extend{k}", num_samples)),
+                           settings=asdict(settings), status="running")
+        manifest.write(search_dir)
+        tracker.log_batch(parent, params={f"extend{k}_num_samples": num_samples}, tags={"gatesearch.extensions": k})
+        return _drive(tracker=tracker, parent=parent, manifest=manifest, sf=sf, objective=objective,
+                      settings=settings, search_dir=search_dir, resume=True, progress=progress)

@@ -90,7 +90,10 @@ def check_tracking_uri(uri: str, timeout_s: float = TRACKING_TIMEOUT_S) -> None:
         check_postgres(uri, "tracking URI", timeout_s)
         return
     if "://" not in uri and not uri.startswith("databricks"):
-        raise ServiceUnavailable(f"tracking URI {uri!r}: expected http(s)://host:port or sqlite:///<absolute path>")
+        from gatesearch.search.redact import shown
+
+        raise ServiceUnavailable(f"tracking URI {shown(uri)!r}: expected http(s)://host:port or "
+                                 "sqlite:///<absolute path>")
 
 
 POSTGRES_EXTRA = "pip install 'gatesearch[postgres]'"
@@ -99,7 +102,9 @@ POSTGRES_EXTRA = "pip install 'gatesearch[postgres]'"
 def check_optuna_storage(url: str, timeout_s: float = TRACKING_TIMEOUT_S) -> None:
     """Raise :class:`ServiceUnavailable` unless the Optuna mirror can use the storage ``url``:
     ``sqlite:///<absolute path>`` (its folder creatable) or ``postgresql+psycopg://user:pw@host:port/db``."""
-    what = f"--optuna-storage {url!r}"
+    from gatesearch.search.redact import shown
+
+    what = f"--optuna-storage {shown(url)!r}"
     if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
         path = Path(url[len("sqlite:///"):].split("?", 1)[0])
         if not path.is_absolute():
@@ -120,9 +125,16 @@ def check_postgres(url: str, what: str, timeout_s: float = TRACKING_TIMEOUT_S) -
     """Log in to the PostgreSQL database of the SQLAlchemy URL ``url`` (at most ``timeout_s``
     seconds); raise :class:`ServiceUnavailable` saying what is wrong: the driver not installed,
     no server, a refused login, a missing database."""
-    scheme, rest = url.split("://", 1)
-    driver = scheme.split("+", 1)[1] if "+" in scheme else "psycopg2"  # SQLAlchemy's default for postgresql://
-    shown = f"{scheme}://{rest.rsplit('@', 1)[-1]}"  # never print the password
+    from sqlalchemy.engine import make_url
+
+    from gatesearch.search.redact import shown as masked
+
+    shown = masked(url)  # never print the password
+    try:
+        u = make_url(url)
+    except Exception as e:  # noqa: BLE001 - SQLAlchemy's ArgumentError and ValueError
+        raise ServiceUnavailable(f"{what} {shown}: not a database URL ({e})") from None
+    driver = u.drivername.split("+", 1)[1] if "+" in u.drivername else "psycopg2"  # SQLAlchemy's default
     if driver != "psycopg":
         import importlib.util
 
@@ -135,16 +147,24 @@ def check_postgres(url: str, what: str, timeout_s: float = TRACKING_TIMEOUT_S) -
     except ImportError:
         raise ServiceUnavailable(f"{what} {shown}: PostgreSQL needs psycopg, which is not installed; "
                                  f"{POSTGRES_EXTRA}") from None
+    # the URL's parts as libpq keywords (a password with '/', '@' or '?' in it is not a libpq URI);
+    # what the URL leaves out libpq takes from PGPASSWORD, ~/.pgpass, PGSSLMODE...
+    kwargs = {k: v for k, v in {"host": u.host, "port": u.port, "user": u.username, "password": u.password,
+                                "dbname": u.database}.items() if v is not None}
+    kwargs.update({k: v if isinstance(v, str) else v[0] for k, v in u.query.items()})
     try:
-        with psycopg.connect(f"postgresql://{rest}", connect_timeout=max(1, round(timeout_s))):
+        with psycopg.connect(connect_timeout=max(1, round(timeout_s)), **kwargs):
             return
     except psycopg.Error as e:
-        reason = " ".join(str(e).split())[:400]
-    database = rest.rsplit("/", 1)[-1].split("?", 1)[0] if "/" in rest.rsplit("@", 1)[-1] else ""
+        from gatesearch.search.redact import scrub
+
+        reason = scrub(" ".join(str(e).split())[:400])
+    database = u.database or ""
     if "does not exist" in reason and database and f'"{database}"' in reason:
         fix = f"create it: createdb -h <host> -p <port> -U <user> {database}"
     elif "password" in reason or "authentication" in reason:
-        fix = "check the user and password in the URL"
+        fix = ("check the user and the password: gatesearch never stores a password, so after the first run it "
+               "comes from PGPASSWORD, ~/.pgpass (PGPASSFILE) or the URL given again")
     else:
         fix = "start the server (or check host and port)"
     raise ServiceUnavailable(f"{what} {shown}: PostgreSQL is not usable ({reason}, waited at most {timeout_s:g} s); "

@@ -180,6 +180,10 @@ class Tracker:
         RunStatus.from_string(status)  # validates
         self.client.set_terminated(run_id, status=status)
 
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run this process created and could not start (a ``run`` that failed at its start)."""
+        self.client.delete_run(run_id)
+
     def reopen_run(self, run_id: str) -> None:
         """An interrupted trial's run continues: RUNNING again, without the interrupted tag."""
         self.client.update_run(run_id, status="RUNNING")
@@ -212,7 +216,9 @@ class Tracker:
             run = client.get_run(run_id)
             name = client.get_experiment(run.info.experiment_id).name
         except MlflowException as e:
-            raise ValueError(f"run {run_id} not found in {tracking_uri} ({str(e).splitlines()[0]})") from None
+            from gatesearch.search.redact import shown
+
+            raise ValueError(f"run {run_id} not found in {shown(tracking_uri)} ({str(e).splitlines()[0]})") from None
         return name, dict(run.data.params), dict(run.data.tags)
 
     def children(self, parent_id: str) -> list[TrialRecord]:

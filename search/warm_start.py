@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from gatesearch.search.redact import shown
 from gatesearch.search.manifest import MANIFEST, Manifest
 from gatesearch.spaces import Categorical, Fixed, Int, Space
 
@@ -125,9 +126,10 @@ def _any_value(p, default: Any) -> Any:
     return p.choices[0] if isinstance(p, Categorical) else p.low
 
 
-def source_run(source: str, tracking_uri: str) -> tuple[str, str, str]:
+def source_run(source: str, tracking_uri: str, trust: bool = False) -> tuple[str, str, str]:
     """(parent run id, tracking URI, experiment or "") of ``source``: a search directory (or an output
-    directory holding one search), or a parent run id in ``tracking_uri``."""
+    directory holding one search; refused if others could write it, unless ``trust``:
+    :func:`~gatesearch.search.dir_guard.check_trusted`), or a parent run id in ``tracking_uri``."""
     p = Path(source).expanduser()
     if p.exists():
         p = p.resolve()
@@ -138,25 +140,29 @@ def source_run(source: str, tracking_uri: str) -> tuple[str, str, str]:
                                                            f"no gatesearch search here (no {MANIFEST}); pass the "
                                                            f"search directory `gatesearch run` printed, or a "
                                                            f"parent run id"))
+        from gatesearch.search.dir_guard import check_trusted
+
+        check_trusted(dirs[0], trust=trust, what="run --warm-start")
         m = Manifest.read(dirs[0])
         return m.parent_run_id, m.tracking_uri, m.experiment
     if RUN_ID.match(source):
         if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).exists():
-            raise ValueError(f"--warm-start {source}: there is no tracking store at {tracking_uri} to find run "
+            raise ValueError(f"--warm-start {source}: there is no tracking store at {shown(tracking_uri)} to find run "
                              f"{source} in; pass --tracking-uri of its store, or its search directory")
         return source, tracking_uri, ""
     raise ValueError(f"--warm-start {source}: neither a directory nor an MLflow run id (32 hex digits); pass "
                      f"the search directory `gatesearch run` printed, or the parent run id shown in MLflow")
 
 
-def load_warm_start(source: str, *, space: Space, fixed: Mapping[str, Any], objective, tracking_uri: str) -> WarmStart:
+def load_warm_start(source: str, *, space: Space, fixed: Mapping[str, Any], objective, tracking_uri: str,
+                    trust: bool = False) -> WarmStart:
     """Read the earlier search ``source`` (see :func:`source_run`) and keep its finished trials
     that are configurations of ``space`` with every objective reported. Raises ``ValueError``
     naming the problem (an unknown run, another objective, a run that is not a search)."""
     from gatesearch.search.store import TAG_ROLE
     from gatesearch.search.tracking import Tracker
 
-    parent, uri, _ = source_run(source, tracking_uri)
+    parent, uri, _ = source_run(source, tracking_uri, trust)
     try:
         experiment, params, tags = Tracker.find_run(uri, parent)
     except ValueError as e:

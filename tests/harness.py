@@ -4,6 +4,7 @@ started in its own session and stopped by pid/process group."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,9 +27,7 @@ def free_port() -> int:
 
 
 def env(**extra: str) -> dict[str, str]:
-    e = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
-    if os.environ.get("PYTEST_XDIST_WORKER"):  # two test workers share two cores: no spinning thread pools
-        e.setdefault("OMP_NUM_THREADS", "1")
+    e = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}  # the session's Ray token too
     e["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="gsr", dir="/tmp")  # never share the test session's instance
     # Ray workers (also those of `ray start` nodes) import user objectives from tests/
     e["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), e.get("PYTHONPATH", "")) if p)
@@ -36,11 +36,87 @@ def env(**extra: str) -> dict[str, str]:
     return e
 
 
+#: held while one Ray cluster starts (``make test`` runs two pytest-xdist workers: two clusters may
+#: run at once, but never start at once: start-up is the most CPU-hungry second of a cluster's life)
+START_LOCK = Path(tempfile.gettempdir()) / f"gatesearch-tests-ray-start-{os.getuid()}.lock"
+#: how long a start may hold the lock
+START_WAIT_S = 90
+
+
+def _take_start_lock() -> int | None:
+    """The start lock's descriptor, held (blocks while another worker's cluster starts); None
+    outside pytest-xdist (a serial run starts one cluster at a time anyway)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return None
+    fd = os.open(START_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+@contextmanager
+def ray_start_slot():
+    """Hold the Ray start lock for a block (an in-process start, ``ray start``)."""
+    fd = _take_start_lock()
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _ray_up(ray_tmp: str) -> bool:
+    """Whether a Ray instance under the temp dir ``ray_tmp`` has its raylet up (RAY_TMPDIR layout
+    ``<tmp>/ray/session_latest``, ``ray start --temp-dir``'s ``<tmp>/session_latest``)."""
+    return any((Path(ray_tmp) / sub / "session_latest" / "sockets" / "raylet").exists() for sub in ("ray", ""))
+
+
+def _release_when_up(fd: int, proc: subprocess.Popen, ray_tmp: str) -> None:
+    """A thread releases the start lock once ``proc``'s Ray is up, ``proc`` ended or START_WAIT_S
+    passed; the test goes on meanwhile (a signal sent while Ray starts is still sent then)."""
+    import threading
+
+    def release():
+        deadline = time.time() + START_WAIT_S
+        try:
+            while time.time() < deadline and proc.poll() is None and not _ray_up(ray_tmp):
+                time.sleep(0.1)
+        finally:
+            os.close(fd)
+
+    threading.Thread(target=release, name="ray-start-slot", daemon=True).start()
+
+
+def run_starting_ray(args: list[str], *, env: dict[str, str], timeout: float, cwd=None) -> subprocess.CompletedProcess:
+    """``subprocess.run(args, capture_output=True, text=True)`` for a process that starts Ray under
+    ``env["RAY_TMPDIR"]``: its start waits for the start lock, held until its Ray is up."""
+    fd = _take_start_lock()
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+    if fd is not None:
+        _release_when_up(fd, proc, env["RAY_TMPDIR"])
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+
 def spawn(args: list[str], log: Path, **extra: str) -> subprocess.Popen:
-    """Start ``args`` in a new session (so its whole process group can be killed)."""
+    """Start ``args`` in a new session (so its whole process group can be killed). A process that
+    may start Ray (the CLI) starts it while no other test worker's cluster starts."""
     fh = open(log, "wb")
-    return subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, env=env(**extra), start_new_session=True,
-                            cwd=str(log.parent))
+    e = env(**extra)
+    fd = _take_start_lock() if Path(args[0]).name in ("gatesearch", "ray") else None
+    try:
+        proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, env=e, start_new_session=True,
+                                cwd=str(log.parent))
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        raise
+    if fd is not None:
+        _release_when_up(fd, proc, e["RAY_TMPDIR"])
+    return proc
 
 
 def gatesearch(*args: str, log: Path, **extra: str) -> subprocess.Popen:
@@ -310,8 +386,9 @@ class RayNodes:
         cmd = [str(BIN / "ray"), "start", "--node-ip-address", "127.0.0.1", "--temp-dir", str(tmp),
                f"--num-cpus={resources.get('cpu', 1)}", f"--num-gpus={resources.get('gpu', 0)}",
                "--disable-usage-stats", *args]
-        out = subprocess.run(cmd, env=env(RAY_TMPDIR=str(tmp)), capture_output=True, text=True, timeout=180,
-                             start_new_session=True)
+        with ray_start_slot():  # `ray start` returns once its node is up
+            out = subprocess.run(cmd, env=env(RAY_TMPDIR=str(tmp)), capture_output=True, text=True, timeout=180,
+                                 start_new_session=True)
         if out.returncode != 0:
             raise AssertionError(f"ray start failed: {' '.join(cmd)}\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
         self.nodes.append({"name": name, "tmp": tmp})

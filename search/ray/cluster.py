@@ -3,6 +3,15 @@
 A private local instance binds 127.0.0.1 only, starts its processes in a session of their own (a
 signal for the driver's process group must not kill Ray under a search stopping gracefully) and
 leaves the driver's SIGINT/SIGTERM handlers in place (:mod:`gatesearch.search.interrupt`).
+
+**Token authentication** (Ray's; https://docs.ray.io/en/latest/ray-security/token-auth.html): a Ray
+cluster runs the code any client sends it, so every cluster gatesearch starts or joins should ask
+for a token. The private local instance keeps Ray's default: token auth on, with Ray's local token
+file ``~/.ray/auth_token`` (created here, readable by its owner only: on a shared login node every
+local user can reach 127.0.0.1). A cluster (``--address``) is joined with the user's own
+``RAY_AUTH_MODE`` and token (``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``): nothing here turns it
+off; a token given without the mode switches the mode to ``token``. A driver the cluster refuses
+gets a message that says how to pass the token.
 """
 
 from __future__ import annotations
@@ -12,8 +21,9 @@ import signal
 from contextlib import contextmanager
 
 import ray
+import ray.exceptions
 
-from gatesearch.search.services import check_ray_address
+from gatesearch.search.services import ServiceUnavailable, check_ray_address
 
 # TUNE_GLOBAL_CHECKPOINT_S: snapshot the experiment (trials + searcher state) every 2 s instead of
 # every >= 10 s, so a killed driver loses at most ~2 s of bookkeeping (see ``resume_tuner``); for
@@ -23,7 +33,7 @@ from gatesearch.search.services import check_ray_address
 # JSON logger is added back explicitly, since Ray's per-trial history is read from it.
 # TUNE_PRINT_ALL_TRIAL_ERRORS: a failed trial is one line of the progress (its traceback is the
 # child run's error.txt), not Ray's ~60-line log record.
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0",
            "RAY_AIR_NEW_OUTPUT": "0", "TUNE_MAX_PENDING_TRIALS_PG": "2", "TUNE_GLOBAL_CHECKPOINT_S": "2",
            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_PRINT_ALL_TRIAL_ERRORS": "0"}
 LARGE_SEARCH = 1000
@@ -54,14 +64,66 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         return
     quiet_ray_env()
     _loopback_only(not address)
+    token_mode(local=not address)
     if address:
         check_ray_address(address)  # fail in seconds, not after minutes of Ray's own retries
         with _keep_signal_handlers():
-            ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+            try:
+                ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+            except (ConnectionError, ray.exceptions.AuthenticationError) as e:
+                raise ServiceUnavailable(_refused(address, e)) from None
     else:
+        local_token()
         with _own_session(), _keep_signal_handlers():
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR",
                      log_to_driver=False)
+
+
+def token_mode(local: bool) -> str:
+    """The driver's ``RAY_AUTH_MODE``: the user's; else ``token`` for the private local instance
+    (Ray's default for a new local cluster) or when a token is given (``RAY_AUTH_TOKEN``,
+    ``RAY_AUTH_TOKEN_PATH``); else unset (Ray then uses ``~/.ray/auth_token`` if it exists). Never
+    ``disabled`` unless the user set it."""
+    if not os.environ.get("RAY_AUTH_MODE") and (
+            local or os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
+        os.environ["RAY_AUTH_MODE"] = "token"
+        try:  # Ray reads the mode at import: refresh its config, as Ray's own token set-up does
+            from ray._raylet import Config
+
+            Config.initialize("")
+        except (ImportError, AttributeError):  # another Ray layout: the mode applies from the next process
+            pass
+    return os.environ.get("RAY_AUTH_MODE", "")
+
+
+def local_token() -> None:
+    """Token mode without a token given: make sure Ray's default token file exists and is readable
+    by its owner only (Ray would create it with the umask's mode)."""
+    if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        return
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return
+    path = os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    if not os.path.exists(path):
+        import secrets
+
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    elif os.stat(path).st_uid == os.geteuid() and os.stat(path).st_mode & 0o077:
+        os.chmod(path, 0o600)
+
+
+def _refused(address: str, e: Exception) -> str:
+    mode = os.environ.get("RAY_AUTH_MODE", "")
+    given = ("RAY_AUTH_TOKEN" if os.environ.get("RAY_AUTH_TOKEN") else
+             f"RAY_AUTH_TOKEN_PATH={os.environ['RAY_AUTH_TOKEN_PATH']}" if os.environ.get("RAY_AUTH_TOKEN_PATH")
+             else "Ray's default token file ~/.ray/auth_token")
+    return (f"the Ray cluster at {address} did not let this driver in ({e}). If it asks for a token (its "
+            f"GCS logs 'InvalidAuthToken'), pass the cluster's token: RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH="
+            f"<the token file the cluster was started with> (this driver used RAY_AUTH_MODE={mode or 'unset'} and "
+            f"{given}); else check that every node runs the same Ray version and that the address is the head's")
 
 
 @contextmanager

@@ -2,17 +2,17 @@
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from tests import harness
 
 
 def test_gpu_trials_are_limited_by_gpus_and_see_their_gpu(tmp_path):
     script = Path(__file__).with_name("gpu_cluster_check.py")
     env = {**os.environ, "RAY_TMPDIR": tempfile.mkdtemp(prefix="gsgpu", dir="/tmp")}  # short AF_UNIX paths
-    proc = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True,
-                          timeout=300, env=env)
+    proc = harness.run_starting_ray([sys.executable, str(script), str(tmp_path)], timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     info = json.loads(proc.stdout.strip().splitlines()[-1])
     assert info["n"] == 4 and set(info["status"]) == {"FINISHED"}
@@ -28,8 +28,7 @@ def test_resources_per_configuration_are_packed_as_declared_and_an_impossible_on
     anything is written, naming the configuration."""
     script = Path(__file__).with_name("resources_cluster_check.py")
     env = {**os.environ, "RAY_TMPDIR": tempfile.mkdtemp(prefix="gsres", dir="/tmp")}
-    proc = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True,
-                          timeout=400, env=env)
+    proc = harness.run_starting_ray([sys.executable, str(script), str(tmp_path)], timeout=400, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     info = json.loads(proc.stdout.strip().splitlines()[-1])
     trials = info["trials"]
