@@ -338,7 +338,8 @@ def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, out
     # MLflow's store modules import while Ray starts (its start-up mostly waits on subprocesses)
     warm = threading.Thread(target=_warm_up, args=(uri,), name="gatesearch-warm-up", daemon=True)
     warm.start()
-    ray_tuner.ensure_ray(address=address)
+    with private_files():  # Ray's processes start with it too
+        ray_tuner.ensure_ray(address=address)
     _check_resources(sf, settings)
     warm.join()
     with private_files():

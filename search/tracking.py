@@ -210,15 +210,22 @@ class Tracker:
     def find_run(tracking_uri: str, run_id: str) -> tuple[str, dict[str, str], dict[str, str]]:
         """(experiment name, params, tags) of run ``run_id`` of a store, read-only; ``ValueError``
         naming the store when there is no such run."""
-        with store_lock(tracking_uri):
-            client = MlflowClient(tracking_uri)
+        from gatesearch.search.redact import scrub, shown
+
         try:
+            with store_lock(tracking_uri):
+                client = MlflowClient(tracking_uri)
             run = client.get_run(run_id)
             name = client.get_experiment(run.info.experiment_id).name
         except MlflowException as e:
-            from gatesearch.search.redact import shown
-
             raise ValueError(f"run {run_id} not found in {shown(tracking_uri)} ({str(e).splitlines()[0]})") from None
+        except Exception as e:  # noqa: BLE001 - the store itself: a refused login, no server
+            if not Tracker.is_transient(e) and "OperationalError" not in type(e).__name__:
+                raise
+            first = scrub((str(e).strip().splitlines() or [""])[0])[:300]
+            raise ValueError(f"cannot read the store {shown(tracking_uri)} ({first}); a password is never stored "
+                             f"with a search, so give it in PGPASSWORD or ~/.pgpass (PostgreSQL) or "
+                             f"MLFLOW_TRACKING_PASSWORD (an MLflow server)") from None
         return name, dict(run.data.params), dict(run.data.tags)
 
     def children(self, parent_id: str) -> list[TrialRecord]:

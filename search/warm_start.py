@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from gatesearch.search.redact import shown
+from gatesearch.search.redact import shown, without_password
 from gatesearch.search.manifest import MANIFEST, Manifest
 from gatesearch.spaces import Categorical, Fixed, Int, Space
 
@@ -144,7 +144,9 @@ def source_run(source: str, tracking_uri: str, trust: bool = False) -> tuple[str
 
         check_trusted(dirs[0], trust=trust, what="run --warm-start")
         m = Manifest.read(dirs[0])
-        return m.parent_run_id, m.tracking_uri, m.experiment
+        # the manifest keeps no password: the store given to this search, if it is the same one, has it
+        same = without_password(m.tracking_uri) == without_password(tracking_uri)
+        return m.parent_run_id, tracking_uri if same else m.tracking_uri, m.experiment
     if RUN_ID.match(source):
         if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).exists():
             raise ValueError(f"--warm-start {source}: there is no tracking store at {shown(tracking_uri)} to find run "

@@ -32,7 +32,9 @@ def env(**extra: str) -> dict[str, str]:
     # Ray workers (also those of `ray start` nodes) import user objectives from tests/
     e["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), e.get("PYTHONPATH", "")) if p)
     e.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)  # set by the in-process local instance; nodes need clusters on
-    e.update(extra)
+    e.update({k: v for k, v in extra.items() if v is not None})
+    for k in [k for k, v in extra.items() if v is None]:  # None: not in the environment at all
+        e.pop(k, None)
     return e
 
 
@@ -123,15 +125,17 @@ def gatesearch(*args: str, log: Path, **extra: str) -> subprocess.Popen:
     return spawn([str(BIN / "gatesearch"), *args], log, **extra)
 
 
-def gatesearch_ok(*args: str, log: Path, timeout: float = 400, marker: str | None = None) -> str:
-    """Run ``gatesearch <args>`` in ``log``'s folder to the end; assert it exits 0 (the log's tail
-    otherwise); return its output. Every process it started (marked with ``marker`` in their
-    environment, a fresh one if None) is killed afterwards, Ray's included."""
+def gatesearch_ok(*args: str, log: Path, timeout: float = 400, marker: str | None = None,
+                  env: dict | None = None) -> str:
+    """Run ``gatesearch <args>`` in ``log``'s folder to the end (``env``: more environment);
+    assert it exits 0 (the log's tail otherwise); return its output. Every process it started
+    (marked with ``marker`` in their environment, a fresh one if None) is killed afterwards, Ray's
+    included."""
     import uuid
 
     marker = marker or f"GATESEARCH_TEST_RUN={uuid.uuid4().hex}"
     key, value = marker.split("=")
-    proc = gatesearch(*args, log=log, **{key: value})
+    proc = gatesearch(*args, log=log, **{**(env or {}), key: value})
     try:
         assert proc.wait(timeout=timeout) == 0, tail(log)
     finally:
@@ -275,14 +279,21 @@ class PostgresServer:
     transactions rolled back, clients disconnected), :meth:`restart` keeps data and port."""
 
     user: str = "gatesearch"
-    password: str = "gatesearch-pw"
+    password: str = "gs/pw-7b3e/x"  # a '/' in it: SQLAlchemy takes it raw, a libpq URI does not
     port: int = field(default_factory=free_port)
     root: Path | None = None
     proc: subprocess.Popen | None = None
 
-    def url(self, db: str, driver: str = "postgresql+psycopg") -> str:
-        """The SQLAlchemy URL of database ``db`` (``driver="postgresql"``: a libpq/psycopg URL)."""
-        return f"{driver}://{self.user}:{self.password}@127.0.0.1:{self.port}/{db}"
+    def url(self, db: str, driver: str = "postgresql+psycopg", password: bool = True) -> str:
+        """The SQLAlchemy URL of database ``db``, with the password (as a user would write it) or
+        without (libpq then reads PGPASSWORD)."""
+        return f"{driver}://{self.user}{':' + self.password if password else ''}@127.0.0.1:{self.port}/{db}"
+
+    def connect(self, db: str, **kwargs):
+        import psycopg
+
+        return psycopg.connect(host="127.0.0.1", port=self.port, user=self.user, password=self.password, dbname=db,
+                               **kwargs)
 
     def _as_owner(self) -> dict:
         if os.geteuid() != 0:
@@ -324,23 +335,19 @@ class PostgresServer:
         import psycopg
 
         try:
-            with psycopg.connect(self.url("postgres", "postgresql"), connect_timeout=2):
+            with self.connect("postgres", connect_timeout=2):
                 return True
         except psycopg.OperationalError:
             return False
 
     def create_database(self, name: str) -> str:
         """Create database ``name``; return its SQLAlchemy URL."""
-        import psycopg
-
-        with psycopg.connect(self.url("postgres", "postgresql"), autocommit=True) as con:
+        with self.connect("postgres", autocommit=True) as con:
             con.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
     def query(self, db: str, sql: str, *args) -> list[tuple]:
-        import psycopg
-
-        with psycopg.connect(self.url(db, "postgresql")) as con:
+        with self.connect(db) as con:
             return con.execute(sql, args or None).fetchall()
 
     def stop(self) -> None:
@@ -481,3 +488,35 @@ def listening_addresses(pids: list[int]) -> list[tuple[int, str, int]]:
             if target.startswith("socket:[") and target[8:-1] in listen:
                 found.append((pid, *listen[target[8:-1]]))
     return found
+
+
+def tcp_connections() -> list[tuple[str, int, str, int]]:
+    """(local ip, port, peer ip, port) of every established TCP connection in this network namespace."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if parts[3] == "01":  # TCP_ESTABLISHED
+                (lip, lport), (rip, rport) = (p.split(":") for p in parts[1:3])
+                found.append((_hex_ip(lip), int(lport, 16), _hex_ip(rip), int(rport, 16)))
+    return found
+
+
+def is_loopback(ip: str) -> bool:
+    import ipaddress
+
+    return ipaddress.ip_address(ip).is_loopback
+
+
+def loopback_only_namespace() -> bool:
+    """Whether this process runs where only the loopback interface is up (scripts/loopback_only.sh,
+    which `make test` uses): then nothing it starts can reach beyond 127.0.0.0/8."""
+    try:
+        up = [line.split()[0].rstrip(":") for line in Path("/proc/net/dev").read_text().splitlines()[2:]]
+    except OSError:
+        return False
+    return up == ["lo"]

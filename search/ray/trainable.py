@@ -12,6 +12,7 @@ from ray import tune
 from gatesearch.objectives import get_objective
 from gatesearch.objectives.metrics import EPOCHS_TOTAL, RESUMED_FROM
 from gatesearch.objectives.reports import EpochReports
+from gatesearch.search import dir_guard
 from gatesearch.search.ray.checkpoints import jsonable, load_state, new_checkpoint, prune_states
 from gatesearch.search.ray_state import TRIAL_DIR_PREFIX
 from gatesearch.search.settings import SearchSettings
@@ -45,7 +46,7 @@ def _placement(use_gpu: bool) -> dict[str, Any]:
 
 
 def run_trial(config: dict, objective_name: str, fixed: dict, threads: int | None, use_gpu: bool | None,
-              objective: Any = None, plugins: Sequence[str] = ()) -> None:
+              objective: Any = None, plugins: Sequence[str] = (), umask: int | None = None) -> None:
     """One trial: import the space's plugins, resolve the configuration, run the objective, report
     every epoch to Tune.
 
@@ -54,8 +55,12 @@ def run_trial(config: dict, objective_name: str, fixed: dict, threads: int | Non
     or missing objective value, at the epoch it appears or in ``run``'s return value. For
     checkpointing objectives each report carries the epoch's training state, and the results so
     far are kept beside it (:mod:`~gatesearch.search.ray.checkpoints`)."""
+    import os
+
     import torch
 
+    if umask is not None:  # the driver's (owner-only): checkpoints this worker writes, even on a Ray started before
+        os.umask(umask)
     if plugins:  # a user's gates, registered in this worker before the configuration is read
         from gatesearch.objectives.plugins import import_plugins
 
@@ -133,7 +138,7 @@ def trainable(objective_name: str, fixed: Mapping[str, Any], settings: SearchSet
     fn = tune.with_parameters(run_trial, objective_name=objective_name, fixed=dict(fixed),
                               threads=None if per_config else int(max(1, settings.cpus_per_trial)),
                               use_gpu=None if per_config else settings.gpus_per_trial > 0,
-                              objective=objective, plugins=tuple(plugins))
+                              objective=objective, plugins=tuple(plugins), umask=dir_guard.umask())
     if per_config:
         return tune.with_resources(fn, Placement(resources))
     return tune.with_resources(fn, {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})

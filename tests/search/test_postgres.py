@@ -102,7 +102,7 @@ def test_a_bad_database_url_fails_fast_with_the_fix(postgres, monkeypatch):
     with pytest.raises(ServiceUnavailable, match=r"createdb -h <host> -p <port> -U <user> nosuchdb"):
         check_optuna_storage(postgres.url("nosuchdb"))
     wrong = postgres.url("postgres").replace(postgres.password, "wrong")
-    with pytest.raises(ServiceUnavailable, match="check the user and password") as e:
+    with pytest.raises(ServiceUnavailable, match="check the user and the password.*PGPASSWORD") as e:
         check_tracking_uri(wrong)
     assert "wrong" not in str(e.value)  # the password is never printed
     t0 = time.monotonic()
@@ -337,12 +337,39 @@ def train(config, report):
 '''
 
 
+def _leaks(postgres, secret: str, folders: list[Path], dbs: list[str], texts: list[str]) -> list[str]:
+    """Every place ``secret`` (raw or URL-encoded) is found: files under ``folders``, any text
+    column of the databases ``dbs`` (MLflow's params, tags, descriptions...; Optuna's tables), and
+    ``texts`` (what was printed)."""
+    from urllib.parse import quote
+
+    forms = {secret, quote(secret, safe=""), quote(secret)}
+    found = []
+    for folder in folders:
+        for path in folder.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                data = path.read_bytes()
+                found += [f"{path}: {f!r}" for f in forms if f.encode() in data]
+    for db in dbs:
+        columns = postgres.query(db, """select table_name, column_name from information_schema.columns
+                                         where table_schema = 'public' and data_type in ('text', 'character varying')""")
+        for table, column in columns:
+            rows = postgres.query(db, f'select count(*) from "{table}" where ' +
+                                  " or ".join(f'"{column}" like %s' for _ in forms), *[f"%{f}%" for f in forms])
+            if rows[0][0]:
+                found.append(f"{db}.{table}.{column}: {rows[0][0]} rows")
+    found += [f"printed: {t[:80]!r}" for t in texts if any(f in t for f in forms)]
+    return found
+
+
 @needs_postgres
 def test_a_search_on_postgresql_without_a_server_keeps_its_stores_through_resume(tmp_path: Path, postgres,
                                                                                   ray_cluster):
-    """MLflow's store used directly on PostgreSQL (no tracking server) and the mirror there too:
-    interrupted mid-search, ``gatesearch resume`` (given neither URL) finishes it in the same
-    database and study, each trial once."""
+    """MLflow's store used directly on PostgreSQL (no tracking server) and the mirror there too, the
+    URLs given with a password that holds a '/': interrupted mid-search, ``gatesearch resume`` (given
+    neither URL: the password from PGPASSWORD) finishes it in the same database and study, each trial
+    once; ``extend`` adds a trial; a warm-started search reads it. Then the password is nowhere: not
+    in any file under the output folders, not in MLflow's or Optuna's tables, not in anything printed."""
     import signal
 
     tracking, optuna_url = postgres.create_database("mlflow_direct"), postgres.create_database("optuna_resume")
@@ -361,10 +388,16 @@ def test_a_search_on_postgresql_without_a_server_keeps_its_stores_through_resume
         assert proc.wait(timeout=120) == 130, harness.tail(log)
     finally:
         harness.kill_env(marker)
-    assert postgres.password not in log.read_text()
-    text = harness.gatesearch_ok("resume", "out", log=tmp_path / "resume.log")
+    first = " ".join(log.read_text().split())
+    assert "warning: --tracking-uri carries a password" in first and "--optuna-storage carries a password" in first
+    # the manifest keeps no password: resume without one in the environment says where it comes from
+    refused = harness.gatesearch("resume", "out", log=tmp_path / "refused.log", PGPASSWORD=None)
+    assert refused.wait(timeout=120) == 2
+    assert "PGPASSWORD, ~/.pgpass" in " ".join((tmp_path / "refused.log").read_text().split())
+    with_env = {"PGPASSWORD": postgres.password}
+    text = harness.gatesearch_ok("resume", "out", log=tmp_path / "resume.log", env=with_env)
     assert "6 finished trials, 0 failed" in text
-    assert "optuna-dashboard postgresql+psycopg://gatesearch:***@" in text
+    assert f"optuna-dashboard postgresql+psycopg://gatesearch@127.0.0.1:{postgres.port}/optuna_resume" in text
     assert not (tmp_path / "out" / "optuna.db").exists() and not (tmp_path / "out" / "mlflow.db").exists()
     [(parent, sid)] = parents(postgres, "direct", "mlflow_direct").items()
     statuses = postgres.query("mlflow_direct", """
@@ -376,3 +409,18 @@ def test_a_search_on_postgresql_without_a_server_keeps_its_stores_through_resume
           join trial_user_attributes a on a.trial_id = t.trial_id and a.key = 'gatesearch.trial_id'
          where s.study_name = %s""", f"direct-{sid}")
     assert mirrored == [(6, 6)]
+    extended = harness.gatesearch_ok("extend", "out", "-n", "1", log=tmp_path / "extend.log", env=with_env)
+    assert "7 finished trials, 0 failed" in extended
+    [search_dir] = [m.parent for m in (tmp_path / "out" / "ray").glob("*/gatesearch.json")]
+    warm = harness.gatesearch_ok("run", "space.yaml", "--output-dir", "out2", "-n", "1", "--tracking-uri", tracking,
+                                 "--warm-start", str(search_dir), "--address", ray_cluster.address,
+                                 log=tmp_path / "warm.log")
+    assert f"warm start from search run {parent}: 7 finished trials told to the searcher" in " ".join(warm.split())
+    probe = tmp_path / "probe"  # the search itself finds what it looks for
+    probe.mkdir()
+    (probe / "f").write_text(f"x{postgres.password}x")
+    assert _leaks(postgres, postgres.password, [probe], [], [f"at {postgres.password}"]) != []
+    printed = [(tmp_path / n).read_text() for n in ("run.log", "refused.log", "resume.log", "extend.log", "warm.log")]
+    leaks = _leaks(postgres, postgres.password, [tmp_path / "out", tmp_path / "out2"],
+                   ["mlflow_direct", "optuna_resume"], printed)
+    assert not leaks, leaks
