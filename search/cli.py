@@ -401,6 +401,33 @@ def space_sample(space_file: Path, n: int = typer.Option(3, "-n", help="how many
         console.print_json(json.dumps({**sf.fixed, **sf.space.sample(rng)}))
 
 
+@app.command()
+def examples(
+    dest: Path = typer.Argument(Path("."), help="where to copy them (created if missing)"),
+    force: bool = typer.Option(False, "--force", help="overwrite files of the same name"),
+) -> None:
+    """Copy the example space files that come with gatesearch into DEST (default: here), e.g. to run
+    `gatesearch run digits_moe.yaml` after `pip install gatesearch`."""
+    from importlib import resources
+
+    found = sorted((f for f in resources.files("gatesearch.spaces").joinpath("examples").iterdir()
+                    if f.name.endswith(".yaml")), key=lambda f: f.name)
+    if not found:
+        _fail("no example space files are installed with this gatesearch (a broken install?)", code=1)
+        return
+    clash = [f.name for f in found if (dest / f.name).exists()]
+    if clash and not force:
+        _fail(f"{dest.resolve()}: {', '.join(clash)} already there; pass --force to overwrite, or another folder")
+        return
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in found:
+        (dest / f.name).write_text(f.read_text(encoding="utf-8"), encoding="utf-8")
+    console.print(f"{len(found)} example space files copied to {dest.resolve()}:", markup=False, highlight=False)
+    for f in found:
+        console.print(f"  {f.name}", markup=False, highlight=False)
+    console.print(f"try: gatesearch run {dest / 'digits_moe.yaml'}", markup=False, highlight=False)
+
+
 def main() -> None:
     """Entry point: an unexpected error is one line on stderr (exit 1), not a traceback;
     ``GATESEARCH_DEBUG=1`` shows the traceback. Everything printed goes through

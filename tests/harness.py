@@ -38,87 +38,40 @@ def env(**extra: str) -> dict[str, str]:
     return e
 
 
-#: held while one Ray cluster starts (``make test`` runs two pytest-xdist workers: two clusters may
-#: run at once, but never start at once: start-up is the most CPU-hungry second of a cluster's life)
+#: one Ray start at a time across the pytest-xdist workers (``make test`` runs two: two clusters may
+#: run at once, but never start at once): the product's own GATESEARCH_RAY_START_LOCK, taken around
+#: ``ray.init`` by every driver the tests start, and by the tests' own starts (``ray_start_slot``)
 START_LOCK = Path(tempfile.gettempdir()) / f"gatesearch-tests-ray-start-{os.getuid()}.lock"
-#: how long a start may hold the lock
-START_WAIT_S = 90
-
-
-def _take_start_lock() -> int | None:
-    """The start lock's descriptor, held (blocks while another worker's cluster starts); None
-    outside pytest-xdist (a serial run starts one cluster at a time anyway)."""
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        return None
-    fd = os.open(START_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return fd
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("GATESEARCH_RAY_START_LOCK", str(START_LOCK))
 
 
 @contextmanager
 def ray_start_slot():
-    """Hold the Ray start lock for a block (an in-process start, ``ray start``)."""
-    fd = _take_start_lock()
+    """Hold the Ray start lock for a block (``ray start``, a script that starts a cluster)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    fd = os.open(START_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        if fd is not None:
-            os.close(fd)
-
-
-def _ray_up(ray_tmp: str) -> bool:
-    """Whether a Ray instance under the temp dir ``ray_tmp`` has its raylet up (RAY_TMPDIR layout
-    ``<tmp>/ray/session_latest``, ``ray start --temp-dir``'s ``<tmp>/session_latest``)."""
-    return any((Path(ray_tmp) / sub / "session_latest" / "sockets" / "raylet").exists() for sub in ("ray", ""))
-
-
-def _release_when_up(fd: int, proc: subprocess.Popen, ray_tmp: str) -> None:
-    """A thread releases the start lock once ``proc``'s Ray is up, ``proc`` ended or START_WAIT_S
-    passed; the test goes on meanwhile (a signal sent while Ray starts is still sent then)."""
-    import threading
-
-    def release():
-        deadline = time.time() + START_WAIT_S
-        try:
-            while time.time() < deadline and proc.poll() is None and not _ray_up(ray_tmp):
-                time.sleep(0.1)
-        finally:
-            os.close(fd)
-
-    threading.Thread(target=release, name="ray-start-slot", daemon=True).start()
+        os.close(fd)
 
 
 def run_starting_ray(args: list[str], *, env: dict[str, str], timeout: float, cwd=None) -> subprocess.CompletedProcess:
-    """``subprocess.run(args, capture_output=True, text=True)`` for a process that starts Ray under
-    ``env["RAY_TMPDIR"]``: its start waits for the start lock, held until its Ray is up."""
-    fd = _take_start_lock()
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
-    if fd is not None:
-        _release_when_up(fd, proc, env["RAY_TMPDIR"])
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise
-    return subprocess.CompletedProcess(args, proc.returncode, out, err)
+    """``subprocess.run(args, capture_output=True, text=True)`` for a script that starts Ray clusters
+    of its own (``ray.cluster_utils``): it runs while no other worker's cluster starts."""
+    with ray_start_slot():
+        return subprocess.run(args, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
 
 
 def spawn(args: list[str], log: Path, **extra: str) -> subprocess.Popen:
-    """Start ``args`` in a new session (so its whole process group can be killed). A process that
-    may start Ray (the CLI) starts it while no other test worker's cluster starts."""
+    """Start ``args`` in a new session (so its whole process group can be killed)."""
     fh = open(log, "wb")
-    e = env(**extra)
-    fd = _take_start_lock() if Path(args[0]).name in ("gatesearch", "ray") else None
-    try:
-        proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, env=e, start_new_session=True,
-                                cwd=str(log.parent))
-    except BaseException:
-        if fd is not None:
-            os.close(fd)
-        raise
-    if fd is not None:
-        _release_when_up(fd, proc, e["RAY_TMPDIR"])
-    return proc
+    return subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, env=env(**extra), start_new_session=True,
+                            cwd=str(log.parent))
 
 
 def gatesearch(*args: str, log: Path, **extra: str) -> subprocess.Popen:

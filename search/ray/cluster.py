@@ -74,9 +74,28 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
                 raise ServiceUnavailable(_refused(address, e)) from None
     else:
         local_token()
-        with _own_session(), _keep_signal_handlers():
+        with _start_turn(), _own_session(), _keep_signal_handlers():
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR",
                      log_to_driver=False)
+
+
+@contextmanager
+def _start_turn():
+    """``GATESEARCH_RAY_START_LOCK=<file>``: drivers on one machine naming the same file start their
+    private instances one at a time (start-up is the most CPU-hungry few seconds of a Ray instance;
+    the test suite's parallel workers use it). Unset: no waiting."""
+    path = os.environ.get("GATESEARCH_RAY_START_LOCK")
+    if not path:
+        yield
+        return
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def token_mode(local: bool) -> str:

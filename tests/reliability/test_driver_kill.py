@@ -222,6 +222,7 @@ PROMOTE_SPACE = ASHA_SPACE.replace("name: killed-asha", "name: killed-promote").
     "scheduler: moasha, moasha_eta: 2", "scheduler: moasha, moasha_eta: 2, moasha_mode: promote")
 
 
+@pytest.mark.slow  # over 30 s; `make test-all` and CI (make test-slow) run it
 def test_a_killed_promotion_search_resumes_its_paused_trials(tmp_path: Path):
     """Promotion MO-ASHA whose driver is SIGKILLed while trials wait at rungs: `gatesearch resume`
     keeps them waiting (Ray restores them as pending; the scheduler pauses them again), promotes

@@ -47,6 +47,7 @@ def nodes(tmp_path: Path):
         cluster.stop()
 
 
+@pytest.mark.slow  # over 30 s; `make test-all` and CI (make test-slow) run it
 def test_trials_on_a_killed_node_are_retried_elsewhere(tmp_path: Path, nodes):
     epochs = tmp_path / "epochs.log"
     (tmp_path / "space.yaml").write_text(SPACE.format(budget=BUDGET, epochs=EPOCHS, log=epochs))

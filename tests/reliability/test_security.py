@@ -3,6 +3,7 @@ is unpickled from an untrusted place (torch.load always with weights_only=True).
 
 import ast
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -25,7 +26,8 @@ shutdown_ray()
 
 
 def test_embedded_ray_binds_loopback_only(tmp_path):
-    out = harness.run_starting_ray([sys.executable, "-c", PROBE], timeout=180, cwd=ROOT, env=harness.env())
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=180, cwd=ROOT,
+                         env=harness.env())
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["nodes"] == ["127.0.0.1"]

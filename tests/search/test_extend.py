@@ -39,6 +39,7 @@ def _configs(children) -> list[tuple[str, str]]:
     return [(c.params["gate"], c.params["n_experts"]) for c in children if c.status == "FINISHED"]
 
 
+@pytest.mark.slow  # over 30 s; `make test-all` and CI (make test-slow) run it
 def test_extend_adds_trials_to_the_same_parent_without_retraining_any(tmp_path):
     (tmp_path / "space.yaml").write_text(SPACE.replace("EPOCHS", "1"))
     marker = f"GATESEARCH_TEST_RUN={uuid.uuid4().hex}"

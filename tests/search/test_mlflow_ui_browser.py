@@ -48,6 +48,7 @@ def _wait_healthy(url: str, proc, log) -> None:
     harness.wait_for(ok, 90, "mlflow ui", proc=proc, log=log)
 
 
+@pytest.mark.slow  # over 30 s; `make test-all` and CI (make test-slow) run it
 def test_front_table_figure_and_trial_links_in_the_mlflow_ui(browser, ray_session, tmp_path):
     result = run_search(parse_space_file(SPACE, str(tmp_path / "ui.yaml")), output_dir=tmp_path / "runs")
     port = harness.free_port()

@@ -6,9 +6,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from tests import harness
 
 
+@pytest.mark.slow  # over 30 s; `make test-all` and CI (make test-slow) run it
 def test_gpu_trials_are_limited_by_gpus_and_see_their_gpu(tmp_path):
     script = Path(__file__).with_name("gpu_cluster_check.py")
     env = {**os.environ, "RAY_TMPDIR": tempfile.mkdtemp(prefix="gsgpu", dir="/tmp")}  # short AF_UNIX paths
@@ -22,6 +25,7 @@ def test_gpu_trials_are_limited_by_gpus_and_see_their_gpu(tmp_path):
     assert set(info["device"]) <= {"cpu", "cuda"}
 
 
+@pytest.mark.slow  # over 30 s; `make test-all` and CI (make test-slow) run it
 def test_resources_per_configuration_are_packed_as_declared_and_an_impossible_one_fails_fast(tmp_path):
     """#22 item 2: `resources:` by n_experts on 2 (fake) GPUs: 4-expert trials take 0.5 GPU (up to
     4 at once), 16-expert trials 2 GPUs (alone, with both ids); a row asking 3 GPUs fails before

@@ -122,6 +122,7 @@ def _trained_keys(uri: str, experiment: str, parent: str) -> list[str]:
     return out
 
 
+@pytest.mark.slow  # over 30 s; `make test-all` and CI (make test-slow) run it
 def test_a_warm_started_search_never_trains_what_the_earlier_one_did(ray_session, tmp_path):
     first = run_search(_space("first", 4, seed=1), output_dir=tmp_path / "runs")
     assert len(first.trials) == 4
