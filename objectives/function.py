@@ -65,8 +65,14 @@ class FunctionObjective(Objective):
                                  f"`def train(config, report)`")
             params = inspect.signature(fn).parameters
             positional = [p for p in params.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-            if not positional and not any(p.kind == p.VAR_POSITIONAL for p in params.values()):
+            star = any(p.kind == p.VAR_POSITIONAL for p in params.values())
+            if not positional and not star:
                 raise ValueError(f"{self.name!r} takes no configuration: write it as `def train(config, report)`")
+            if len(positional) < 2 and not star and "report" not in params:
+                raise ValueError(f"{self.name!r} takes the configuration but no `report`: the search learns each "
+                                 f"epoch's metrics only through it; write it as `def train(config, report)` and "
+                                 f"call report({{{', '.join(repr(n) + ': ...' for n in (m.name for m in self.objectives))}}}) "
+                                 f"once per epoch")
             self._fn = fn
         return self._fn
 
@@ -79,9 +85,30 @@ class FunctionObjective(Objective):
         return self._accepts("restore") and self._accepts("save")
 
     def run(self, config: Mapping[str, Any], *, report=None, device: str = "cpu", **kwargs: Any):
-        """Call the function with the configuration, the report, and the keywords it declares."""
+        """Call the function with the configuration (a :class:`TrialConfig`: a key it lacks is an
+        error that says how to add it), the report, and the keywords it declares."""
         params = inspect.signature(self.function).parameters
         extra = {k: v for k, v in {"device": device, **kwargs}.items() if self._accepts(k)}
         if "report" in params and params["report"].kind != inspect.Parameter.POSITIONAL_ONLY:
-            return self.function(dict(config), report=report, **extra)
-        return self.function(dict(config), report, **extra)
+            return self.function(TrialConfig(config), report=report, **extra)
+        return self.function(TrialConfig(config), report, **extra)
+
+
+class MissingConfigKey(KeyError):
+    """``config[key]`` of a key the trial's configuration does not have."""
+
+    def __str__(self) -> str:  # KeyError's own str() is the key's repr only
+        return self.args[0] if self.args else ""
+
+
+class TrialConfig(dict):
+    """A trial's configuration as a training function gets it: a plain ``dict``, except that a
+    missing key names itself, the keys there are, and where to add it."""
+
+    def __missing__(self, key: Any):
+        raise MissingConfigKey(f"config[{key!r}]: the trial's configuration has no {key!r} (it has "
+                               f"{', '.join(sorted(map(str, self)))}); add {key} under fixed: (a constant) or "
+                               f"params: (searched) in the space file, or use config.get({key!r}, <default>)")
+
+    def __reduce__(self):  # pickles (and copies) as a plain dict
+        return (dict, (dict(self),))

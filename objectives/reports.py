@@ -58,7 +58,7 @@ class EpochReports:
         if not isinstance(metrics, Mapping):
             raise ObjectiveOutputError(f"report() takes a dict of metric name -> number, got "
                                        f"{type(metrics).__name__} {metrics!r:.80}")
-        result = dict(metrics)
+        result = {k: _plain(k, v) for k, v in metrics.items()}
         if EPOCH.name in result:
             epoch = _whole_number(result[EPOCH.name])
             if epoch is None or epoch < 1:
@@ -80,7 +80,7 @@ class EpochReports:
         if returned is not None and not isinstance(returned, Mapping):
             raise ObjectiveOutputError(f"run() must return a dict of final metrics or None, got "
                                        f"{type(returned).__name__} {returned!r:.80}")
-        returned = dict(returned or {})
+        returned = {k: _plain(k, v) for k, v in (returned or {}).items()}
         if self.last is None:
             if not returned:
                 raise MissingMetric(f"the trial reported nothing: call report({{...}}) once per epoch (or return "
@@ -120,6 +120,24 @@ class EpochReports:
                 raise NonFiniteMetric(f"optimised metric {name!r} is {value!r} {where}: the trial is failed "
                                       f"(a diverged training, or a metric computed on nothing?); it is kept off "
                                       f"the front")
+
+
+def _plain(name: Any, value: Any) -> Any:
+    """A reported value as the search keeps it: a number, text or a bool as it is; a 0-d torch tensor,
+    numpy scalar or 0-d array as its Python number (``.item()``); anything else (a tensor or array of
+    several values, a list, a dict) is an :class:`ObjectiveOutputError` naming the key."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    item = getattr(value, "item", None)
+    shape = getattr(value, "shape", None)
+    if callable(item) and shape is not None and tuple(shape) == ():
+        return item()  # a CUDA tensor is copied to the host here
+    what = f"{type(value).__module__}.{type(value).__name__}".replace("builtins.", "")
+    if shape is not None:
+        what += f" of shape {tuple(shape)}"
+    raise ObjectiveOutputError(f"report(): {name!r} is a {what}, not a number: report one number per key, e.g. "
+                               f"float({name}) or {name}.item() for a one-element tensor (a 0-d tensor or a numpy "
+                               f"scalar is taken as it is)")
 
 
 def _whole_number(value: Any) -> int | None:

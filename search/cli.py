@@ -91,6 +91,8 @@ def run(
                    "this search's store): its finished trials are told to the searcher first, not trained"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live progress (only the front at the end)"),
     trust_dir: bool = typer.Option(False, "--trust-dir", help=TRUST_HELP),
+    allow_failed: bool = typer.Option(False, "--allow-failed", help="exit 0 when the search finished with some "
+                                      "failed trials (default: exit 3)"),
 ) -> None:
     """Run a search and print the Pareto front."""
     from gatesearch.search.validate import validate_space_file
@@ -120,7 +122,7 @@ def run(
                           address=address, progress=None if quiet else "auto", optuna_storage=optuna_storage,
                           warm_start=warm_start, trust_dir=trust_dir)
 
-    _search_and_print(start)
+    _search_and_print(start, allow_failed)
 
 
 @app.command()
@@ -131,6 +133,8 @@ def extend(
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: the one recorded)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live progress (only the front at the end)"),
     trust_dir: bool = typer.Option(False, "--trust-dir", help=TRUST_HELP),
+    allow_failed: bool = typer.Option(False, "--allow-failed", help="exit 0 when the search finished with some "
+                                      "failed trials (default: exit 3)"),
 ) -> None:
     """Run more trials on top of a finished search: same MLflow parent run, the searcher continuing
     from its saved state."""
@@ -152,7 +156,7 @@ def extend(
         return extend_search(found, num_samples=num_samples, address=address, tracking_uri=tracking_uri,
                              progress=None if quiet else "auto", trust_dir=trust_dir)
 
-    _search_and_print(start)
+    _search_and_print(start, allow_failed)
 
 
 @app.command()
@@ -163,6 +167,8 @@ def resume(
     optuna_storage: Optional[str] = typer.Option(None, help="Optuna mirror's storage (default: the one recorded)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live progress (only the front at the end)"),
     trust_dir: bool = typer.Option(False, "--trust-dir", help=TRUST_HELP),
+    allow_failed: bool = typer.Option(False, "--allow-failed", help="exit 0 when the search finished with some "
+                                      "failed trials (default: exit 3)"),
 ) -> None:
     """Finish an interrupted search: same trials, searcher state and MLflow parent run."""
     from gatesearch.search.manifest import Manifest, find_search_dir
@@ -183,14 +189,17 @@ def resume(
         return resume_search(found, address=address, tracking_uri=tracking_uri, progress=None if quiet else "auto",
                              optuna_storage=optuna_storage, trust_dir=trust_dir)
 
-    _search_and_print(start)
+    _search_and_print(start, allow_failed)
 
 
-def _search_and_print(start) -> None:
+def _search_and_print(start, allow_failed: bool = False) -> None:
     """Run ``start()`` (a search), always shut Ray down, print the front or a clean error.
-    An interrupted search (SIGINT/SIGTERM) prints how to finish it and exits 130."""
+    An interrupted search (SIGINT/SIGTERM) prints how to finish it and exits 130; one stopped by
+    repeated failures prints the failure once and exits 4; one that finished with some failed
+    trials says so last and exits 3 (0 with ``allow_failed``): :mod:`gatesearch.search.failures`."""
     import signal
 
+    from gatesearch.search.failures import EXIT_FAILING, EXIT_SOME_FAILED, SearchFailing
     from gatesearch.search.interrupt import EXIT_INTERRUPTED, SearchInterrupted
 
     def stop_now(signum, frame):  # SIGTERM before the search runs (Ray starting): unwind, shut Ray down
@@ -204,6 +213,15 @@ def _search_and_print(start) -> None:
 
         try:
             result = start()
+        except SearchFailing as e:
+            where = f" at {e.failure.where}" if e.failure.where else ""
+            summary = e.failure.summary.removesuffix(f" (at {e.failure.where})")
+            err_console.print(f"[bold red]stopped[/]: {escape(e.why)}{escape(where)}:\n  {escape(summary)}\n"
+                              f"{e.failed} failed, {e.finished} finished; fix it, then `gatesearch resume "
+                              f"{escape(e.search_dir)}` runs the rest of the budget (each failed trial's traceback is "
+                              f"its child run's error.txt in MLflow; search: {{fail_fast: 0}} never stops)",
+                              highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_FAILING) from None
         except SearchInterrupted as e:
             err_console.print(f"[bold yellow]interrupted[/] ({escape(e.signal_name)}): {e.finished} of {e.budget} "
                               f"finished; finish it with `gatesearch resume {escape(e.search_dir)}`",
@@ -251,6 +269,14 @@ def _search_and_print(start) -> None:
         console.print(f"Also in optuna-dashboard (pip install 'gatesearch[dashboard]'), study {result.optuna_study}:\n"
                       f"  optuna-dashboard {shown(result.optuna_storage)}", soft_wrap=True, highlight=False,
                       markup=False)
+    if result.failed:
+        total = len(result.trials) + result.failed
+        err_console.print(f"[bold yellow]{result.failed} of {total} trials failed[/] (each one's traceback is its "
+                          f"child run's error.txt in MLflow)"
+                          + ("" if allow_failed else f"; exit status {EXIT_SOME_FAILED} (--allow-failed: 0)"),
+                          highlight=False, soft_wrap=True)
+        if not allow_failed:
+            raise typer.Exit(EXIT_SOME_FAILED)
 
 
 def _print_links(uri: str, experiment_id: str, parent_run_id: str) -> None:

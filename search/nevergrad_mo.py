@@ -15,6 +15,7 @@ import nevergrad as ng
 import numpy as np
 
 from gatesearch._hints import did_you_mean
+from gatesearch.search.searchers import MAX_INFEASIBLE
 from gatesearch.spaces import Space, decode, encode, to_parametrization
 
 
@@ -67,10 +68,30 @@ class NevergradMO:
         """A configuration for ``key``, or None once ``budget`` asks were made (when capped)."""
         if self.capped and self.asked >= self.budget:
             return None
-        cand = self.optimizer.ask()
+        for _ in range(10 * MAX_INFEASIBLE):
+            cand = self.optimizer.ask()
+            config = decode(self.space, cand.value)
+            if self.space.broken(config) is None:
+                break
+            # breaks a relation of the space: told as worse than anything, then asked again
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ng.errors.NevergradRuntimeWarning)
+                self.optimizer.tell(cand, self._infeasible_losses())
+        else:  # a uniformly drawn configuration that meets them, told to Nevergrad as its own
+            import random
+
+            config = self.space.sample(random.Random(self.asked))
+            cand = self.optimizer.parametrization.spawn_child()
+            cand.value = encode(self.space, config, self.optimizer.parametrization.value)
         self.asked += 1
         self.pending[key] = cand
-        return decode(self.space, cand.value)
+        return config
+
+    def _infeasible_losses(self) -> list[float]:
+        if self._worst is None:
+            return [1e12] * len(self.metrics)
+        span = np.maximum(self._worst - self._best, np.maximum(np.abs(self._worst), 1e-12))
+        return (self._worst + 1e3 * span).tolist()
 
     def force(self, key: str, config: Mapping[str, Any]) -> dict[str, Any] | None:
         """Ask for ``key`` with ``config`` as the proposal (a restore whose replay diverged:

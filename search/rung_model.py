@@ -17,7 +17,7 @@ import math
 from typing import Any, Mapping, Sequence
 
 from gatesearch.objectives.metrics import EPOCH
-from gatesearch.search.searchers import OptunaCore
+from gatesearch.search.searchers import OptunaCore, ask_feasible
 
 
 class RungModelCore(OptunaCore):
@@ -65,19 +65,15 @@ class RungModelCore(OptunaCore):
         return self.study if f is None else self.rung_studies[f]
 
     def ask(self, key: str) -> dict[str, Any] | None:
-        from gatesearch.spaces import suggest
-
         f = self.model_fidelity()
         if f is None:
             config = super().ask(key)
         else:
             if self.capped and self.asked >= self.budget:
                 return None
-            trial = self.rung_studies[f].ask()  # RUNNING there until its result at rung f (constant liar)
+            # RUNNING there until its result at rung f (constant liar)
+            trial, config = ask_feasible(self.rung_studies[f], self.space)
             self.asked += 1
-            fixed = suggest(trial, self.space)
-            values = {**trial.params, **fixed}
-            config = {n: values[n] for n in self.space.params if n in values}
             self.from_rung[key] = (f, trial)
         if config is not None:
             self.configs[key], self.reached[key] = config, set()

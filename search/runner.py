@@ -23,6 +23,7 @@ from gatesearch.search import redact
 from gatesearch.search.file_lock import is_postgres
 from gatesearch.search.constraints import from_space_file as constraints_of
 from gatesearch.search.dir_guard import OutputFolderUse, SearchDirLock, check_trusted, private_files, umask
+from gatesearch.search.failures import FailureWatch, SearchFailing
 from gatesearch.search.interrupt import Interrupts, SearchInterrupted
 from gatesearch.search.store import TAG_INTERRUPTED
 from gatesearch.search.manifest import MANIFEST, SPACE_COPY, Manifest, extension_base, find_search_dir
@@ -132,14 +133,16 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
         run_name=lambda t: sink.rows.get(t, {}).get("trial"), constraints=constraints,
         paused=ray_tuner.paused_trials)
     interrupts, entered = Interrupts(checkpointed=ray_tuner.checkpoints_trials(objective)), False
+    watch, failing = FailureWatch(settings.fail_fast), False
     t0 = time.time()
     status = "FAILED"
     with interrupts.catching():
         try:
             ray_tuner.ensure_ray(address=manifest.address)
             common = dict(objective_name=sf.objective, fixed=sf.fixed, settings=settings,
-                          sink=TeeSink(BufferedSink(outbox), shown),
-                          should_stop=lambda: outbox.failed or interrupts.requested is not None,
+                          sink=TeeSink(BufferedSink(outbox), shown, watch),
+                          should_stop=lambda: (outbox.failed or interrupts.requested is not None
+                                               or watch.tripped is not None),
                           objective=objective if isinstance(objective, FunctionObjective) else None,
                           plugins=sf.plugins,
                           resources=from_space_file(sf, settings.cpus_per_trial, settings.gpus_per_trial))
@@ -164,9 +167,13 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
             except Exception:
                 outbox.raise_if_failed()  # the root cause, if tracking failed first
                 raise
-            if counts.pop("stopped_by_request", 0) and interrupts.requested is not None and not outbox.failed:
+            stopped = counts.pop("stopped_by_request", 0) and not outbox.failed
+            if stopped and interrupts.requested is not None:
                 status = "KILLED"
                 outbox.call("interrupt_open", interrupts.requested)
+            elif stopped and watch.tripped is not None:  # repeated failures: stopped as an interrupt is
+                status, failing = "KILLED", True
+                outbox.call("interrupt_open", "fail_fast")
             outbox.flush()  # raises TrackingUnavailable if the store never came back
             orphans = len(retired) if resume else 0
             backfilled = _backfill(sink, tracker, parent, outcomes) if resume and status != "KILLED" else 0
@@ -179,6 +186,9 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
             if status == "KILLED":
                 if sink.reference is not None:  # keep the artifacts current; never fix the reference on a partial front
                     sink.log_front()
+                if failing:
+                    raise SearchFailing(watch.tripped, watch.cause, len(watch.failures), sink.finished,
+                                        str(search_dir))
                 raise SearchInterrupted(interrupts.requested, sink.finished, settings.num_samples, str(search_dir))
             rows, front, hv, ref = sink.log_front()
             status = "FINISHED"

@@ -129,16 +129,12 @@ class OptunaCore:
         self.asked = 0
 
     def ask(self, key: str) -> dict[str, Any] | None:
-        from gatesearch.spaces import suggest
-
         if self.capped and self.asked >= self.budget:
             return None
-        trial = self.study.ask()
+        trial, config = ask_feasible(self.study, self.space)
         self.asked += 1
         self.pending[key] = trial
-        fixed = suggest(trial, self.space)  # returns the fixed values; Optuna records the suggested ones
-        values = {**trial.params, **fixed}
-        return {n: values[n] for n in self.space.params if n in values}
+        return config
 
     def force(self, key: str, config: Mapping[str, Any]) -> dict[str, Any] | None:
         """Ask for ``key`` with ``config`` as the proposal (a restore whose replay diverged:
@@ -194,6 +190,40 @@ class OptunaCore:
         """A running proposal's latest report: its violations are kept, for a trial stopped early."""
         if self.constraints is not None and key in self.pending:
             self.observed[key] = self.constraints.violations(result)
+
+
+#: proposals a sampler may make that break the space's relations, in a row, before one is drawn
+#: uniformly instead (:func:`ask_feasible`; Nevergrad, whose asks are cheap and who is told each one
+#: was infeasible, gets ten times as many). A relation that bounds one parameter by others is never
+#: broken (the range is narrowed); others (``n % 2 == 0``) are drawn again, and the Bayesian samplers
+#: (gp, botorch), which do not learn from pruned trials, may need several model fits per proposal.
+MAX_INFEASIBLE = 10
+
+
+def ask_feasible(study, space) -> tuple[Any, dict[str, Any]]:
+    """A new trial of ``study`` whose configuration of ``space`` meets the space's relations
+    (:mod:`gatesearch.spaces.relations`), and that configuration. A proposal that breaks one is told
+    PRUNED (TPE learns to avoid it: pruned trials are in its "bad" group) and the sampler asked
+    again; after MAX_INFEASIBLE in a row, a uniformly drawn configuration that meets them is
+    enqueued (a sampler stuck in an infeasible corner still proposes)."""
+    import optuna
+
+    from gatesearch.spaces import Infeasible, suggest
+
+    for attempt in range(MAX_INFEASIBLE + 1):
+        if attempt == MAX_INFEASIBLE:
+            import random
+
+            study.enqueue_trial(space.sample(random.Random(len(study.trials))), skip_if_exists=False)
+        trial = study.ask()
+        try:
+            fixed = suggest(trial, space)  # returns the fixed values; Optuna records the suggested ones
+        except Infeasible:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            continue
+        values = {**trial.params, **fixed}
+        return trial, {n: values[n] for n in space.params if n in values}
+    raise ValueError("the space's relations could not be met")  # pragma: no cover - the enqueued draw meets them
 
 
 def _startup(num_samples: int) -> int:

@@ -21,6 +21,7 @@ BOUNDS: dict[str, tuple[float, float, str]] = {
     "moasha_eta": (1.000001, 1_000, "MO-ASHA's reduction factor; > 1"),
     "moasha_brackets": (1, 100, "MO-ASHA's Hyperband brackets; 1 = plain ASHA"),
     "max_failures": (0, 1_000, "retries of a failed trial"),
+    "fail_fast": (0, 1_000_000, "failed trials in a row that stop the search; 0 = never"),
     "tracking_timeout_s": (0.001, 10_000_000, "seconds the tracking store may be unreachable; > 0"),
 }
 SCHEDULERS = ("fifo", "moasha")
@@ -52,6 +53,9 @@ class SearchSettings:
         gpus_per_trial: Ray GPUs per trial (fractions allowed); models use CUDA when > 0.
         max_failures: how many times Ray retries a failed trial (node death, actor crash, or an
             exception in the trial) before marking it FAILED; 0 = never retry.
+        fail_fast: stop the search (resumably) when this many trials in a row failed
+            (:mod:`gatesearch.search.failures`): a bug in a training function costs a few trials,
+            not the budget; 0 = never stop.
         tracking_timeout_s: how long MLflow may be unreachable before the search stops with an
             error; while it is down, everything to be logged is buffered in order.
         dedup: a configuration the search already evaluated (the same active parameters and
@@ -79,6 +83,7 @@ class SearchSettings:
     moasha_brackets: int = 1
     moasha_rung_model: bool = False
     max_failures: int = 0
+    fail_fast: int = 3
     tracking_timeout_s: float = 300.0
     dedup: bool = True
     reference_point: Mapping[str, float] | None = None

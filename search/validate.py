@@ -52,8 +52,9 @@ def validate_space_file(sf: SpaceFile) -> tuple[Objective, SearchSettings]:
             objective = get_objective(sf.objective)
     except UserImportError as e:  # the user's module: what went wrong there and where, at the objective's line
         raise sf.error(("objective",), e.message, e.fix) from None
-    except ValueError as e:
-        raise sf.error(("objective",), str(e), "use a registered objective name, or 'package.module:attr' for your own") from None
+    except ValueError as e:  # a training function's problem says its own fix
+        raise sf.error(("objective",), str(e), "" if sf.metrics else
+                       "use a registered objective name, or 'package.module:attr' for your own") from None
     if not objective.front_columns or getattr(objective, _COLUMNS_FROM_SPACE, False):
         # a user objective that names no columns: show what was searched (front tables, run names),
         # for this space file (the registry keeps one instance: a later search of another space
@@ -102,6 +103,7 @@ def validate_space_file(sf: SpaceFile) -> tuple[Objective, SearchSettings]:
             for key, v in (("low", p.low), ("high", p.high)):
                 check(path + (key,), name, int(v) if rule.kind == "int" else float(v))
     _check_constraints(sf, objective)
+    _check_relations(sf)
     _check_inert(sf, objective)
     if settings.searcher == "nevergrad":
         import nevergrad as ng
@@ -152,6 +154,17 @@ def _check_inert(sf: SpaceFile, objective: Objective) -> None:
                            f"remove {key}, or search what reads it")
 
 
+def _check_relations(sf: SpaceFile) -> None:
+    """The relations can be met: a configuration that meets them all is found by drawing."""
+    if not sf.space.relations:
+        return
+    try:
+        sf.space.sample(random.Random(0))
+    except ValueError as e:
+        raise sf.error(("relations",) if ("relations",) in sf.lines else ("params",), str(e),
+                       "loosen a relation, or widen the ranges it compares") from None
+
+
 def _check_constraints(sf: SpaceFile, objective: Objective) -> None:
     """Every ``a <= b`` must hold for every configuration the space can produce."""
 
@@ -165,6 +178,8 @@ def _check_constraints(sf: SpaceFile, objective: Objective) -> None:
         return v, v, ("params", name)
 
     for a, b in objective.schema.le_constraints:
+        if any(r.is_at_most(a, b) for r in sf.space.relations):
+            continue  # the space says so itself (k: {high: n_experts}): every proposal meets it
         _, a_hi, a_path = extent(a)
         b_lo, _, b_path = extent(b)
         if a_hi is None or b_lo is None:
@@ -174,7 +189,8 @@ def _check_constraints(sf: SpaceFile, objective: Objective) -> None:
             raise sf.error(a_path + (("high",) if isinstance(sf.space.params.get(a), (Int, Float)) else ()),
                            f"{a} can be {a_hi} ({where}) but {b} can be as low as {b_lo}: "
                            f"{a} <= {b} must hold for every configuration",
-                           f"set the largest {a} to at most {b_lo}, or raise the smallest {b} to at least {a_hi}")
+                           f"set the largest {a} to at most {b_lo}, or raise the smallest {b} to at least {a_hi}, or "
+                           f"let the bound follow {b}: {a}: {{..., high: {b}}}")
 
 
 def max_epochs(sf: SpaceFile, objective: Objective) -> int:

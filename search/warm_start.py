@@ -116,6 +116,9 @@ def configuration(space: Space, fixed: Mapping[str, Any], params: Mapping[str, s
         missing = [n for n in filled if n in active]
         if missing:
             return None, f"{missing[0]} not in the earlier search"
+    broken = space.broken(out)
+    if broken is not None:  # a configuration this space never proposes
+        return None, f"breaks {broken.text}"
     return {n: out[n] for n in space.params if n in out}, ""
 
 

@@ -1,11 +1,13 @@
 """Search spaces: one declarative type, YAML files, compilation to Optuna. Imports nothing of ours."""
 
 from gatesearch.spaces.params import Categorical, Condition, Fixed, Float, Int, Param
-from gatesearch.spaces.space import Space
+from gatesearch.spaces.relations import Relation, RelationError
+from gatesearch.spaces.space import Infeasible, Space
 from gatesearch.spaces.space_file import SpaceError, SpaceFile, load_space_file, parse_space_file
 from gatesearch.spaces.to_optuna import distributions, suggest
 
-__all__ = ["Categorical", "Condition", "Fixed", "Float", "Int", "Param", "Space", "SpaceError", "SpaceFile",
+__all__ = ["Categorical", "Condition", "Fixed", "Float", "Int", "Infeasible", "Param", "Relation", "RelationError",
+           "Space", "SpaceError", "SpaceFile",
            "load_space_file", "parse_space_file", "suggest", "distributions", "to_parametrization", "decode",
            "encode"]
 

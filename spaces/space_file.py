@@ -37,9 +37,11 @@ import yaml
 
 from gatesearch._hints import did_you_mean
 from gatesearch.spaces.params import Categorical, Condition, Fixed, Float, Int, Param
+from gatesearch.spaces.relations import Relation, RelationError
 from gatesearch.spaces.space import Space
 
-TOP_KEYS = ("name", "objective", "metrics", "plugins", "search", "resources", "constraints", "fixed", "params")
+TOP_KEYS = ("name", "objective", "metrics", "plugins", "search", "resources", "constraints", "fixed", "params",
+            "relations")
 METRIC_MODES = ("max", "min")
 PARAM_KEYS = {
     "float": ("type", "low", "high", "log", "when"),
@@ -231,6 +233,7 @@ class SpaceFile:
 class _Parser:
     def __init__(self, file: str, lines: dict[tuple, int]):
         self.file, self.lines = file, lines
+        self.bounds_from: dict[str, Any] = {}  # parameter -> how a bound naming another one is read
 
     def err(self, path: tuple, message: str, fix: str = "") -> SpaceError:
         line = next((self.lines[path[:i]] for i in range(len(path), -1, -1) if path[:i] in self.lines), None)
@@ -241,7 +244,8 @@ class _Parser:
             try:
                 v = float(v)
             except ValueError:
-                pass
+                if v.isidentifier() and path[-1] in ("low", "high") and path[-2] in self.bounds_from:
+                    return self.bounds_from[path[-2]](path, v, kind)  # another parameter's name
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise self.err(path, f"expected a number, got {type(v).__name__} {v!r}",
                            "write a plain number, e.g. 0.001 or 1e-3")
@@ -338,10 +342,11 @@ def parse_space_file(text: str, file: str = "<string>") -> SpaceFile:
                     "see spaces/examples/ (an empty mapping {} runs the fixed configuration once)")
     for n in raw_params:
         _check_key(p, ("params", n), n, "parameter")
-    params = {str(n): p.param(str(n), raw) for n, raw in raw_params.items()}
     fixed = data.get("fixed") or {}
     if not isinstance(fixed, dict):
         raise p.err(("fixed",), f"expected a mapping, got {fixed!r}", "write fixed: {epochs: 8}")
+    params, relations = _params_and_relations(p, {str(n): raw for n, raw in raw_params.items()}, fixed,
+                                              data.get("relations"))
     for n in fixed:
         _check_key(p, ("fixed", n), n, "fixed value")
         if n in params:
@@ -350,7 +355,7 @@ def parse_space_file(text: str, file: str = "<string>") -> SpaceFile:
     if not isinstance(search, dict):
         raise p.err(("search",), f"expected a mapping, got {search!r}", "write search: {searcher: tpe, num_samples: 16}")
     try:
-        space = Space(params, name=str(data.get("name", "")))
+        space = Space(params, name=str(data.get("name", "")), relations=relations)
     except ValueError as e:
         msg = str(e)
         pname = msg.split(":", 1)[0]
@@ -361,6 +366,67 @@ def parse_space_file(text: str, file: str = "<string>") -> SpaceFile:
                      search=dict(search), lines=lines, text=text, metrics=_metrics(p, data.get("metrics")),
                      plugins=_plugins(p, data.get("plugins")), resources=data.get("resources"),
                      constraints=data.get("constraints"))
+
+
+def _params_and_relations(p: _Parser, raw_params: dict[str, Any], fixed: Mapping[str, Any],
+                          raw_relations: Any) -> tuple[dict[str, Param], tuple[Relation, ...]]:
+    """The parameters (a bound may name another parameter, or a fixed value: ``high: n_experts``)
+    and the relations between them (those bounds, and ``relations:``)."""
+    params: dict[str, Param] = {}
+    relations: list[Relation] = []
+    resolving: list[str] = []
+
+    def bound_from(path: tuple, ref: str, kind: str):
+        name, side = path[-2], path[-1]
+        if ref == name:
+            raise p.err(path, f"{name}'s {side} names {name} itself", "write a number, or another parameter's name")
+        if ref in fixed and ref not in raw_params:
+            return p.number(path, fixed[ref], kind)  # a fixed value: a constant bound
+        if ref not in raw_params:
+            raise p.err(path, f"expected a number or a parameter's name, got {ref!r}"
+                        f"{did_you_mean(ref, [*raw_params, *fixed])}",
+                        "write a number, or the name of an int or float parameter (the bound follows its value)")
+        other = build(ref, path)
+        if not isinstance(other, (Int, Float)):
+            raise p.err(path, f"{side}: {ref!r} is a {type(other).__name__.lower()} parameter; a bound can follow an "
+                        "int or float parameter only", "write a number, or use relations: for other comparisons")
+        relations.append(Relation.parse(f"{name} {'<=' if side == 'high' else '>='} {ref}", raw_params))
+        lo, hi = other.bounds()  # the static range: everything the other parameter can reach
+        return p.number(path, hi if side == "high" else lo, kind)
+
+    def build(name: str, path: tuple = ()) -> Param:
+        if name in params:
+            return params[name]
+        if name in resolving:
+            cycle = " -> ".join(resolving[resolving.index(name):] + [name])
+            raise p.err(path or ("params", name), f"bounds that refer to each other in a circle ({cycle})",
+                        "let one of them have plain numbers as bounds")
+        resolving.append(name)
+        params[name] = p.param(name, raw_params[name])
+        resolving.pop()
+        return params[name]
+
+    p.bounds_from = {n: bound_from for n in raw_params}
+    for name in raw_params:
+        build(name)
+    params = {n: params[n] for n in raw_params}  # the file's order
+    if raw_relations is not None:
+        if not isinstance(raw_relations, list):
+            raise p.err(("relations",), f"expected a list of comparisons, got {type(raw_relations).__name__} "
+                        f"{raw_relations!r:.80}", "write e.g. relations: [\"k <= n_experts\", \"d_model % n_heads == 0\"]")
+        for i, text in enumerate(raw_relations):
+            if not isinstance(text, str):
+                raise p.err(("relations", i), f"expected a comparison in quotes, got {text!r:.80}",
+                            "write e.g. \"k <= n_experts\" (quoted: YAML reads <, > and : in plain text oddly)")
+            try:
+                relations.append(Relation.parse(text, set(params)))
+            except RelationError as e:
+                bad = str(e).split("'", 2)[1] if str(e).startswith("'") and "not a parameter" in str(e) else ""
+                hint = (f" ({bad} is fixed: write its value, or move it under params:)" if bad in fixed
+                        else did_you_mean(bad, params) if bad else "")
+                raise p.err(("relations", i), f"{text!r}: {e}{hint}",
+                            "relations compare parameters of params:, e.g. \"k <= n_experts\"") from None
+    return params, tuple(relations)
 
 
 def _check_key(p: _Parser, path: tuple, name: Any, what: str) -> None:

@@ -37,12 +37,12 @@ def test_the_wheel_holds_every_package_and_runs_a_packaged_example_outside_the_c
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()"
                                 "['purelib'])"], capture_output=True, text=True, check=True).stdout.strip())
-    # the locked dependencies, from this venv (its own gatesearch is an editable install, which a
-    # plain path entry does not activate: only the wheel's gatesearch is importable there)
-    (site / "locked-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     installed = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--no-deps", "--no-index", str(wheel)],
                                capture_output=True, text=True, timeout=300)
     assert installed.returncode == 0, installed.stderr[-3000:]
+    # then the locked dependencies, from this venv (its own gatesearch is an editable install, which a
+    # plain path entry does not activate: only the wheel's gatesearch is importable there)
+    (site / "locked-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
 
     work = tmp_path / "work"
     work.mkdir()

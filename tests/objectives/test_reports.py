@@ -74,7 +74,8 @@ def test_a_non_finite_optimised_metric_fails_at_its_epoch(metric, bad):
     with pytest.raises(NonFiniteMetric) as info:
         reports({**_ok(), metric: bad})
     text = str(info.value)
-    assert repr(metric) in text and repr(bad) in text and "at epoch 2" in text, text
+    shown = bad.item() if isinstance(bad, np.generic) else bad  # a numpy scalar is taken as its Python number
+    assert repr(metric) in text and repr(shown) in text and "at epoch 2" in text, text
     assert [m["epoch"] for m in sent] == [1]  # nothing was sent for epoch 2
     assert reports.last == {**_ok(), "epoch": 1}
 
@@ -224,3 +225,16 @@ def test_a_metric_reported_earlier_but_not_last_is_named_with_its_epoch():
     reports({"accuracy": 0.6})
     with pytest.raises(MissingMetric, match=r"epoch 2\) lacks 'macs' \(last reported at epoch 1\)"):
         reports.finish(None)
+
+
+def test_a_0d_tensor_or_numpy_scalar_is_taken_as_its_number_and_a_vector_is_refused_by_name():
+    import torch
+
+    reports, sent = _reports()
+    reports({**_ok(), "loss": torch.tensor(0.25, requires_grad=True) * 2, "n": np.int64(3), "f": np.float32(0.5)})
+    assert sent[-1]["loss"] == 0.5 and type(sent[-1]["loss"]) is float
+    assert type(sent[-1]["n"]) is int and type(sent[-1]["f"]) is float
+    with pytest.raises(ObjectiveOutputError, match=r"'loss' is a torch.Tensor of shape \(3,\), not a number.*item\(\)"):
+        reports({**_ok(), "loss": torch.ones(3)})
+    with pytest.raises(ObjectiveOutputError, match=r"'hist' is a list, not a number"):
+        reports({**_ok(), "hist": [1, 2]})

@@ -125,3 +125,30 @@ def test_resume_retires_orphans_before_the_front_is_restored(tmp_path):
     assert max(step for step, _ in tracker.metric_history(parent, "hypervolume")) == 1
     status = {c.trial_id: (c.status, TAG_ORPHANED in c.tags) for c in tracker.children(parent)}
     assert status == {"t1": ("FINISHED", False), "t2": ("RUNNING", False), "t3": ("KILLED", True), "t4": ("KILLED", True)}
+
+
+def test_a_csv_cell_a_spreadsheet_would_run_is_neutralised_and_numbers_are_kept():
+    import csv
+    import io
+
+    from gatesearch.search.front_report import _csv
+
+    rows = [{"trial": "=HYPERLINK(\"http://x\",\"a\")", "gate": "@SUM(A1)", "lr": -0.5, "note": "-0.25",
+             "tag": "+cmd", "plain": "topk"}]
+    [back] = list(csv.DictReader(io.StringIO(_csv(rows))))
+    assert back == {"trial": "'=HYPERLINK(\"http://x\",\"a\")", "gate": "'@SUM(A1)", "lr": "-0.5", "note": "-0.25",
+                    "tag": "'+cmd", "plain": "topk"}
+
+
+def test_markdown_in_run_names_and_values_is_escaped_in_the_parents_description():
+    from gatesearch.search.front_report import front_markdown
+
+    front = LiveFront(NAMES, MODES)
+    front.add("t1", "r1", {"accuracy": 0.9, "macs_per_sample": 10.0},
+              {"trial": "[click](http://evil) <img src=x onerror=alert(1)>", "gate": "*bold*|x"})
+    text = front_markdown(front, [0.0, 20.0], 1.0, experiment_id="7")
+    row = next(line for line in text.splitlines() if "r1" in line)
+    assert "[\\[click\\]\\(http://evil\\) \\<img src=x onerror=alert\\(1\\)\\>](#/experiments/7/runs/r1" in row
+    import re
+
+    assert "\\*bold\\*\\|x" in row and not re.search(r"(?<!\\)[<>]", row)  # no raw HTML

@@ -278,3 +278,31 @@ def plan_core_registered():
     register_searcher(SearcherSpec("plan-test", "a fixed sequence (test)", _PlanCore))
     yield
     SEARCHERS.unregister("plan-test")
+
+
+@pytest.mark.parametrize("name", [_installed(n) for n in SEARCHERS])
+def test_every_searcher_proposes_only_what_the_relations_allow(name):
+    """``k <= n_experts`` (a bound that follows a parameter) and an arbitrary relation: no proposal
+    of any searcher breaks them, whatever it was told, and the whole range is still proposed."""
+    import warnings
+
+    from gatesearch.spaces import Relation
+
+    names = {"gate", "n_experts", "k", "lr"}
+    space = Space({"gate": Categorical(("a", "b")), "n_experts": Int(2, 6), "k": Int(1, 6),
+                   "lr": Float(1e-3, 1e-1, log=True)},
+                  relations=(Relation.parse("k <= n_experts", names),
+                             Relation.parse("n_experts % 2 == 0 or gate == 'a'", names)))
+    budget = {"gp": 12}.get(name, BUDGETS.get(name, 30))  # a GP fit per proposal (and per one drawn again)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        core = SEARCHERS[name].core(space, ["acc", "cost"], ["max", "min"], seed=0, budget=budget, num_workers=2)
+        got = []
+        for i in range(budget):
+            cfg = core.ask(str(i))
+            got.append(cfg)
+            core.tell(str(i), {"acc": cfg["k"] / cfg["n_experts"], "cost": cfg["lr"]})
+    assert [space.broken(c) for c in got] == [None] * budget
+    assert all(c["k"] <= c["n_experts"] for c in got)
+    if budget >= 30:
+        assert max(c["k"] for c in got) >= 4  # not squeezed to the smallest values
