@@ -43,7 +43,8 @@ _API: dict[str, str] = {
     # search
     "run_search": "gatesearch.search.runner", "resume_search": "gatesearch.search.runner",
     "SearchResult": "gatesearch.search.runner", "SearchSettings": "gatesearch.search.settings",
-    "SearchInterrupted": "gatesearch.search.interrupt",
+    "SearchInterrupted": "gatesearch.search.interrupt", "SearchFailing": "gatesearch.search.failures",
+    "load_search": "gatesearch.search.load", "extend_search": "gatesearch.search.runner",
 }
 
 __all__ = sorted(_API)

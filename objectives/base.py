@@ -296,3 +296,14 @@ def _import_objective(name: str) -> Objective:
         raise ValueError(f"objective {name!r}: {attr!r} is a {type(obj).__name__}, not an objectives.Objective "
                          f"or a training function")
     return obj
+
+
+def checkpoints_trials(objective) -> bool:
+    """Whether trials of ``objective`` are checkpointed: it says so, and its ``run`` (perhaps
+    overridden by a subclass) takes ``restore`` and ``save``."""
+    import inspect
+
+    if not getattr(objective, "checkpoints", False):
+        return False
+    params = inspect.signature(objective.run).parameters
+    return ("restore" in params and "save" in params) or any(p.kind == p.VAR_KEYWORD for p in params.values())

@@ -123,10 +123,11 @@ class EpochReports:
 
 
 def _plain(name: Any, value: Any) -> Any:
-    """A reported value as the search keeps it: a number, text or a bool as it is; a 0-d torch tensor,
-    numpy scalar or 0-d array as its Python number (``.item()``); anything else (a tensor or array of
-    several values, a list, a dict) is an :class:`ObjectiveOutputError` naming the key."""
-    if value is None or isinstance(value, (bool, int, float, str)):
+    """A reported value as the search keeps it: a number, text, a bool, or a list/dict of them (e.g.
+    an early-exit objective's operating points) as it is; a 0-d torch tensor, numpy scalar or 0-d
+    array as its Python number (``.item()``); a tensor or array of several values, or any other
+    object, is an :class:`ObjectiveOutputError` naming the key."""
+    if value is None or isinstance(value, (bool, int, float, str, list, tuple, dict)):
         return value
     item = getattr(value, "item", None)
     shape = getattr(value, "shape", None)

@@ -101,6 +101,14 @@ def run(
     _warn_passwords(tracking_uri=tracking_uri, optuna_storage=optuna_storage)
     try:  # arguments and the space file first: a mistake is reported in well under a second
         sf = load_space_file(space_file)
+        from gatesearch.search.settings import SearchSettings
+
+        try:  # the options against the file's search: first (no user module imported yet)
+            early = SearchSettings.from_mapping(sf.search)
+        except ValueError:
+            early = None  # the file's own mistake: validation reports it at its line
+        if early is not None:
+            early.override(**overrides)
         _, settings = validate_space_file(sf)
         settings.override(**overrides)
     except SpaceError as e:
@@ -345,6 +353,17 @@ def pareto(
     if infeasible.any():
         console.print(f"{int(infeasible.sum())} finished trials are outside the search's constraints: kept off the "
                       f"front (child run tag gatesearch.infeasible says why)", markup=False)
+    if len(values):
+        from gatesearch.search.pareto import hypervolume, reference_point
+
+        ok = ~infeasible & np.isfinite(values).all(axis=1)
+        logged = parent_params.get("reference_point")
+        ref = np.array(json.loads(logged), dtype=float) if logged else (
+            reference_point(values[ok], modes) if ok.any() else None)
+        if ref is not None:
+            hv = hypervolume(values[ok], modes, ref) if ok.any() else 0.0
+            console.print(f"hypervolume {hv:,.2f} (reference point [{', '.join(f'{v:.6g}' for v in ref)}]"
+                          + ("" if logged else ", inferred from these trials") + ")", markup=False)
     _print_links(uri, tracker.experiment_id, parent)
     if plot is not None:
         import matplotlib.pyplot as plt
@@ -425,6 +444,67 @@ def space_sample(space_file: Path, n: int = typer.Option(3, "-n", help="how many
     rng = random.Random(seed)
     for _ in range(n):
         console.print_json(json.dumps({**sf.fixed, **sf.space.sample(rng)}))
+
+
+@app.command("try")
+def try_(
+    space_file: Path = typer.Argument(..., help="YAML search-space file"),
+    seed: int = typer.Option(0, help="which configuration to draw"),
+    epochs: int = typer.Option(1, help="epochs to train (where the configuration has epochs); 0: as the space says"),
+    device: str = typer.Option("cpu", help="cpu or cuda"),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="KEY=VALUE (JSON value) instead of a drawn one; "
+                                             "repeatable"),
+) -> None:
+    """Run one trial here, in seconds: no Ray, nothing written. Prints what it reported, the time
+    per epoch, and whether the search can use it; exits 1 with the reason (and your file:line) if not."""
+    from gatesearch.search.dry_run import dry_run
+
+    values = {}
+    for item in set_ or []:
+        key, eq, raw = item.partition("=")
+        if not eq or not key:
+            _fail(f"--set {item!r}: write KEY=VALUE, e.g. --set k=2 or --set gate='\"topk\"'")
+            return
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key] = raw  # a plain word: text
+    try:
+        sf = load_space_file(space_file)
+        unknown = [k for k in values if k not in sf.space.params]
+        if unknown:
+            from gatesearch._hints import did_you_mean
+
+            _fail(f"--set {unknown[0]}: not a parameter of {sf.path}{did_you_mean(unknown[0], sf.space.params)}; "
+                  f"parameters: {list(sf.space.params)}")
+            return
+        result = dry_run(sf, seed=seed, epochs=epochs or None, device=device, config=values)
+    except SpaceError as e:
+        _fail(str(e))
+        return
+    console.print(f"config: {json.dumps(result.config, default=str)}", markup=False, highlight=False, soft_wrap=True)
+    if result.epochs_note:
+        console.print(f"({result.epochs_note})", markup=False, highlight=False)
+    names = [n for n, _ in result.objectives]
+    for r, t in zip(result.reports, result.seconds):
+        shown = {k: v for k, v in r.items() if k != "epoch"}
+        body = "  ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
+        console.print(f"epoch {r.get('epoch')}: {t:.2f} s  {body}", markup=False, highlight=False, soft_wrap=True)
+    if result.saved_states:
+        console.print(f"checkpoint: {result.saved_states} state(s) saved and read back as a trial's would be",
+                      markup=False, highlight=False)
+    if not result.ok:
+        where = f" in your code at {result.where}" if result.where else ""
+        err_console.print(f"[bold red]error[/]{escape(where)}: {escape(result.error)}\n  the search would fail every "
+                          f"trial like this one: fix it first", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    per_epoch = sum(result.seconds) / max(1, len(result.seconds))
+    console.print(f"ok: {', '.join(f'{n} ({m})' for n, m in result.objectives)} reported, finite numbers; "
+                  f"{per_epoch:.2f} s per epoch here" + (f"; {result.reports[-1]['macs_per_sample']:,.0f} MACs per sample"
+                                                        if "macs_per_sample" in result.reports[-1] else ""),
+                  markup=False, highlight=False, soft_wrap=True)
+    missing = [n for n in names if n not in result.reports[-1]]
+    assert not missing, missing  # EpochReports.finish checked it
 
 
 @app.command()

@@ -81,15 +81,18 @@ def read_front(store: TrackingStore, parent_id: str, names: Sequence[str], modes
 
 
 def write_front(store: TrackingStore, parent_id: str, front: LiveFront, ref: np.ndarray, *, title: str = "",
-                step: int | None = None, artifacts: bool = True, label: str = "", experiment_id: str = "") -> float:
-    """Log the hypervolume/front size (cheap) and, with ``artifacts``, the front's files and the
-    changed ``pareto_rank`` tags. Returns the hypervolume."""
+                step: int | None = None, artifacts: bool = True, label: str = "", experiment_id: str = "",
+                metrics: bool = True) -> float:
+    """Log the hypervolume/front size (cheap; not with ``metrics=False``: that step is logged
+    already) and, with ``artifacts``, the front's files and the changed ``pareto_rank`` tags.
+    Returns the hypervolume."""
     hv = front.hypervolume(ref)
     rows_front = front.front_rows()
     step = len(front) if step is None else step
-    store.log_batch(parent_id, metrics={HYPERVOLUME.name: hv, HYPERVOLUME_SHARE.name: front.hypervolume_share(ref),
-                                        FRONT_SIZE.name: len(rows_front), FINISHED_TRIALS.name: len(front)},
-                    step=step)
+    if metrics:
+        store.log_batch(parent_id, metrics={HYPERVOLUME.name: hv, HYPERVOLUME_SHARE.name: front.hypervolume_share(ref),
+                                            FRONT_SIZE.name: len(rows_front), FINISHED_TRIALS.name: len(front)},
+                        step=step)
     if not artifacts:
         return hv
     ranks = front.ranks()

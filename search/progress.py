@@ -86,6 +86,7 @@ class SearchProgress:
         self.labels: dict[str, str] = {}
         self.reference = reference or (lambda: None)
         self.interrupted = False  # set by the driver when a signal stopped the search
+        self.stopping = lambda: False  # set by the driver: whether the search is stopping (no new trials)
         self.run_name = run_name or (lambda trial_id: None)
         self.constraints = constraints or Constraints()
         self.paused = paused or (lambda: [])
@@ -121,8 +122,18 @@ class SearchProgress:
         else:
             self._line("search ended: " + self.summary())
 
+    def _pending(self) -> str:
+        """'pending', explained the first time only (a line per trial event repeated it)."""
+        if getattr(self, "_explained", False):
+            return "pending"
+        self._explained = True
+        return "pending (its reference point is fixed after a few trials)"
+
     # -- TrialSink ----------------------------------------------------------------------------
     def on_start(self, trial_id: str, config: Mapping[str, Any]) -> None:
+        if self.stopping():  # Ray may start a trial it had in flight; it stops at once: no line for it
+            self.running.setdefault(trial_id, [self._label(trial_id, config), 0, 0])
+            return
         again = trial_id in self.labels  # e.g. promoted by MO-ASHA: resumes from its checkpoint
         label = self._label(trial_id, config)
         self.running.setdefault(trial_id, [label, 0, 0])
@@ -203,7 +214,7 @@ class SearchProgress:
                 + f" | elapsed {_duration(elapsed)}"
                 + (f", ~{_duration(eta)} left" if eta is not None else "")
                 + f" | front {len(self.front.front_rows())}, hypervolume "
-                + (f"{hv:,.6g}" if hv is not None else "pending (its reference point is fixed after a few trials)")
+                + (f"{hv:,.6g}" if hv is not None else self._pending())
                 + (f" | best {best}" if best else ""))
 
     def render(self):

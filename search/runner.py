@@ -17,7 +17,7 @@ import numpy as np
 
 from gatesearch.objectives import Objective
 from gatesearch.objectives.function import FunctionObjective
-from gatesearch.objectives.metrics import EPOCH
+from gatesearch.objectives.metrics import EPOCH, HYPERVOLUME
 from gatesearch.search import ray as ray_tuner
 from gatesearch.search import redact
 from gatesearch.search.file_lock import is_postgres
@@ -50,7 +50,15 @@ def default_tracking_uri(output_dir: str | Path) -> str:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """What a finished search left behind."""
+    """What a search left behind (:func:`run_search`, :func:`resume_search`,
+    :func:`extend_search`; :func:`gatesearch.load_search` reads one back from its store).
+
+    ``trials``: one row per finished trial (its parameters, objectives, ``run_id``, ``trial``, and
+    ``pareto_rank`` where known); ``front``: the rows of the non-dominated feasible trials;
+    ``failures``: one row per failed trial (``trial``, ``run_id``, ``reason``); ``hypervolume`` of
+    the front inside the box from ``reference_point``. In a notebook: :attr:`trials_df`,
+    :attr:`front_df` (pandas) and :meth:`plot` (a matplotlib figure, shown inline).
+    """
 
     search_id: str
     parent_run_id: str
@@ -72,6 +80,39 @@ class SearchResult:
     optuna_storage: str = ""  # every finished trial, mirrored for optuna-dashboard
     optuna_study: str = ""
     summary_metrics: tuple[str, ...] = ()  # extra metrics shown beside the objectives
+    failures: tuple[Mapping[str, Any], ...] = ()  # failed trials: trial, run_id, reason
+    status: str = "finished"  # the manifest's: finished, interrupted, running, failed
+
+    @property
+    def trials_df(self):
+        """Every trial as a ``pandas.DataFrame``: the finished ones (``status`` FINISHED, their
+        parameters and metrics, ``on_front``), then the failed ones (``status`` FAILED, ``reason``)."""
+        import pandas as pd
+
+        front = {r.get("run_id") for r in self.front}
+        rows = [{**r, "status": "FINISHED", "on_front": r.get("run_id") in front} for r in self.trials]
+        rows += [{**f, "status": "FAILED", "on_front": False} for f in self.failures]
+        return pd.DataFrame(rows)
+
+    @property
+    def front_df(self):
+        """The Pareto front as a ``pandas.DataFrame`` (one row per non-dominated feasible trial)."""
+        import pandas as pd
+
+        return pd.DataFrame([dict(r) for r in self.front])
+
+    def plot(self, title: str | None = None):
+        """The front and every finished trial as a matplotlib figure (displayed inline by Jupyter;
+        ``fig.savefig(path)`` to keep it)."""
+        from gatesearch.search.figure import pareto_figure
+
+        values = np.array([[float(r.get(n, np.nan)) for n in self.objectives] for r in self.trials], dtype=float)
+        front = {r.get("run_id") for r in self.front}
+        on_front = np.array([r.get("run_id") in front for r in self.trials], dtype=bool)
+        infeasible = np.array([bool(r.get("infeasible")) for r in self.trials], dtype=bool)
+        return pareto_figure(values.reshape(len(self.trials), len(self.objectives)), on_front, self.objectives,
+                             self.modes, labels=[str(r.get("trial", "")) for r in self.trials],
+                             title=title or self.experiment, infeasible=infeasible)
 
 
 def latest_search(tracker: Tracker) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
@@ -123,6 +164,7 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
         ref = tracker.params(parent).get("reference_point")
         sink.reference = np.array(json.loads(ref), dtype=float) if ref else None
         retired = _restore(sink, tracker, parent, manifest.ray_dirs(search_dir))
+        sink.hv_steps = {step for step, _ in tracker.metric_history(parent, HYPERVOLUME.name)}
     elif settings.reference_point is not None:  # the user's box from the first trial on (logged by _start)
         sink.reference = np.array(settings.reference_for(names), dtype=float)
     outbox = Outbox(sink, Tracker.is_transient, settings.tracking_timeout_s, describe=f"MLflow at {redact.shown(tracker.uri)}")
@@ -134,6 +176,8 @@ def _drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, 
         paused=ray_tuner.paused_trials)
     interrupts, entered = Interrupts(checkpointed=ray_tuner.checkpoints_trials(objective)), False
     watch, failing = FailureWatch(settings.fail_fast), False
+    if shown is not None:
+        shown.stopping = lambda: interrupts.requested is not None or watch.tripped is not None
     t0 = time.time()
     status = "FAILED"
     with interrupts.catching():

@@ -149,7 +149,12 @@ class SearchSettings:
         return cls(**kwargs)
 
     def override(self, **changes: Any) -> "SearchSettings":
-        """A copy with the non-None ``changes`` applied."""
+        """A copy with the non-None ``changes`` applied; an unknown name is a ``ValueError`` with a
+        did-you-mean (``run_search(sf, overrides={...})`` takes the same names as ``search:``)."""
+        known = [f.name for f in fields(self)]
+        for key in changes:
+            if key not in known:
+                raise ValueError(f"{key}: unknown search setting{did_you_mean(key, known)}; known: {known}")
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def reference_for(self, names: tuple[str, ...] | list[str]) -> list[float] | None:

@@ -65,6 +65,7 @@ class MlflowTrialSink:
         self.modes = tuple(m.mode for m in objective.objectives)
         self.front_every, self.title = front_every, title
         self.front = LiveFront(self.names, self.modes)
+        self.hv_steps: set[int] = set()  # steps of the parent's hypervolume history already logged
         self.constraints = constraints or Constraints()
         self.finished = 0
         self.reference: np.ndarray | None = None
@@ -297,8 +298,11 @@ class MlflowTrialSink:
         now = time.monotonic()
         artifacts = final or (now - self._artifacts_at) * ARTIFACT_SHARE >= self._artifacts_cost
         label = "trial"  # the run name, e.g. "comet n8 k2 #17"
-        hv = write_front(self.store, self.parent_id, self.front, ref, title=self.title,
-                         artifacts=artifacts, label=label, experiment_id=getattr(self.store, "experiment_id", ""))
+        step = len(self.front)
+        hv = write_front(self.store, self.parent_id, self.front, ref, title=self.title, step=step,
+                         artifacts=artifacts, label=label, experiment_id=getattr(self.store, "experiment_id", ""),
+                         metrics=step not in self.hv_steps)  # once per step, resumes included
+        self.hv_steps.add(step)
         if artifacts:
             if self.points:
                 self._log_point_front(ref)

@@ -3,28 +3,19 @@ to Tune (with a checkpoint of the epoch's training state for objectives that kee
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Callable, Mapping, Sequence
 
 import ray
 from ray import tune
 
 from gatesearch.objectives import get_objective
+from gatesearch.objectives.base import checkpoints_trials
 from gatesearch.objectives.metrics import EPOCHS_TOTAL, RESUMED_FROM
 from gatesearch.objectives.reports import EpochReports
 from gatesearch.search import dir_guard
 from gatesearch.search.ray.checkpoints import jsonable, load_state, new_checkpoint, prune_states
 from gatesearch.search.ray_state import TRIAL_DIR_PREFIX
 from gatesearch.search.settings import SearchSettings
-
-
-def checkpoints_trials(objective) -> bool:
-    """Whether trials of ``objective`` are checkpointed: it says so, and its ``run`` (perhaps
-    overridden by a subclass) takes ``restore`` and ``save``."""
-    if not getattr(objective, "checkpoints", False):
-        return False
-    params = inspect.signature(objective.run).parameters
-    return ("restore" in params and "save" in params) or any(p.kind == p.VAR_KEYWORD for p in params.values())
 
 
 def trial_dirname(trial) -> str:

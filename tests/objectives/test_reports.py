@@ -236,5 +236,9 @@ def test_a_0d_tensor_or_numpy_scalar_is_taken_as_its_number_and_a_vector_is_refu
     assert type(sent[-1]["n"]) is int and type(sent[-1]["f"]) is float
     with pytest.raises(ObjectiveOutputError, match=r"'loss' is a torch.Tensor of shape \(3,\), not a number.*item\(\)"):
         reports({**_ok(), "loss": torch.ones(3)})
-    with pytest.raises(ObjectiveOutputError, match=r"'hist' is a list, not a number"):
-        reports({**_ok(), "hist": [1, 2]})
+    with pytest.raises(ObjectiveOutputError, match=r"'hist' is a numpy.ndarray of shape \(2,\), not a number"):
+        reports({**_ok(), "hist": np.array([1, 2])})
+    with pytest.raises(ObjectiveOutputError, match=r"'model' is a torch.nn.modules.linear.Linear, not a number"):
+        reports({**_ok(), "model": torch.nn.Linear(1, 1)})
+    reports({**_ok(), "points": [{"accuracy": 0.5}]})  # lists of numbers pass (an early exit's operating points)
+    assert sent[-1]["points"] == [{"accuracy": 0.5}]

@@ -1,6 +1,7 @@
 """Guarantee: a trial that raises and a trial whose loss goes NaN end FAILED in Ray and in
 MLflow (error tag + error.txt), after the configured number of retries; they are kept off the
-Pareto front and the search finishes with the other trials."""
+Pareto front and the search finishes with the other trials (``fail_fast: 0``: failures in a row do
+not stop it; tests/reliability/test_fail_fast.py has the default)."""
 
 import collections
 from pathlib import Path
@@ -14,7 +15,8 @@ from gatesearch.spaces import parse_space_file
 SPACE = """\
 name: faulty
 objective: tests.reliability.faulty:FaultyDigits
-search: {searcher: random, num_samples: 7, max_concurrent: 2, seed: 4, max_failures: 1, front_every: 2}
+search: {searcher: random, num_samples: 7, max_concurrent: 2, seed: 4, max_failures: 1, front_every: 2,
+         fail_fast: 0}
 fixed: {epochs: 2, expert_hidden: 16, expert_out: 8, gate: topk, n_experts: 4}
 params:
   fault: {type: categorical, choices: [none, raise, nan]}

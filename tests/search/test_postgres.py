@@ -204,12 +204,13 @@ def parents(pg, experiment: str, db: str = "mlflow") -> dict[str, str]:
 
 
 def finished_children(pg, experiment: str, db: str = "mlflow") -> dict[str, int]:
-    """parent run id -> its FINISHED child runs, so far (none while the schema is being made)."""
+    """parent run id -> its FINISHED child runs, so far (none while the schema is being made: a
+    table not there yet, or this read chosen as the victim of a deadlock with MLflow's migration)."""
     import psycopg
 
     try:
         return _finished_children(pg, experiment, db)
-    except psycopg.errors.UndefinedTable:
+    except (psycopg.errors.UndefinedTable, psycopg.errors.DeadlockDetected, psycopg.errors.LockNotAvailable):
         return {}
 
 
