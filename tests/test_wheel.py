@@ -34,21 +34,26 @@ def test_the_wheel_holds_every_package_and_runs_a_packaged_example_outside_the_c
     assert len(examples) == len(list((ROOT / "spaces" / "examples").glob("*.yaml"))) >= 10
 
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    env = harness.env()
+    # no PYTHONPATH: an earlier test of this process may have put the clone on it (the space file's
+    # folder and the working directory are added for Ray's workers), and pip would then take the
+    # clone's gatesearch.egg-info for an installed gatesearch
+    env.pop("PYTHONPATH", None)
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120, env=env, cwd=tmp_path)
     site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()"
-                                "['purelib'])"], capture_output=True, text=True, check=True).stdout.strip())
-    installed = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--no-deps", "--no-index", str(wheel)],
-                               capture_output=True, text=True, timeout=300)
-    assert installed.returncode == 0, installed.stderr[-3000:]
+                                "['purelib'])"], capture_output=True, text=True, check=True, env=env,
+                               cwd=tmp_path).stdout.strip())
+    installed = subprocess.run([str(venv / "bin" / "pip"), "install", "--no-deps", "--no-index", str(wheel)],
+                               capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert installed.returncode == 0 and "Successfully installed gatesearch" in installed.stdout, \
+        installed.stdout[-2000:] + installed.stderr[-3000:]
     # then the locked dependencies, from this venv (its own gatesearch is an editable install, which a
     # plain path entry does not activate: only the wheel's gatesearch is importable there)
     (site / "locked-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
 
     work = tmp_path / "work"
     work.mkdir()
-    env = harness.env()
-    env.pop("PYTHONPATH", None)
-    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import gatesearch.search; print(gatesearch.search"
                             ".__file__)"], capture_output=True, text=True, cwd=work, env=env, timeout=120)
     assert where.stdout.strip().startswith(str(site)), where.stdout + where.stderr  # the wheel's, not the clone's
