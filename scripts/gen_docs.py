@@ -56,9 +56,31 @@ def stage(dest: Path = STAGE) -> Path:
 
 
 def rst_to_md(text: str) -> str:
-    """Docstring markup to Markdown: Sphinx roles and double backticks become inline code."""
-    text = re.sub(r":(?:mod|class|func|data|meth|attr|exc|obj):`~?([^`]+)`", r"`\1`", text)
+    """Docstring markup to Markdown: Sphinx roles (``:class:`~a.b.C``` shows ``C``) and double
+    backticks become inline code."""
+    def role(m: re.Match) -> str:
+        target = m.group(1)
+        return f"`{target[1:].rsplit('.', 1)[-1]}`" if target.startswith("~") else f"`{target}`"
+
+    text = re.sub(r":(?:mod|class|func|data|meth|attr|exc|obj):`([^`]+)`", role, text)
     return text.replace("``", "`")
+
+
+try:  # the docs extra; gen_docs itself does not need it
+    import griffe
+except ImportError:  # pragma: no cover
+    griffe = None
+
+if griffe is not None:
+
+    class SphinxRoles(griffe.Extension):
+        """A griffe extension for mkdocstrings (``mkdocs.yml``: ``scripts/gen_docs.py:SphinxRoles``):
+        the code's docstrings use Sphinx roles and double backticks, which Markdown shows raw; each
+        docstring is rewritten with :func:`rst_to_md` as its object is loaded."""
+
+        def on_instance(self, *, obj, **kwargs: Any) -> None:
+            if obj.docstring is not None:
+                obj.docstring.value = rst_to_md(obj.docstring.value)
 
 
 def cell(text: str) -> str:

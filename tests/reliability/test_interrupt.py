@@ -75,6 +75,8 @@ def _interrupt(tmp_path: Path, args: list[str], marker: str, until, what: str, s
     text = log.read_text(errors="replace")
     assert rc == 130, f"{what}: exit code {rc}\n{text[-3000:]}"
     assert "finish it with `gatesearch resume " in text, text[-2000:]
+    received = text.find(" received: stopping the search")
+    assert received >= 0 and " started |" not in text[received:], text[received:][:2000]  # nothing starts after it
     _check_interrupted(tmp_path / "out")
     return text
 
@@ -113,6 +115,8 @@ def _finish(tmp_path: Path, marker: str, resumes: int, user_ref: bool) -> None:
         assert "reference_point_source" not in params and len(json.loads(params["reference_point"])) == 2
     assert client.get_run(parent).info.status == "FINISHED"
     assert client.get_run(parent).data.tags["gatesearch.resumes"] == str(resumes)
+    hv_steps = [step for step, _ in tracker.metric_history(parent, "hypervolume")]
+    assert len(hv_steps) == len(set(hv_steps)), hv_steps  # once per step, through three resumes
     children = tracker.children(parent)
     assert len({c.trial_id for c in children}) == len(children), "a trial has two child runs"
     finished = [c for c in children if c.status == "FINISHED"]

@@ -152,3 +152,14 @@ def test_markdown_in_run_names_and_values_is_escaped_in_the_parents_description(
     import re
 
     assert "\\*bold\\*\\|x" in row and not re.search(r"(?<!\\)[<>]", row)  # no raw HTML
+
+
+def test_identical_objective_vectors_are_both_on_the_front():
+    """Two configurations with the same trade-off: neither dominates the other, so both are on the
+    front (the docs say so); a third that is worse in one objective is not."""
+    front = LiveFront(NAMES, MODES)
+    for tid in ("a", "b"):
+        front.add(tid, f"r{tid}", {"accuracy": 0.9, "macs_per_sample": 100.0}, {"trial": tid})
+    front.add("c", "rc", {"accuracy": 0.9, "macs_per_sample": 101.0}, {"trial": "c"})
+    assert {r["run_id"] for r in front.front_rows()} == {"ra", "rb"}
+    assert list(front.ranks()) == [0, 0, 1]
