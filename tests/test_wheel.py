@@ -11,11 +11,14 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from tests import harness
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # over 30 s in CI's make test: make test-slow runs it
 def test_the_wheel_holds_every_package_and_runs_a_packaged_example_outside_the_clone(tmp_path):
     dist = tmp_path / "dist"
     built = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist),

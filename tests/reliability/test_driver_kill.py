@@ -13,8 +13,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from gatesearch.search.front_report import read_front
-from gatesearch.search.tracking import Tracker
 from gatesearch.search.ray import RUNGS_FILE
+from gatesearch.search.tracking import Tracker
 from tests import harness
 
 BUDGET = 8
@@ -86,6 +86,7 @@ def _running_epochs(db: Path) -> int:
                                     "where m.key = 'accuracy' and r.status = 'RUNNING'")
 
 
+@pytest.mark.slow  # over 30 s in CI's make test: make test-slow runs it
 def test_sigkilled_driver_is_resumed_without_duplicates(tmp_path: Path):
     """The driver SIGKILLed at a random moment while trials train (after a random number of epochs
     and a random fraction of a second, so the kill lands anywhere between a trial's checkpoint and

@@ -9,6 +9,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
+
 from gatesearch.search.manifest import Manifest
 from gatesearch.search.tracking import Tracker
 from tests import harness
@@ -33,6 +35,7 @@ params:
 """
 
 
+@pytest.mark.slow  # over 30 s in CI's make test: make test-slow runs it
 def test_a_function_that_raises_in_epoch_2_costs_a_few_trials_then_resumes_after_the_fix(tmp_path: Path):
     assert "raise" not in FIXED
     (tmp_path / "flakyfn.py").write_text(BROKEN)
@@ -49,7 +52,7 @@ def test_a_function_that_raises_in_epoch_2_costs_a_few_trials_then_resumes_after
     where = f"{tmp_path / 'flakyfn.py'}:4"
     assert f"stopped: 3 trials in a row failed (the first trials of the search), all the same way at {where}" in text
     assert "ValueError: shape mismatch in layer" in text and "then `gatesearch resume" in text, text[-2000:]
-    assert text.count(f"stopped: ") == 1  # said once
+    assert text.count("stopped: ") == 1  # said once
     tracker = Tracker(f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}", "flaky")
     [(parent, _)] = tracker.searches()
     failed = [c for c in tracker.children(parent) if c.status == "FAILED"]

@@ -57,6 +57,7 @@ def assert_every_epoch_logged(tracker: Tracker, children) -> None:
         assert sorted(set(steps)) == list(range(1, EPOCHS + 1)), (c.trial_id, steps)
 
 
+@pytest.mark.slow  # over 30 s in CI's make test: make test-slow runs it
 def test_outage_is_buffered_and_nothing_is_lost(tmp_path: Path, server):
     with search_past_first_trial(tmp_path, server, timeout_s=120) as (proc, log):
         server.stop()

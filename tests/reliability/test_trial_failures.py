@@ -6,6 +6,7 @@ not stop it; tests/reliability/test_fail_fast.py has the default)."""
 import collections
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from gatesearch.search.runner import run_search
@@ -25,6 +26,7 @@ params:
 """
 
 
+@pytest.mark.slow  # over 30 s in CI's make test: make test-slow runs it
 def test_failed_trials_are_recorded_and_kept_off_the_front(ray_session, tmp_path: Path):
     result = run_search(parse_space_file(SPACE, str(tmp_path / "faulty.yaml")), output_dir=tmp_path / "runs")
     tracker = Tracker(result.tracking_uri, "faulty")

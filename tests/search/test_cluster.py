@@ -44,6 +44,7 @@ def cluster(tmp_path: Path):
         server.stop()
 
 
+@pytest.mark.slow  # over 30 s in CI's make test: make test-slow runs it
 def test_search_on_two_node_cluster_logs_to_tracking_server(tmp_path: Path, cluster):
     nodes, server = cluster
     (tmp_path / "space.yaml").write_text(SPACE)
@@ -97,6 +98,7 @@ def test_search_on_two_node_cluster_logs_to_tracking_server(tmp_path: Path, clus
     assert server.proc.poll() is None  # the server is ours and still up; the fixture stops it by pid
 
 
+@pytest.mark.slow  # over 30 s in CI's make test: make test-slow runs it
 @pytest.mark.parametrize("token", ["wrong", None])
 def test_a_driver_without_the_clusters_token_is_refused(tmp_path: Path, token):
     """The head asks for the session's token; a driver with another token, or none, cannot join it

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.harness import env, gatesearch, kill_group, sqlite_count, tail
 
 OPEN_AT = """
@@ -52,6 +54,7 @@ params:
 """
 
 
+@pytest.mark.slow  # over 30 s in CI's make test: make test-slow runs it
 def test_two_searches_at_once_into_one_fresh_folder(tmp_path: Path):
     (tmp_path / "space.yaml").write_text(SPACE)
     out = tmp_path / "out"  # fresh: both create the stores

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from gatesearch.search.dedup import EXHAUSTED_AFTER, ConfigKey, ProposalMemory
@@ -62,6 +63,7 @@ params:
 """
 
 
+@pytest.mark.slow  # over 30 s in CI's make test: make test-slow runs it
 def test_a_two_point_space_trains_each_point_once_and_ends(ray_session, tmp_path):
     """num_samples 4 over 2 configurations: with dedup, 2 trials (repeats are answered, not
     charged, until the space counts as exhausted); without it, 4 trials with repeats."""

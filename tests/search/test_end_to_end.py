@@ -191,6 +191,7 @@ def test_cli_pareto_reads_the_same_front_back(finished, tmp_path):
     assert res.exit_code == 2 and "not found" in res.output
 
 
+@pytest.mark.slow  # over 30 s in CI's make test: make test-slow runs it
 def test_nevergrad_multi_objective_search_on_ray(ray_session, tmp_path):
     text = SPACE.replace("name: e2e", "name: e2e-ng").replace("searcher: nsga2", "searcher: nevergrad")
     sf = parse_space_file(text, str(tmp_path / "ng.yaml"))

@@ -157,6 +157,7 @@ params:
 """
 
 
+@pytest.mark.slow  # over 30 s in CI's make test: make test-slow runs it
 def test_a_plugin_gate_is_searched_on_ray_workers_with_its_k(tmp_path: Path):
     """Two configurations (the space's only two: deduplication makes the 2 trials both gates),
     through the CLI, as a user would: the workers import ``mygates`` themselves."""

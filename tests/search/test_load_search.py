@@ -43,6 +43,7 @@ def searched(tmp_path_factory):
     return root, code, text
 
 
+@pytest.mark.slow  # over 30 s in CI's make test: make test-slow runs it
 def test_a_finished_search_loads_into_dataframes_with_failed_trials_and_their_reason(searched):
     root, code, text = searched
     result = gatesearch.load_search(root / "out")  # the output folder holding one search
@@ -65,6 +66,7 @@ def test_a_finished_search_loads_into_dataframes_with_failed_trials_and_their_re
     assert isinstance(fig, matplotlib.figure.Figure) and fig.axes[0].get_xlabel().startswith("cost")
 
 
+@pytest.mark.slow  # over 30 s in CI's make test: make test-slow runs it
 def test_the_same_search_from_its_parent_run_id(searched):
     root, _, _ = searched
     by_dir = gatesearch.load_search(root / "out")
@@ -73,6 +75,7 @@ def test_the_same_search_from_its_parent_run_id(searched):
     assert by_id.hypervolume == pytest.approx(by_dir.hypervolume)
 
 
+@pytest.mark.slow  # over 30 s in CI's make test: make test-slow runs it
 def test_what_is_not_a_search_is_named(searched, tmp_path):
     root, _, _ = searched
     with pytest.raises(ValueError, match="no gatesearch search here"):
@@ -90,6 +93,7 @@ def test_an_override_typo_gets_a_did_you_mean(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # over 30 s in CI's make test: make test-slow runs it
 def test_the_python_api_example_of_the_docs_runs(tmp_path):
     example = ROOT / "docs" / "examples" / "python_api.py"
     done = subprocess.run([sys.executable, str(example)], cwd=tmp_path, env=harness.env(), capture_output=True,

@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.harness import BIN, env
 
 USER_MODELS = '''
@@ -53,6 +55,7 @@ def test_public_api_is_lazy_and_names_resolve():
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
+@pytest.mark.slow  # over 30 s in CI's make test: make test-slow runs it
 def test_search_with_user_packages_named_like_ours(tmp_path: Path):
     user = tmp_path / "userproj"
     for pkg, body in {"models": USER_MODELS, "search": 'LABEL = "user-search"\n', "spaces": "", "objectives": ""}.items():

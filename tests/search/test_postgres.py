@@ -363,6 +363,7 @@ def _leaks(postgres, secret: str, folders: list[Path], dbs: list[str], texts: li
     return found
 
 
+@pytest.mark.slow  # over 30 s in CI's make test: make test-slow runs it
 @needs_postgres
 def test_a_search_on_postgresql_without_a_server_keeps_its_stores_through_resume(tmp_path: Path, postgres,
                                                                                   ray_cluster):

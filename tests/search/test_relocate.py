@@ -18,6 +18,7 @@ SPACE = ("name: moved\nobjective: moe_digits\nsearch: {num_samples: 2, max_concu
          "fixed: {epochs: 1}\nparams:\n  gate: {type: categorical, choices: [topk, hash]}\n")
 
 
+@pytest.mark.slow  # over 30 s in CI's make test: make test-slow runs it
 def test_a_moved_output_folder_opens_after_relocate(ray_session, tmp_path):
     before, after = tmp_path / "before", tmp_path / "after"
     result = run_search(parse_space_file(SPACE, str(tmp_path / "s.yaml")), output_dir=before)

@@ -51,12 +51,15 @@ def _proposals(name: str, seed: int) -> list[dict]:
     return out
 
 
-def _installed(name: str):
+def _installed(name: str, slow: tuple[str, ...] = ()):
+    """One searcher as a test parameter: skipped where its extra is missing; a searcher named in ``slow``
+    (over 30 s in CI's ``make test``) runs in ``make test-slow``."""
     missing = SEARCHERS[name].missing()
-    return pytest.param(name, marks=pytest.mark.skipif(bool(missing), reason=f"optional extra not installed: {missing}"))
+    marks = [pytest.mark.skipif(bool(missing), reason=f"optional extra not installed: {missing}")]
+    return pytest.param(name, marks=marks + [pytest.mark.slow] * (name in slow))
 
 
-@pytest.mark.parametrize("name", [_installed(n) for n in SEARCHERS])
+@pytest.mark.parametrize("name", [_installed(n, slow=("botorch",)) for n in SEARCHERS])  # BoTorch: 46 s
 def test_searcher_contract(name):
     a = _run(name, seed=0)
     assert a == _run(name, seed=0), "same seed, same proposals"

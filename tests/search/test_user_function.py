@@ -18,6 +18,7 @@ import uuid
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from gatesearch.search.store import TAG_ERROR, TAG_RANK
@@ -121,6 +122,7 @@ def _artifact(client: MlflowClient, run_id: str, path: str, dst: Path) -> str:
     return Path(client.download_artifacts(run_id, path, str(dst))).read_text()
 
 
+@pytest.mark.slow  # over 30 s in CI's make test: make test-slow runs it
 def test_a_training_function_finishes_or_fails_each_trial_with_the_reason(tmp_path: Path):
     text = _run_cli(tmp_path, {"userfn.py": FUNCTION, "space.yaml": SPACE}, "space.yaml")
     uri = f"sqlite:///{tmp_path / 'gatesearch-runs' / 'mlflow.db'}"
@@ -193,6 +195,7 @@ def test_a_training_function_finishes_or_fails_each_trial_with_the_reason(tmp_pa
         assert column in header, header
 
 
+@pytest.mark.slow  # over 30 s in CI's make test: make test-slow runs it
 def test_a_class_objective_without_columns_shows_its_searched_parameters(tmp_path: Path):
     text = _run_cli(tmp_path, {"userclass.py": CLASS_MODULE, "space.yaml": CLASS_SPACE}, "space.yaml")
     assert "Pareto front of user-class (3 finished trials, 0 failed)" in " ".join(text.split()), text[-3000:]  # the title may wrap
