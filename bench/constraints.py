@@ -5,7 +5,7 @@ trained once, 9 epochs, real ``moe_digits``), a MACs cap makes most of the space
 is the 25th percentile of the table's MACs per sample, so a quarter of the configurations satisfy it.
 Each searcher runs as the product runs it (``bench/simulation.py``: the registry's cores, 2 trials
 at once, deduplication on) for ``--trials`` trials, over ``--seeds`` paired seeds, once told the
-constraint (``constraints:`` in a space file: :class:`gatesearch.search.constraints.Constraints`)
+constraint (``constraints:`` in a space file: :class:`gatesearch.search.config.constraints.Constraints`)
 and once not. Reported per searcher: the share of trials spent on infeasible configurations, and
 the hypervolume of the feasible results (reference: the table's median accuracy and the cap), each
 as a paired ratio told / not told with a 95 % bootstrap interval.
@@ -40,8 +40,8 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=50)
     ap.add_argument("--searchers", nargs="+", default=["tpe", "nsga2", "nevergrad", "random"])
     args = ap.parse_args()
-    from gatesearch.search.constraints import Bound, Constraints
-    from gatesearch.search.pareto import hypervolume
+    from gatesearch.search.config.constraints import Bound, Constraints
+    from gatesearch.search.front.pareto import hypervolume
     from gatesearch.spaces import parse_space_file
 
     table = json.loads(TABLE.read_text())

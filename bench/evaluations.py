@@ -79,7 +79,7 @@ def space_text(objective: str) -> str:
 
 
 def space(objective: str):
-    from gatesearch.search.validate import validate_space_file
+    from gatesearch.search.config.validate import validate_space_file
     from gatesearch.spaces import parse_space_file
 
     sf = parse_space_file(space_text(objective), f"bench/evaluations.py:{objective}")
@@ -100,7 +100,7 @@ def metric_names(objective: str) -> tuple[str, str]:
 
 def configs(objective: str, n: int) -> list[dict]:
     """The first ``n`` configurations drawn by the product's random searcher (seed 0)."""
-    from gatesearch.search.searchers import SEARCHERS
+    from gatesearch.search.searchers.registry import SEARCHERS
 
     sf = space(objective)
     core = SEARCHERS["random"].core(sf.space, list(metric_names(objective)), ["max", "min"], seed=0, budget=n)

@@ -7,10 +7,10 @@ data sets (digits: accuracy; Adult: ROC AUC; both against MACs per sample).
 Problem and protocol: ``bench/search_quality.py``'s (the surrogate fitted on every stored real
 evaluation, 9 epochs per trial, 2 trials at once, deduplication on, the same reference points), run
 through ``bench/simulation.py``, which drives the shipped scheduler core
-(:class:`gatesearch.search.moasha.MOASHA`) and searcher cores. Variants: stopping vs promotion
+(:class:`gatesearch.search.schedulers.moasha.MOASHA`) and searcher cores. Variants: stopping vs promotion
 (a paused trial resumes from its checkpoint: epochs counted once), one bracket vs Hyperband
 brackets, a searcher told final results only vs one that models the rungs too (BOHB-style,
-:mod:`gatesearch.search.rung_model`); and **Syne Tune's own MOASHA** (``syne-tune`` 0.16, stopping,
+:mod:`gatesearch.search.searchers.rung_model`); and **Syne Tune's own MOASHA** (``syne-tune`` 0.16, stopping,
 configurations from the same random sampler: ``bench/syne_tune_moasha.py``) beside ours with
 random sampling. Every variant gets 900 epochs; the random-search target is per seed (paired).
 

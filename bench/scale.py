@@ -93,8 +93,8 @@ def _rows(db: Path) -> dict[str, int]:
 def one(n: int, mode: str, cpus: int, sleep_mean: float, concurrent: int, searcher: str = "") -> dict:
     """Run in a child process: warm up, then time one search of ``n`` trials."""
     from gatesearch.search import ray as tuner
-    from gatesearch.search.runner import run_search
-    from gatesearch.search.settings import SearchSettings
+    from gatesearch.search.config.settings import SearchSettings
+    from gatesearch.search.lifecycle.runner import run_search
     from gatesearch.spaces import parse_space_file
 
     extra = (f", max_concurrent: {concurrent}" if concurrent != 2 else "") + (f", searcher: {searcher}" if searcher
@@ -147,16 +147,16 @@ from gatesearch.spaces import load_space_file
 sf = load_space_file(sys.argv[2])
 t0 = time.perf_counter()
 if which == "gatesearch":
-    from gatesearch.search.runner import run_search
+    from gatesearch.search.lifecycle.runner import run_search
     with tempfile.TemporaryDirectory() as tmp:
         r = run_search(sf, output_dir=tmp)
     n = len(r.trials)
 else:
     import optuna, torch
     from gatesearch.objectives import get_objective
-    from gatesearch.search.validate import validate_space_file
+    from gatesearch.search.config.validate import validate_space_file
     from gatesearch.spaces import suggest
-    from gatesearch.search.searchers import SEARCHERS
+    from gatesearch.search.searchers.registry import SEARCHERS
     objective, settings = validate_space_file(sf)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(1)

@@ -103,7 +103,7 @@ def _run(job) -> dict:
 def best_hv(objective: str, n: int = 20_000) -> float:
     """HV of ``n`` random configurations answered by the surrogate (the attainable scale)."""
     from bench.evaluations import configs
-    from gatesearch.search.pareto import hypervolume
+    from gatesearch.search.front.pareto import hypervolume
 
     sp, model, ref, _ = _setup(objective)
     pts = model.predict(configs(objective, n))[:, -1, :]
@@ -128,8 +128,7 @@ def main() -> None:
     from bench.evaluations import load
     from bench.simulation import paired_ratio, run_cached
     from bench.surrogate import held_out_quality
-
-    from gatesearch.search.searchers import SEARCHERS
+    from gatesearch.search.searchers.registry import SEARCHERS
 
     variants = [v for v in VARIANTS if not SEARCHERS[v[1]].missing()]
     jobs = []

@@ -103,8 +103,8 @@ def overhead(trials: int) -> dict[str, float]:
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     os.environ.setdefault("RAY_TMPDIR", tempfile.mkdtemp(prefix="gsb", dir="/tmp"))
     from gatesearch.search import ray as tuner
-    from gatesearch.search.runner import run_search
-    from gatesearch.search.settings import SearchSettings
+    from gatesearch.search.config.settings import SearchSettings
+    from gatesearch.search.lifecycle.runner import run_search
     from gatesearch.spaces import parse_space_file
 
     text = f"""\
@@ -149,7 +149,7 @@ def main() -> None:
     if args.rebuild or not TABLE.exists():
         TABLE.write_text(json.dumps(build_table(workers=max(1, os.cpu_count() or 1))))
     table = json.loads(TABLE.read_text())
-    from gatesearch.search.pareto import hypervolume
+    from gatesearch.search.front.pareto import hypervolume
     from gatesearch.spaces import parse_space_file
 
     space = parse_space_file(SPACE, "bench.yaml").space

@@ -66,8 +66,8 @@ def main() -> None:
     from bench.simulation import paired_ratio, simulate
     from bench.table_objective import _table, table_key
     from gatesearch.search import ray as ray_runtime
-    from gatesearch.search.pareto import hypervolume
-    from gatesearch.search.runner import run_search
+    from gatesearch.search.front.pareto import hypervolume
+    from gatesearch.search.lifecycle.runner import run_search
     from gatesearch.spaces import parse_space_file
 
     table = _table()

@@ -2,12 +2,12 @@
 
 Trials do not run on Ray here: ``evaluate(config)`` returns a learning curve (a table lookup, a
 surrogate model or a real training) and time is counted in epochs. What the product does is
-reproduced: the searcher is the registry's (:data:`gatesearch.search.searchers.SEARCHERS`, the
+reproduced: the searcher is the registry's (:data:`gatesearch.search.searchers.registry.SEARCHERS`, the
 same samplers and settings as behind Ray Tune), ``concurrency`` trials run at once (each epoch
 advances every running trial by one; the next configuration is asked when a slot frees, so the
 searcher proposes while results are pending, as it does with ``max_concurrent: 2``), repeats are
-answered from memory when ``dedup`` (:class:`gatesearch.search.dedup.ProposalMemory`), and MO-ASHA
-(:class:`gatesearch.search.moasha.MOASHA`) stops trials at its rungs, told to the searcher as
+answered from memory when ``dedup`` (:class:`gatesearch.search.searchers.dedup.ProposalMemory`), and MO-ASHA
+(:class:`gatesearch.search.schedulers.moasha.MOASHA`) stops trials at its rungs, told to the searcher as
 stopped (Optuna: PRUNED) without their partial results (lower fidelity is never a final result).
 """
 
@@ -54,22 +54,22 @@ def simulate(evaluate: Callable[[Mapping], Sequence[Sequence[float]]], space, se
              scheduler=None, max_epochs: int | None = None) -> Trace:
     """Run searcher ``searcher`` for ``trials`` trials on ``evaluate``; return its :class:`Trace`.
     ``evaluate(config)`` returns ``epochs`` rows of (objective, cost). ``constraints`` (a
-    :class:`gatesearch.search.constraints.Constraints` over ``metrics``) are told to the searcher
+    :class:`gatesearch.search.config.constraints.Constraints` over ``metrics``) are told to the searcher
     as the product tells them; the trace's hypervolume is then of the feasible results only.
     ``warm``: (configuration, result) pairs of an earlier search, told first as ``gatesearch run
     --warm-start`` tells them (``tell_known`` and the deduplication memory); not in the trace.
 
     ``moasha``: True for MO-ASHA with grace 1 and eta 3, or the keyword arguments of
-    :class:`~gatesearch.search.moasha.MOASHA` (``promote``, ``brackets``, ``grace``, ``eta``);
+    :class:`~gatesearch.search.schedulers.moasha.MOASHA` (``promote``, ``brackets``, ``grace``, ``eta``);
     ``scheduler``: another object with MOASHA's ``on_result``/``promotable``/``milestones`` (a
     benchmark's anchor). ``rung_model``: the searcher also learns from rung results
-    (:mod:`gatesearch.search.rung_model`). A promoted trial resumes where it paused (from its
+    (:mod:`gatesearch.search.searchers.rung_model`). A promoted trial resumes where it paused (from its
     checkpoint): its epochs are counted once. ``max_epochs``: stop once that many were trained."""
     from gatesearch.objectives.metrics import EPOCH
-    from gatesearch.search.dedup import ProposalMemory
-    from gatesearch.search.moasha import MOASHA, PAUSE, STOP
-    from gatesearch.search.pareto import hypervolume
-    from gatesearch.search.searchers import SEARCHERS
+    from gatesearch.search.front.pareto import hypervolume
+    from gatesearch.search.schedulers.moasha import MOASHA, PAUSE, STOP
+    from gatesearch.search.searchers.dedup import ProposalMemory
+    from gatesearch.search.searchers.registry import SEARCHERS
 
     if scheduler is None and moasha:
         scheduler = MOASHA(modes=MODES, max_t=epochs, **({"grace": 1, "eta": 3.0} if moasha is True else dict(moasha)))

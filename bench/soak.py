@@ -43,8 +43,8 @@ params:
 def check(out: Path, budget: int, workdir: Path) -> list[str]:
     from mlflow.tracking import MlflowClient
 
-    from gatesearch.search.front_report import read_front
-    from gatesearch.search.tracking import Tracker
+    from gatesearch.search.front.report import read_front
+    from gatesearch.search.tracking.tracker import Tracker
 
     uri = f"sqlite:///{out / 'mlflow.db'}"
     tracker = Tracker(uri, "soak")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
+
 from bench.searchers import TABLE
 from bench.searchers import key as table_key  # the table's own key
 

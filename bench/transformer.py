@@ -34,6 +34,7 @@ from gatesearch.models import CometGateConfig, HashGateConfig, TopKGateConfig  #
 from gatesearch.models.moe_ffn import MoEFeedForward  # noqa: E402
 from gatesearch.models.transformer import MoETransformerConfig, MoETransformerLM  # noqa: E402
 
+
 def timeit(fn, device: str, reps: int) -> float:
     """Median seconds of ``fn`` after warm-up (bench/moe_layer.py's timer, which reports ms)."""
     return _timeit_ms(fn, device, reps) / 1e3

@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--objective", default="moe_digits")
     ap.add_argument("--trials", type=int, default=50)
     args = ap.parse_args()
-    from gatesearch.search.pareto import hypervolume
+    from gatesearch.search.front.pareto import hypervolume
 
     space, model, ref, metrics = _setup(args.objective)
     n = args.trials

@@ -41,10 +41,10 @@ _API: dict[str, str] = {
     "MoENetwork": "gatesearch.models", "MoENetworkConfig": "gatesearch.models",
     "EarlyExitNetwork": "gatesearch.models", "EvoMoENetwork": "gatesearch.models",
     # search
-    "run_search": "gatesearch.search.runner", "resume_search": "gatesearch.search.runner",
-    "SearchResult": "gatesearch.search.runner", "SearchSettings": "gatesearch.search.settings",
-    "SearchInterrupted": "gatesearch.search.interrupt", "SearchFailing": "gatesearch.search.failures",
-    "load_search": "gatesearch.search.load", "extend_search": "gatesearch.search.runner",
+    "run_search": "gatesearch.search.lifecycle.runner", "resume_search": "gatesearch.search.lifecycle.runner",
+    "SearchResult": "gatesearch.search.lifecycle.result", "SearchSettings": "gatesearch.search.config.settings",
+    "SearchInterrupted": "gatesearch.search.lifecycle.interrupt", "SearchFailing": "gatesearch.search.lifecycle.failures",
+    "load_search": "gatesearch.search.lifecycle.load", "extend_search": "gatesearch.search.lifecycle.runner",
 }
 
 __all__ = sorted(_API)

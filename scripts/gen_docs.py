@@ -4,7 +4,7 @@
 
 - ``api.md``: one mkdocstrings block (``::: module.Name``) per public name in ``gatesearch.__all__``,
   grouped by the package that defines it;
-- ``settings.md``: a table of every field of ``gatesearch.search.settings.SearchSettings`` (the
+- ``settings.md``: a table of every field of ``gatesearch.search.config.settings.SearchSettings`` (the
   ``search:`` section of a space file): name, type, default, bounds (``BOUNDS``), allowed values and
   its meaning from the class docstring's ``Attributes:`` section; then the searcher registry;
 - ``cli.md``: every ``gatesearch`` command with its arguments and options, from the Typer app.
@@ -161,8 +161,8 @@ def _bound(v: float) -> str:
 
 
 def settings_page() -> str:
-    from gatesearch.search import settings as mod
-    from gatesearch.search.searchers import SEARCHERS
+    from gatesearch.search.config import settings as mod
+    from gatesearch.search.searchers.registry import SEARCHERS
 
     cls = mod.SearchSettings
     docs = attribute_docs(cls)
@@ -174,7 +174,7 @@ def settings_page() -> str:
         raise SystemExit("gen_docs: SearchSettings' Attributes: section and its fields disagree: "
                          + (f"undocumented {undocumented} " if undocumented else "")
                          + (f"not fields {unknown}" if unknown else "")
-                         + "; describe every field in the docstring (search/settings.py)")
+                         + "; describe every field in the docstring (search/config/settings.py)")
     bounds = getattr(mod, "BOUNDS", {})
     choices = {"searcher": list(SEARCHERS), "scheduler": list(getattr(mod, "SCHEDULERS", ())),
                "moasha_mode": list(getattr(mod, "MOASHA_MODES", ()))}
@@ -183,7 +183,7 @@ def settings_page() -> str:
              "`overrides` of `run_search` and, for some, options of `gatesearch run` (`--num-samples`, ",
              "`--max-concurrent`, `--searcher`, `--seed`). Numeric bounds are inclusive and checked with the ",
              "file, at the line of the setting, before anything runs.\n\n",
-             "Generated from `gatesearch.search.settings` (`SearchSettings` and `BOUNDS`).\n\n",
+             "Generated from `gatesearch.search.config.settings` (`SearchSettings` and `BOUNDS`).\n\n",
              "| setting | type | default | bounds or values | meaning |\n|---|---|---|---|---|\n"]
     for f in fields:
         default = f.default if f.default is not dataclasses.MISSING else (
@@ -197,7 +197,7 @@ def settings_page() -> str:
         tp = _type_name(f.type)  # as written (the module has `from __future__ import annotations`)
         lines.append(f"| `{f.name}` | {cell(tp)} | `{_value(default)}` | {cell(allowed)} | {cell(docs[f.name])} |\n")
     lines += ["\n## Searchers\n\n",
-              "The searcher registry (`gatesearch.search.searchers.SEARCHERS`): what `searcher:` takes. ",
+              "The searcher registry (`gatesearch.search.searchers.registry.SEARCHERS`): what `searcher:` takes. ",
               "*Constraints*: the searcher models outcome constraints (others are told results as they are). ",
               "*Rung model*: it can learn from MO-ASHA's rungs (`moasha_rung_model: true`).\n\n",
               "| searcher | what it is | constraints | rung model | needs |\n|---|---|---|---|---|\n"]
@@ -212,7 +212,7 @@ def settings_page() -> str:
 def cli_page() -> str:
     import typer
 
-    from gatesearch.search.cli import app
+    from gatesearch.search.ui.cli import app
 
     lines = [HEADER, "# Command line\n\n",
              "Every `gatesearch` command, read from the program itself (`gatesearch <command> --help` prints the "

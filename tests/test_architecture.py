@@ -12,7 +12,11 @@ ALLOWED = {"models": set(), "spaces": set(), "objectives": {"models"}, "search":
 def test_import_linter_contracts_are_kept():
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "lint_imports.py")], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "4 kept, 0 broken" in done.stdout
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    assert len(contracts) >= 8  # the four layers of the namespace and the four of search/'s rooms
+    assert f"{len(contracts)} kept, 0 broken" in done.stdout, done.stdout
 
 
 def _our_imports(path: Path) -> set[str]:
@@ -56,4 +60,32 @@ def test_ray_and_mlflow_are_each_imported_by_exactly_one_module():
                     if m.split(".")[0] in users:
                         users[m.split(".")[0]].add(str(f.relative_to(ROOT)))
     assert users["ray"] and all(f.startswith("search/ray/") for f in users["ray"]), users["ray"]
-    assert users["mlflow"] == {"search/tracking.py"}
+    assert users["mlflow"] == {"search/tracking/tracker.py"}
+
+
+def _imported_roots(f: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(f.read_text())):
+        mods = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+            [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
+        found.update(m.split(".")[0] for m in mods)
+    return found
+
+
+def test_search_is_in_rooms_each_with_its_job_and_no_file_over_350_lines():
+    """search/ holds rooms (sub-packages whose __init__ states their job) and no loose modules; no file is
+    over 350 lines; typer and rich are the UI's alone."""
+    search = ROOT / "search"
+    loose = sorted(f.name for f in search.glob("*.py") if f.name != "__init__.py")
+    assert not loose, f"modules outside a room: {loose}"
+    rooms = sorted(d for d in search.iterdir() if d.is_dir() and (d / "__init__.py").exists())
+    assert {d.name for d in rooms} >= {"config", "searchers", "schedulers", "front", "tracking", "ray", "lifecycle",
+                                       "system", "ui"}
+    for d in rooms:
+        doc = ast.get_docstring(ast.parse((d / "__init__.py").read_text()))
+        assert doc and len(doc) > 40, f"search/{d.name}/__init__.py states no job"
+    long = {str(f.relative_to(ROOT)): n for f in search.rglob("*.py") if (n := len(f.read_text().splitlines())) > 350}
+    assert not long, f"over 350 lines: {long}"
+    ui_only = {str(f.relative_to(ROOT)) for f in ROOT.glob("*/**/*.py")
+               if f.parts[len(ROOT.parts)] in ALLOWED and _imported_roots(f) & {"typer", "rich"}}
+    assert ui_only and all(f.startswith("search/ui/") for f in ui_only), ui_only

@@ -11,7 +11,7 @@ The marker convention. A fenced ``python`` or ``yaml`` block must have, on the l
   imported. Any other ``python`` block is a program, run as a script in the page's folder (where the
   page's modules are) with a time limit. Flags after the name: ``compile-only`` (a program only
   compiled: it needs services or minutes), ``try`` (a space file also run for one epoch of one trial
-  by ``gatesearch.search.dry_run``, as ``gatesearch try`` does).
+  by ``gatesearch.search.lifecycle.dry_run``, as ``gatesearch try`` does).
 - ``<!-- fragment -->``: a part of a file, shown for reading; not run.
 
 A line ``--8<-- "path"`` in a block (pymdownx.snippets) stands for that file, relative to the
@@ -146,7 +146,7 @@ CHECKER = r'''
 import json, sys, traceback
 sys.path.insert(0, ".")
 from gatesearch import parse_space_file
-from gatesearch.search.validate import validate_space_file
+from gatesearch.search.config.validate import validate_space_file
 failures = []
 for kind, name, path, where, flags in json.loads(sys.argv[1]):
     try:
@@ -156,7 +156,7 @@ for kind, name, path, where, flags in json.loads(sys.argv[1]):
             sf = parse_space_file(open(path, encoding="utf-8").read(), path)
             validate_space_file(sf)
             if "try" in flags:
-                from gatesearch.search.dry_run import dry_run
+                from gatesearch.search.lifecycle.dry_run import dry_run
                 run = dry_run(sf, seed=0, epochs=1)
                 if not run.ok:
                     raise RuntimeError(f"gatesearch try: {run.error} {run.where}")
@@ -255,7 +255,7 @@ def test_make_docs_builds_the_site_strictly():
     for page in ("index.html", "tutorial.html", "reference/api.html", "reference/settings.html"):
         assert (site / page).is_file(), page
     settings = (site / "reference" / "settings.html").read_text(encoding="utf-8")
-    from gatesearch.search.settings import SearchSettings
+    from gatesearch.search.config.settings import SearchSettings
 
     for name in SearchSettings.__dataclass_fields__:
         assert f"<code>{name}</code>" in settings, f"the settings page lacks {name}"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from gatesearch.search.tracking import Tracker
+from gatesearch.search.tracking.tracker import Tracker
 from tests import harness
 
 README = Path(__file__).resolve().parents[1] / "README.md"

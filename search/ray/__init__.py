@@ -21,19 +21,18 @@ from ray.tune.logger import JsonLoggerCallback
 
 from gatesearch import spaces
 from gatesearch.objectives.metrics import is_partial
-from gatesearch.search.dedup import ConfigKey
-from gatesearch.search.moasha import MOASHA
+from gatesearch.search.config.settings import SearchSettings
 from gatesearch.search.ray.callbacks import SinkCallback, StopAll, TrialSink
 from gatesearch.search.ray.checkpoints import CHECKPOINTS
-from gatesearch.search.ray.cluster import (check_resources, ensure_ray, quiet_ray_env, shutdown_ray,
-                                           tune_settings)
+from gatesearch.search.ray.cluster import check_resources, ensure_ray, quiet_ray_env, shutdown_ray, tune_settings
 from gatesearch.search.ray.live import Live
 from gatesearch.search.ray.scheduler import RUNGS_FILE, MOASHAScheduler
 from gatesearch.search.ray.searcher import CoreSearcher, Deduplicated, FullFidelityOnly, UnpausedLimit
+from gatesearch.search.ray.state import TRIAL_DIR_PREFIX, repair_experiment_state
 from gatesearch.search.ray.trainable import checkpoints_trials, trainable, trial_dirname
-from gatesearch.search.ray_state import TRIAL_DIR_PREFIX, repair_experiment_state
-from gatesearch.search.searchers import SEARCHERS
-from gatesearch.search.settings import SearchSettings
+from gatesearch.search.schedulers.moasha import MOASHA
+from gatesearch.search.searchers.dedup import ConfigKey
+from gatesearch.search.searchers.registry import SEARCHERS
 
 __all__ = ["RUNGS_FILE", "TrialOutcome", "TrialSink", "can_resume", "check_resources", "checkpoints_trials",
            "ensure_ray", "quiet_ray_env", "resume_tuner", "run_tuner", "shutdown_ray"]

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Protocol
 from ray import tune
 
 from gatesearch.search.ray.live import Live
-from gatesearch.search.ray_state import StateBackup
+from gatesearch.search.ray.state import StateBackup
 
 #: Ray Tune's own closing messages that would mislead a gatesearch user: the failed trials are
 #: already one line each (progress) with their traceback in MLflow, and an interrupted search is
@@ -42,7 +42,7 @@ class TrialSink(Protocol):
 
 class SinkCallback(tune.Callback):
     """Forwards trial events to the live sink, and keeps a backup of Ray's experiment state
-    (:class:`~gatesearch.search.ray_state.StateBackup`: when it changed, within a time share)."""
+    (:class:`~gatesearch.search.ray.state.StateBackup`: when it changed, within a time share)."""
 
     def __init__(self):
         self._backup: StateBackup | None = None
@@ -93,7 +93,7 @@ class SinkCallback(tune.Callback):
 
 class StopAll(tune.Stopper):
     """Ends the experiment when the live predicate (:class:`~gatesearch.search.ray.live.Live`) turns
-    true: tracking is gone, or SIGINT/SIGTERM (:mod:`gatesearch.search.interrupt`).
+    true: tracking is gone, or SIGINT/SIGTERM (:mod:`gatesearch.search.lifecycle.interrupt`).
 
     Preferably the way Ctrl+C does: Tune's own SIGUSR1 handler (installed by ``fit`` on the
     main thread) stops the loop and saves the experiment with the running trials unfinished,

@@ -24,7 +24,7 @@ from typing import Any, Iterator, Mapping
 
 from ray import tune
 
-from gatesearch.search.ray_state import HISTORY_FILE
+from gatesearch.search.ray.state import HISTORY_FILE
 
 CHECKPOINTS = tune.CheckpointConfig(num_to_keep=None)
 #: the training state's file in a checkpoint (:data:`gatesearch.objectives.checkpoint.STATE_FILE`;

@@ -2,7 +2,7 @@
 
 A private local instance binds 127.0.0.1 only, starts its processes in a session of their own (a
 signal for the driver's process group must not kill Ray under a search stopping gracefully) and
-leaves the driver's SIGINT/SIGTERM handlers in place (:mod:`gatesearch.search.interrupt`).
+leaves the driver's SIGINT/SIGTERM handlers in place (:mod:`gatesearch.search.lifecycle.interrupt`).
 
 **Token authentication** (Ray's; https://docs.ray.io/en/latest/ray-security/token-auth.html): a Ray
 cluster runs the code any client sends it, so every cluster gatesearch starts or joins should ask
@@ -23,7 +23,7 @@ from contextlib import contextmanager
 import ray
 import ray.exceptions
 
-from gatesearch.search.services import ServiceUnavailable, check_ray_address
+from gatesearch.search.system.services import ServiceUnavailable, check_ray_address
 
 # TUNE_GLOBAL_CHECKPOINT_S: snapshot the experiment (trials + searcher state) every 2 s instead of
 # every >= 10 s, so a killed driver loses at most ~2 s of bookkeeping (see ``resume_tuner``); for
@@ -42,7 +42,7 @@ LARGE_SEARCH = 1000
 def tune_settings(num_samples: int) -> None:
     """Every 2 s for searches up to LARGE_SEARCH trials; Ray's adaptive period above (a 10,000-trial
     snapshot takes long enough that every 2 s it would dominate the driver). Also switches off
-    Tune's own SIGINT handler: :mod:`gatesearch.search.interrupt` handles SIGINT and SIGTERM (Tune's
+    Tune's own SIGINT handler: :mod:`gatesearch.search.lifecycle.interrupt` handles SIGINT and SIGTERM (Tune's
     would stop the loop but leave the search looking finished) and stops Tune through
     :class:`~gatesearch.search.ray.callbacks.StopAll`."""
     os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = "2" if num_samples <= LARGE_SEARCH else "auto"
@@ -149,7 +149,7 @@ def _refused(address: str, e: Exception) -> str:
 def _keep_signal_handlers():
     """Ray's core worker installs its own SIGTERM handler in the driver during ``ray.init`` (it
     prints a crash dump and aborts); put the Python handlers back afterwards, so a SIGTERM while the
-    search starts is handled like a Ctrl-C (the CLI and :mod:`~gatesearch.search.interrupt`).
+    search starts is handled like a Ctrl-C (the CLI and :mod:`~gatesearch.search.lifecycle.interrupt`).
     SIGTERM is blocked meanwhile (a signal that comes is delivered to our handler right after; the
     processes Ray starts unblock it, see :func:`_own_session`)."""
     import threading
@@ -177,7 +177,7 @@ def _own_session():
     """Start the private local instance's processes (GCS, raylet and, through it, the workers) in
     a session of their own, so that a signal meant for the driver's process group (``timeout``
     sends SIGTERM to the whole group, a terminal sends Ctrl-C to it) does not kill Ray under the
-    driver while it stops the search gracefully (:mod:`gatesearch.search.interrupt`). They still
+    driver while it stops the search gracefully (:mod:`gatesearch.search.lifecycle.interrupt`). They still
     die with the driver (Ray's fate sharing) and are stopped by ``ray.shutdown``. Ray has no
     public option for this: its process launcher (``ray._private.services.ConsolePopen``) is
     wrapped for the duration of ``ray.init``; if it is ever renamed, nothing is wrapped

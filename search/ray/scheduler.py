@@ -1,4 +1,4 @@
-"""MO-ASHA on Ray Tune: the scheduler adapter over :class:`gatesearch.search.moasha.MOASHA`."""
+"""MO-ASHA on Ray Tune: the scheduler adapter over :class:`gatesearch.search.schedulers.moasha.MOASHA`."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from gatesearch.objectives.metrics import EPOCH, EPOCHS_TOTAL
-from gatesearch.search.moasha import MOASHA, PAUSE, STOP
 from gatesearch.search.ray.live import Live
+from gatesearch.search.schedulers.moasha import MOASHA, PAUSE, STOP
 
 #: MO-ASHA's rung records, in a subdirectory of the experiment directory (Ray does not save
 #: schedulers). Not at its top level: on restore Ray copies the top-level *.json/*.pkl files into its

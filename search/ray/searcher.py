@@ -1,5 +1,5 @@
 """Ray Tune searchers over the project's ask/tell cores: one adapter for every searcher of the
-registry (:data:`gatesearch.search.searchers.SEARCHERS`), and the two wrappers every search puts in
+registry (:data:`gatesearch.search.searchers.registry.SEARCHERS`), and the two wrappers every search puts in
 front of it: :class:`Deduplicated` (a configuration already evaluated is answered from memory) and
 :class:`FullFidelityOnly` (an early-stopped trial's partial result never reaches the searcher).
 
@@ -18,13 +18,13 @@ from typing import Any, Callable, Mapping
 from ray.tune.search import Searcher
 
 from gatesearch.objectives.metrics import is_partial
-from gatesearch.search.dedup import ProposalMemory
 from gatesearch.search.ray.live import Live
-from gatesearch.search.searchers import SearchCore
+from gatesearch.search.searchers.dedup import ProposalMemory
+from gatesearch.search.searchers.registry import SearchCore
 
 
 class CoreSearcher(Searcher):
-    """Ray Tune adapter over an ask/tell core (:class:`~gatesearch.search.searchers.SearchCore`):
+    """Ray Tune adapter over an ask/tell core (:class:`~gatesearch.search.searchers.registry.SearchCore`):
     Optuna's samplers, Nevergrad, and any searcher registered with ``register_searcher``.
 
     A trial that ends without a result and without an error was stopped early (see
@@ -67,7 +67,7 @@ class CoreSearcher(Searcher):
 
 class Deduplicated(Searcher):
     """Wraps a searcher so a configuration the search already evaluated is not run again
-    (:mod:`gatesearch.search.dedup`): the proposal is answered with the stored result (or, if the
+    (:mod:`gatesearch.search.searchers.dedup`): the proposal is answered with the stored result (or, if the
     configuration is running now, with its result when it ends) and the searcher asked again.
     Answered repeats never become Ray trials, so they are not charged against ``num_samples``.
 

@@ -12,10 +12,10 @@ from gatesearch.objectives import get_objective
 from gatesearch.objectives.base import checkpoints_trials
 from gatesearch.objectives.metrics import EPOCHS_TOTAL, RESUMED_FROM
 from gatesearch.objectives.reports import EpochReports
-from gatesearch.search import dir_guard
+from gatesearch.search.config.settings import SearchSettings
 from gatesearch.search.ray.checkpoints import jsonable, load_state, new_checkpoint, prune_states
-from gatesearch.search.ray_state import TRIAL_DIR_PREFIX
-from gatesearch.search.settings import SearchSettings
+from gatesearch.search.ray.state import TRIAL_DIR_PREFIX
+from gatesearch.search.system import dir_guard
 
 
 def trial_dirname(trial) -> str:
@@ -124,7 +124,7 @@ def trainable(objective_name: str, fixed: Mapping[str, Any], settings: SearchSet
     workers (a user's training function, whose metrics come from the space file); None: the
     workers look ``objective_name`` up in the registry. ``plugins``: modules each worker imports
     first (the space file's ``plugins:``). ``resources``: ``config -> (cpus, gpus)`` per
-    configuration (:class:`~gatesearch.search.resources.TrialResources`); None: ``search:``'s."""
+    configuration (:class:`~gatesearch.search.config.resources.TrialResources`); None: ``search:``'s."""
     per_config = resources is not None
     fn = tune.with_parameters(run_trial, objective_name=objective_name, fixed=dict(fixed),
                               threads=None if per_config else int(max(1, settings.cpus_per_trial)),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gatesearch.search.tracking import Tracker
+from gatesearch.search.tracking.tracker import Tracker
 from tests import harness
 
 ROOT = Path(__file__).resolve().parents[2]

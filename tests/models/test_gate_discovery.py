@@ -101,7 +101,7 @@ def test_a_discovered_one_file_gate_registers_its_config_and_gate(tmp_path: Path
 def test_reading_the_gate_configs_imports_no_torch():
     """``space validate`` of a MoE space reads every gate's knobs from the torch-free configs."""
     code = ("import json, sys\n"
-            "from gatesearch.search.cli import main\n"
+            "from gatesearch.search.ui.cli import main\n"
             "sys.argv = ['gatesearch', 'space', 'validate', 'spaces/examples/digits_moe.yaml']\n"
             "try:\n    main()\n    code = 0\nexcept SystemExit as e:\n    code = e.code\n"
             "from gatesearch.models.gates.registry import gate_config_names\n"

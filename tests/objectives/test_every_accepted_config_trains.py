@@ -23,7 +23,7 @@ from gatesearch.objectives import OBJECTIVES, get_objective
 from gatesearch.objectives.base import DatasetObjective
 from gatesearch.objectives.data import DataMissing, TokenCorpus
 from gatesearch.objectives.schema import ParamRule, ParamSchema
-from gatesearch.search.constraints import known_metrics
+from gatesearch.search.config.constraints import known_metrics
 
 PER_OBJECTIVE = 25  # 14 objectives -> 350 configurations
 ROWS = 32

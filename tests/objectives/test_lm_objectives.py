@@ -95,8 +95,8 @@ def test_evaluation_windows_are_spread_over_both_validation_plays_with_a_standar
     (both plays), not its opening; val_bpc comes with its standard error."""
     import torch
 
-    from gatesearch.models.transformer import MoETransformerConfig, MoETransformerLM
     from gatesearch.models.gates.topk_config import TopKGateConfig
+    from gatesearch.models.transformer import MoETransformerConfig, MoETransformerLM
     from gatesearch.objectives.lm_training import eval_windows, evaluate_lm
 
     n, context = len(CORPUS.val), 64

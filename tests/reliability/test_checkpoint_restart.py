@@ -7,8 +7,8 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from gatesearch.search.runner import run_search
-from gatesearch.search.tracking import Tracker
+from gatesearch.search.lifecycle.runner import run_search
+from gatesearch.search.tracking.tracker import Tracker
 from gatesearch.spaces import parse_space_file
 
 
@@ -60,7 +60,8 @@ def test_a_restored_checkpoint_older_than_the_newest_continues_from_the_newest(t
     import torch
     from ray import tune
 
-    from gatesearch.search.ray.checkpoints import load_state as _load_state, prune_states as _prune_states
+    from gatesearch.search.ray.checkpoints import load_state as _load_state
+    from gatesearch.search.ray.checkpoints import prune_states as _prune_states
 
     trial = tmp_path / "trial_x"
     for i in range(4):

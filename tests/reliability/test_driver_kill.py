@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from gatesearch.search.front_report import read_front
+from gatesearch.search.front.report import read_front
 from gatesearch.search.ray import RUNGS_FILE
-from gatesearch.search.tracking import Tracker
+from gatesearch.search.tracking.tracker import Tracker
 from tests import harness
 
 BUDGET = 8
@@ -155,7 +155,7 @@ def test_sigkilled_driver_is_resumed_without_duplicates(tmp_path: Path):
 
 
 def test_truncated_state_without_backup_is_a_clear_error(tmp_path: Path):
-    from gatesearch.search.ray_state import backup_experiment_state, repair_experiment_state
+    from gatesearch.search.ray.state import backup_experiment_state, repair_experiment_state
 
     (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text('{"trial_data": [')
     assert backup_experiment_state(tmp_path) is False  # an unreadable state is never backed up

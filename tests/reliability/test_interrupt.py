@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from gatesearch.search.tracking import Tracker
+from gatesearch.search.tracking.tracker import Tracker
 from tests import harness
 
 BUDGET, EPOCHS = 4, 6  # one trial at a time: "during the last trial" always has a window

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gatesearch.search.cli import app
+from gatesearch.search.ui.cli import app
 from tests.spaces.test_space_file import MALFORMED
 
 assert len(MALFORMED) >= 20

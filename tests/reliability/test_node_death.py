@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gatesearch.search.tracking import Tracker
+from gatesearch.search.tracking.tracker import Tracker
 from tests import harness
 
 BUDGET, EPOCHS = 6, 4

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gatesearch.search.manifest import Manifest
-from gatesearch.search.tracking import Tracker
+from gatesearch.search.lifecycle.manifest import Manifest
+from gatesearch.search.tracking.tracker import Tracker
 from tests import harness
 
 BROKEN = '''\

@@ -1,4 +1,4 @@
-"""A search dir on a shared machine (:mod:`gatesearch.search.dir_guard`): files owner-only; a search
+"""A search dir on a shared machine (:mod:`gatesearch.search.system.dir_guard`): files owner-only; a search
 dir someone else could write is refused by resume, extend and --warm-start (unless --trust-dir); one
 driver at a time; a `run` that fails at its start removes what it made and never what it did not."""
 
@@ -17,11 +17,16 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from gatesearch.search import runner
-from gatesearch.search.dir_guard import (OUTPUT_LOCK, SearchDirInUse, SearchDirLock, UntrustedSearchDir,
-                                         check_trusted)
-from gatesearch.search.manifest import MANIFEST, Manifest
-from gatesearch.search.runner import extend_search, resume_search, run_search
+from gatesearch.search.lifecycle import runner
+from gatesearch.search.lifecycle.manifest import MANIFEST, Manifest
+from gatesearch.search.lifecycle.runner import extend_search, resume_search, run_search
+from gatesearch.search.system.dir_guard import (
+    OUTPUT_LOCK,
+    SearchDirInUse,
+    SearchDirLock,
+    UntrustedSearchDir,
+    check_trusted,
+)
 from gatesearch.spaces import parse_space_file
 from tests import harness
 
@@ -100,7 +105,7 @@ def test_one_driver_at_a_time_and_the_second_is_told_who(finished, tmp_path):
         assert proc.wait(timeout=120) == 2
         assert f"driven by pid {os.getpid()}" in " ".join(log.read_text().split())
     # a driver that dies (even SIGKILLed) leaves no lock behind
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from gatesearch.search.dir_guard import "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from gatesearch.search.system.dir_guard import "
                                "SearchDirLock; SearchDirLock(sys.argv[1]).acquire(); print('held', flush=True); "
                                "time.sleep(60)", str(search_dir)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from gatesearch.search.runner import run_search
-from gatesearch.search.tracking import TAG_ERROR, Tracker
+from gatesearch.search.lifecycle.runner import run_search
+from gatesearch.search.tracking.tracker import TAG_ERROR, Tracker
 from gatesearch.spaces import parse_space_file
 
 SPACE = """\

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import ray
 
-from gatesearch.search.runner import run_search
-from gatesearch.search.tracking import Tracker
+from gatesearch.search.lifecycle.runner import run_search
 from gatesearch.search.ray import quiet_ray_env
+from gatesearch.search.tracking.tracker import Tracker
 from gatesearch.spaces import parse_space_file
 
 out = Path(sys.argv[1])

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from gatesearch.search.front_report import read_front
-from gatesearch.search.tracking import Tracker
+from gatesearch.search.front.report import read_front
+from gatesearch.search.tracking.tracker import Tracker
 from tests import harness
 
 SPACE = """\

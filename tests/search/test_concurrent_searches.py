@@ -15,8 +15,8 @@ from tests.harness import env, gatesearch, kill_group, sqlite_count, tail
 
 OPEN_AT = """
 import sys, time
-from gatesearch.search.optuna_mirror import OptunaMirror
-from gatesearch.search.tracking import Tracker
+from gatesearch.search.tracking.optuna_mirror import OptunaMirror
+from gatesearch.search.tracking.tracker import Tracker
 from gatesearch.spaces import Float, Space
 
 out, start = sys.argv[1], float(sys.argv[2])

@@ -14,17 +14,17 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from gatesearch.search.constraints import MISSING, TAG_INFEASIBLE, Bound, Constraints
-from gatesearch.search.front import LiveFront
-from gatesearch.search.front_report import read_front
-from gatesearch.search.moasha import MOASHA
-from gatesearch.search.pareto import hypervolume
-from gatesearch.search.progress import SearchProgress
-from gatesearch.search.runner import run_search
-from gatesearch.search.searchers import SEARCHERS
-from gatesearch.search.tracking import Tracker
-from gatesearch.search.validate import validate_space_file
 from gatesearch.objectives import get_objective
+from gatesearch.search.config.constraints import MISSING, TAG_INFEASIBLE, Bound, Constraints
+from gatesearch.search.config.validate import validate_space_file
+from gatesearch.search.front.live import LiveFront
+from gatesearch.search.front.pareto import hypervolume
+from gatesearch.search.front.report import read_front
+from gatesearch.search.lifecycle.runner import run_search
+from gatesearch.search.schedulers.moasha import MOASHA
+from gatesearch.search.searchers.registry import SEARCHERS
+from gatesearch.search.tracking.tracker import Tracker
+from gatesearch.search.ui.progress import SearchProgress
 from gatesearch.spaces import Float, Space, SpaceError, parse_space_file
 
 SPACE = """\
@@ -68,7 +68,7 @@ def test_every_reported_metric_may_be_bounded():
     validate_space_file(_space("{active_experts: {max: 2}, test_accuracy: {min: 0.5}, accuracy: {min: 0.1}}"))
     # a plain training function's metrics are not known in advance: a new name is accepted, a near
     # miss of a known one is still caught
-    from gatesearch.search.constraints import known_metrics
+    from gatesearch.search.config.constraints import known_metrics
     names, _, strict = known_metrics(get_objective("moe_lm_shakespeare"))
     assert strict and "dropped_fraction" in names and "macs_per_token" in names
     names, prefixes, _ = known_metrics(get_objective("early_exit_digits"))

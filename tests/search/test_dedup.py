@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 
-from gatesearch.search.dedup import EXHAUSTED_AFTER, ConfigKey, ProposalMemory
-from gatesearch.search.runner import run_search
-from gatesearch.search.tracking import Tracker
+from gatesearch.search.lifecycle.runner import run_search
+from gatesearch.search.searchers.dedup import EXHAUSTED_AFTER, ConfigKey, ProposalMemory
+from gatesearch.search.tracking.tracker import Tracker
 from gatesearch.spaces import parse_space_file
 
 
@@ -88,7 +88,7 @@ def test_the_memory_survives_a_searcher_checkpoint(tmp_path):
     import optuna
 
     from gatesearch.search.ray.searcher import CoreSearcher, Deduplicated
-    from gatesearch.search.searchers import SEARCHERS
+    from gatesearch.search.searchers.registry import SEARCHERS
     from gatesearch.spaces import Categorical, Space
 
     def searcher():

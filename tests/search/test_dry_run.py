@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gatesearch.search.cli import app
+from gatesearch.search.ui.cli import app
 
 FUNCTIONS = '''\
 import math

@@ -8,10 +8,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from gatesearch.search.cli import app
-from gatesearch.search.front_report import log_front
-from gatesearch.search.runner import run_search
-from gatesearch.search.tracking import Tracker
+from gatesearch.search.front.report import log_front
+from gatesearch.search.lifecycle.runner import run_search
+from gatesearch.search.tracking.tracker import Tracker
+from gatesearch.search.ui.cli import app
 from gatesearch.spaces import parse_space_file
 
 SPACE = """\

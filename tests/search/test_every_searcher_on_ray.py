@@ -1,6 +1,6 @@
 """Every registered searcher, end to end on a real local Ray instance and MLflow store: a search of
 two trials, then ``extend`` by one, which restores the searcher from the state Ray saved (its
-recipe and history, replayed: :mod:`gatesearch.search.recorded`) and asks it again. Run by
+recipe and history, replayed: :mod:`gatesearch.search.searchers.recorded`) and asks it again. Run by
 ``make test-latest`` (the newest library versions the ranges allow) and ``make test-all``; ``make
 test`` covers the same path with the pickle round trip of the searcher contract and the end-to-end
 tests of several searchers."""
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from gatesearch.search.recorded import RecordedCore
-from gatesearch.search.runner import extend_search, run_search
-from gatesearch.search.searchers import SEARCHERS
-from gatesearch.search.tracking import Tracker
+from gatesearch.search.lifecycle.runner import extend_search, run_search
+from gatesearch.search.searchers.recorded import RecordedCore
+from gatesearch.search.searchers.registry import SEARCHERS
+from gatesearch.search.tracking.tracker import Tracker
 from gatesearch.spaces import parse_space_file
 
 pytestmark = [pytest.mark.slow, pytest.mark.latest]

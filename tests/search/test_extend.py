@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from gatesearch.search.tracking import Tracker
+from gatesearch.search.tracking.tracker import Tracker
 from tests import harness
 
 SPACE = """\
@@ -90,7 +90,7 @@ def test_an_interrupted_extension_is_finished_by_resume(tmp_path):
         " ".join((tmp_path / "refused.log").read_text().split())
     # the extension's own folder names its search dir
     [search_dir] = [m.parent for m in (tmp_path / "out" / "ray").glob("*/gatesearch.json")]
-    from gatesearch.search.manifest import extension_base, find_search_dir
+    from gatesearch.search.lifecycle.manifest import extension_base, find_search_dir
     assert extension_base(search_dir.parent / f"{search_dir.name}.extend1") == search_dir
     assert find_search_dir(search_dir.parent / f"{search_dir.name}.extend1") == search_dir
     out = harness.gatesearch_ok("resume", "out", "--quiet", log=tmp_path / "resume.log", marker=marker)

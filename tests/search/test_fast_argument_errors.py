@@ -30,7 +30,7 @@ params:
 
 PROBE = """\
 import json, sys
-from gatesearch.search.cli import main
+from gatesearch.search.ui.cli import main
 sys.argv = ["gatesearch", *json.loads(sys.argv[1])]
 try:
     main()

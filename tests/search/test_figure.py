@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from gatesearch.search.figure import log_axis, pareto_figure, pareto_html
+from gatesearch.search.front.figure import log_axis, pareto_figure, pareto_html
 
 
 def _values(costs):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gatesearch.search.front import LiveFront
-from gatesearch.search.pareto import hypervolume, pareto_ranks
+from gatesearch.search.front.live import LiveFront
+from gatesearch.search.front.pareto import hypervolume, pareto_ranks
 
 NAMES, MODES = ("accuracy", "macs_per_sample"), ("max", "min")
 
@@ -53,7 +53,7 @@ def test_front_csv_takes_every_column_of_rows_from_different_drivers():
     import csv
     import io
 
-    from gatesearch.search.front_report import _csv
+    from gatesearch.search.front.report import _csv
 
     rows = [{"run_id": "a", "accuracy": 0.9}, {"run_id": "b", "trial": "topk n4 k2 #2", "gate": "topk", "accuracy": 0.8}]
     parsed = list(csv.DictReader(io.StringIO(_csv(rows))))
@@ -74,8 +74,8 @@ def test_resume_tags_a_finished_trial_whose_rank_was_never_written(tmp_path):
     """A trial that finished after the last rank write before the driver died had no pareto_rank
     tag; resume wrote none either (found by CI's driver-kill test)."""
     from gatesearch.objectives import get_objective
-    from gatesearch.search.tracking import Tracker
-    from gatesearch.search.trial_sink import MlflowTrialSink
+    from gatesearch.search.tracking.tracker import Tracker
+    from gatesearch.search.tracking.trial_sink import MlflowTrialSink
 
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "resume-ranks", (tmp_path / "a").as_uri())
     parent = tracker.start_search("s1", "resume-ranks", {})
@@ -100,9 +100,9 @@ def test_resume_retires_orphans_before_the_front_is_restored(tmp_path):
     import json
 
     from gatesearch.objectives import get_objective
-    from gatesearch.search.runner import TAG_ORPHANED, _restore
-    from gatesearch.search.tracking import Tracker
-    from gatesearch.search.trial_sink import MlflowTrialSink
+    from gatesearch.search.lifecycle.runner import TAG_ORPHANED, _restore
+    from gatesearch.search.tracking.tracker import Tracker
+    from gatesearch.search.tracking.trial_sink import MlflowTrialSink
 
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "orphans", (tmp_path / "a").as_uri())
     parent = tracker.start_search("s1", "orphans", {})
@@ -131,7 +131,7 @@ def test_a_csv_cell_a_spreadsheet_would_run_is_neutralised_and_numbers_are_kept(
     import csv
     import io
 
-    from gatesearch.search.front_report import _csv
+    from gatesearch.search.front.report import _csv
 
     rows = [{"trial": "=HYPERLINK(\"http://x\",\"a\")", "gate": "@SUM(A1)", "lr": -0.5, "note": "-0.25",
              "tag": "+cmd", "plain": "topk"}]
@@ -141,7 +141,7 @@ def test_a_csv_cell_a_spreadsheet_would_run_is_neutralised_and_numbers_are_kept(
 
 
 def test_markdown_in_run_names_and_values_is_escaped_in_the_parents_description():
-    from gatesearch.search.front_report import front_markdown
+    from gatesearch.search.front.report import front_markdown
 
     front = LiveFront(NAMES, MODES)
     front.add("t1", "r1", {"accuracy": 0.9, "macs_per_sample": 10.0},

@@ -16,7 +16,7 @@ import pytest
 from gatesearch.models import GATES, gate_config_names, unregister_gate
 from gatesearch.objectives import plugins
 from gatesearch.objectives.base import UserImportError
-from gatesearch.search.validate import validate_space_file
+from gatesearch.search.config.validate import validate_space_file
 from gatesearch.spaces import SpaceError, parse_space_file
 from tests import harness
 
@@ -169,7 +169,7 @@ def test_a_plugin_gate_is_searched_on_ray_workers_with_its_k(tmp_path: Path):
 
     from mlflow.tracking import MlflowClient
 
-    from gatesearch.search.tracking import Tracker
+    from gatesearch.search.tracking.tracker import Tracker
 
     uri = f"sqlite:///{tmp_path / 'gatesearch-runs' / 'mlflow.db'}"
     [(parent, _)] = Tracker(uri, "plugin-gate").searches()

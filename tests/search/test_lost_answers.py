@@ -5,8 +5,8 @@ child run (found by the PostgreSQL restart load test: an epoch's four metrics lo
 from __future__ import annotations
 
 from gatesearch.objectives import get_objective
-from gatesearch.search.tracking import Tracker
-from gatesearch.search.trial_sink import MlflowTrialSink
+from gatesearch.search.tracking.tracker import Tracker
+from gatesearch.search.tracking.trial_sink import MlflowTrialSink
 
 
 class LandsThenFails:

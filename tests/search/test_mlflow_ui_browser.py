@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from gatesearch.search.front_report import run_link
-from gatesearch.search.runner import run_search
+from gatesearch.search.front.report import run_link
+from gatesearch.search.lifecycle.runner import run_search
 from gatesearch.spaces import parse_space_file
 from tests import harness
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from ray.tune.search import Searcher
 
-from gatesearch.search.moasha import MOASHA
-from gatesearch.search.pareto import crowding_distance
 from gatesearch.objectives.metrics import is_partial
+from gatesearch.search.front.pareto import crowding_distance
 from gatesearch.search.ray.searcher import FullFidelityOnly
+from gatesearch.search.schedulers.moasha import MOASHA
 
 
 def test_rungs_are_geometric_below_the_budget():
@@ -140,9 +140,9 @@ def test_optuna_records_stopped_trials_as_pruned_and_crashed_ones_as_failed():
     trials told as FAIL, TPE + MO-ASHA kept proposing what was stopped again.)"""
     import optuna
 
-    from gatesearch.search.dedup import ConfigKey
     from gatesearch.search.ray.searcher import CoreSearcher, Deduplicated
-    from gatesearch.search.searchers import SEARCHERS
+    from gatesearch.search.searchers.dedup import ConfigKey
+    from gatesearch.search.searchers.registry import SEARCHERS
     from gatesearch.spaces import Categorical, Space
 
     def stack():

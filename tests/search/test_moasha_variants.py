@@ -1,5 +1,5 @@
-"""MO-ASHA's Hyperband brackets and promotion (search/moasha.py) and the rung-model searcher
-(search/rung_model.py): decisions, records through a reload, settings, and the simulator's loop."""
+"""MO-ASHA's Hyperband brackets and promotion (search/schedulers/moasha.py) and the rung-model searcher
+(search/searchers/rung_model.py): decisions, records through a reload, settings, and the simulator's loop."""
 
 import json
 import pickle
@@ -7,9 +7,9 @@ import pickle
 import numpy as np
 import pytest
 
-from gatesearch.search.moasha import CONTINUE, MOASHA, PAUSE, STOP
-from gatesearch.search.searchers import SEARCHERS
-from gatesearch.search.settings import SearchSettings
+from gatesearch.search.config.settings import SearchSettings
+from gatesearch.search.schedulers.moasha import CONTINUE, MOASHA, PAUSE, STOP
+from gatesearch.search.searchers.registry import SEARCHERS
 from gatesearch.spaces import Float, Space
 
 MODES = ["max", "min"]
@@ -69,8 +69,8 @@ def _rung_core(min_points=3, seed=0):
 
 
 def _custom(min_points, seed):
-    from gatesearch.search.rung_model import RungModelCore
-    from gatesearch.search.searchers import _tpe
+    from gatesearch.search.searchers.registry import _tpe
+    from gatesearch.search.searchers.rung_model import RungModelCore
 
     return RungModelCore(SPACE, ["acc", "cost"], MODES, [_tpe(seed + i, 40) for i in range(3)], fidelities=(1, 3),
                          min_points=min_points, budget=40)
@@ -167,7 +167,7 @@ def _space(search: str) -> str:
     ("scheduler: moasha, moasha_rung_model: true, searcher: random", ":3:", "cannot model rung results"),
 ])
 def test_moasha_settings_errors_name_the_line_and_the_fix(tmp_path, search, where, message):
-    from gatesearch.search.validate import validate_space_file
+    from gatesearch.search.config.validate import validate_space_file
     from gatesearch.spaces import SpaceError, parse_space_file
 
     path = tmp_path / "v.yaml"
@@ -178,7 +178,7 @@ def test_moasha_settings_errors_name_the_line_and_the_fix(tmp_path, search, wher
 
 
 def test_three_brackets_fit_four_epochs():
-    from gatesearch.search.validate import validate_space_file
+    from gatesearch.search.config.validate import validate_space_file
     from gatesearch.spaces import parse_space_file
 
     validate_space_file(parse_space_file(_space("scheduler: moasha, moasha_brackets: 3, moasha_mode: promote"), "ok.yaml"))

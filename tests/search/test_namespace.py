@@ -50,7 +50,7 @@ def test_public_api_is_lazy_and_names_resolve():
     code = ("import sys, gatesearch; assert 'torch' not in sys.modules and 'ray' not in sys.modules; "
             "from gatesearch import Objective, run_search, MoELayer, Space, register_objective; "
             "assert Objective.__module__ == 'gatesearch.objectives.base'; "
-            "assert run_search.__module__ == 'gatesearch.search.runner'; print('ok')")
+            "assert run_search.__module__ == 'gatesearch.search.lifecycle.runner'; print('ok')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 

@@ -4,7 +4,7 @@ import warnings
 
 import pytest
 
-from gatesearch.search.nevergrad_mo import NevergradMO
+from gatesearch.search.searchers.nevergrad_mo import NevergradMO
 from gatesearch.spaces import parse_space_file
 
 SPACE = parse_space_file("""\

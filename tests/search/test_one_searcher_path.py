@@ -10,8 +10,8 @@ from typing import Any, Mapping
 import pytest
 
 from gatesearch.objectives import get_objective
-from gatesearch.search.runner import run_search
-from gatesearch.search.searchers import SEARCHERS, CoreRequest, SearcherSpec, register_searcher
+from gatesearch.search.lifecycle.runner import run_search
+from gatesearch.search.searchers.registry import SEARCHERS, CoreRequest, SearcherSpec, register_searcher
 from gatesearch.spaces import parse_space_file
 
 #: every configuration the test searcher proposes, in order (then it says it is done)

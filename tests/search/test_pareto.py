@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gatesearch.search.pareto import front_mask, hypervolume, pareto_ranks, reference_point
+from gatesearch.search.front.pareto import front_mask, hypervolume, pareto_ranks, reference_point
 
 
 def brute_front(values, modes):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from gatesearch.search.services import ServiceUnavailable, check_optuna_storage, check_tracking_uri
+from gatesearch.search.system.services import ServiceUnavailable, check_optuna_storage, check_tracking_uri
 from tests import harness
 
 MISSING = harness.postgres_missing()
@@ -82,7 +82,7 @@ def test_a_lost_database_connection_is_retried_even_wrapped_by_optuna():
     import optuna
     import sqlalchemy
 
-    from gatesearch.search.tracking import Tracker
+    from gatesearch.search.tracking.tracker import Tracker
 
     lost = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("terminating connection due to administrator "
                                                                       "command"))
@@ -135,7 +135,7 @@ def test_the_cli_refuses_a_missing_database_before_writing_anything(tmp_path: Pa
 def test_the_optuna_mirror_rides_out_a_database_restart(postgres):
     """The mirror's pooled connections die with the server; the next flush reconnects (checked
     before use) and writes each trial once."""
-    from gatesearch.search.optuna_mirror import OptunaMirror
+    from gatesearch.search.tracking.optuna_mirror import OptunaMirror
     from gatesearch.spaces import Float, Space
 
     url = postgres.create_database("optuna_mirror")

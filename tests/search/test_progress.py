@@ -9,9 +9,9 @@ import re
 import pytest
 
 from gatesearch.objectives import get_objective
-from gatesearch.search.progress import RAY_TRIAL_ERRORS, SearchProgress
-from gatesearch.search.trial_error import error_summary
-from gatesearch.search.runner import run_search
+from gatesearch.search.lifecycle.runner import run_search
+from gatesearch.search.lifecycle.trial_error import error_summary
+from gatesearch.search.ui.progress import RAY_TRIAL_ERRORS, SearchProgress
 from gatesearch.spaces import parse_space_file
 
 LINE = re.compile(r"^\[\d+m\d\ds\] ")
@@ -145,7 +145,7 @@ def test_error_summary_is_the_trials_own_exception(text, summary):
 
 
 def test_an_error_raised_in_gatesearch_or_a_library_names_no_user_file():
-    from gatesearch.search import trial_error
+    from gatesearch.search.lifecycle import trial_error
 
     ours = trial_error._ROOT / "objectives" / "trainer.py"
     text = (f'Traceback (most recent call last):\n  File "{ours}", line 9, in run\n    x()\n'

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from gatesearch.search.moasha import MOASHA
-from gatesearch.search.pareto import hypervolume
-from gatesearch.search.runner import run_search
-from gatesearch.search.validate import validate_space_file
+from gatesearch.search.config.validate import validate_space_file
+from gatesearch.search.front.pareto import hypervolume
+from gatesearch.search.lifecycle.runner import run_search
+from gatesearch.search.schedulers.moasha import MOASHA
 from gatesearch.spaces import SpaceError, parse_space_file
 
 SPACE = """\

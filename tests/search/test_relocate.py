@@ -9,9 +9,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from gatesearch.search.cli import app
-from gatesearch.search.manifest import Manifest
-from gatesearch.search.runner import run_search
+from gatesearch.search.lifecycle.manifest import Manifest
+from gatesearch.search.lifecycle.runner import run_search
+from gatesearch.search.ui.cli import app
 from gatesearch.spaces import parse_space_file
 
 SPACE = ("name: moved\nobjective: moe_digits\nsearch: {num_samples: 2, max_concurrent: 2, seed: 0}\n"

@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-from gatesearch.search.resources import from_space_file, requirements
-from gatesearch.search.validate import validate_space_file
+from gatesearch.search.config.resources import from_space_file, requirements
+from gatesearch.search.config.validate import validate_space_file
 from gatesearch.spaces import SpaceError, parse_space_file
 
 SPACE = """\

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gatesearch.search.searchers import SEARCHERS, SearcherSpec, register_searcher
-from gatesearch.search.settings import SearchSettings
+from gatesearch.search.config.settings import SearchSettings
+from gatesearch.search.searchers.registry import SEARCHERS, SearcherSpec, register_searcher
 from gatesearch.spaces import Categorical, Condition, Float, Int, Space
 
 SPACE = Space({
@@ -115,7 +115,7 @@ def test_botorch_never_waits_on_a_kernel_compile_left_unfinished(tmp_path):
     build.mkdir()
     (build / "lock").touch()  # what a killed compile leaves behind
     code = textwrap.dedent("""
-        from gatesearch.search.searchers import SEARCHERS
+        from gatesearch.search.searchers.registry import SEARCHERS
         from tests.search.test_searcher_contract import SPACE
         core = SEARCHERS["botorch"].core(SPACE, ["acc", "cost"], ["max", "min"], seed=0, budget=3, num_workers=1)
         for i in range(3):  # the third is BoTorch's own (two random start-up proposals)
@@ -201,7 +201,7 @@ def test_a_restored_core_keeps_constraints_rung_results_and_extended_budget():
     two proposals before it was saved: the replay restores every study and the budget."""
     import pickle
 
-    from gatesearch.search.constraints import Constraints
+    from gatesearch.search.config.constraints import Constraints
 
     cons = Constraints.from_mapping({"cost": {"max": 0.05}})
     a = SEARCHERS["tpe"].core(SPACE, ["acc", "cost"], ["max", "min"], seed=0, budget=12, fidelities=(1,),
@@ -226,7 +226,7 @@ def test_a_replay_that_diverges_restores_every_trial_as_recorded_and_warns(caplo
     warning says the random state differs."""
     import pickle
 
-    from gatesearch.search.recorded import RecordedCore
+    from gatesearch.search.searchers.recorded import RecordedCore
 
     a = SEARCHERS["tpe"].core(SPACE, ["acc", "cost"], ["max", "min"], seed=0, budget=10)
     _ask_tell(a, [str(i) for i in range(4)])
@@ -247,7 +247,7 @@ def test_a_replay_that_diverges_restores_every_trial_as_recorded_and_warns(caplo
 def test_a_restore_that_cannot_be_made_says_why_and_the_way_out(plan_core_registered):
     import pickle
 
-    from gatesearch.search.recorded import RecordedCore, SearcherRestoreError
+    from gatesearch.search.searchers.recorded import RecordedCore, SearcherRestoreError
 
     a = SEARCHERS["plan-test"].core(SPACE, ["acc", "cost"], ["max", "min"], seed=0, budget=3)
     _ask_tell(a, ["0", "1"])

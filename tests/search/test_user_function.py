@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from gatesearch.search.store import TAG_ERROR, TAG_RANK
-from gatesearch.search.tracking import Tracker
-from gatesearch.search.trial_sink import TAG_STOPPED
+from gatesearch.search.tracking.store import TAG_ERROR, TAG_RANK
+from gatesearch.search.tracking.tracker import Tracker
+from gatesearch.search.tracking.trial_sink import TAG_STOPPED
 from tests import harness
 
 EPOCHS = 3
@@ -221,7 +221,7 @@ def test_a_class_objective_without_columns_shows_its_searched_parameters(tmp_pat
 def test_default_columns_follow_each_space_file(tmp_path: Path, monkeypatch):
     """The registry keeps one instance of a class objective: a second space file searching other
     parameters must show those, not the first file's (in-process, as `run_search` twice)."""
-    from gatesearch.search.validate import validate_space_file
+    from gatesearch.search.config.validate import validate_space_file
     from gatesearch.spaces import parse_space_file
 
     module = f"userclass_{uuid.uuid4().hex[:8]}"

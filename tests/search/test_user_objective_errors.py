@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gatesearch.search.validate import validate_space_file
+from gatesearch.search.config.validate import validate_space_file
 from gatesearch.spaces import SpaceError, parse_space_file
 from tests.harness import BIN, env
 

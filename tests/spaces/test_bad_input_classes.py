@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gatesearch.search.cli import app
-from gatesearch.search.settings import BOUNDS
+from gatesearch.search.config.settings import BOUNDS
+from gatesearch.search.ui.cli import app
 from tests.spaces.test_space_file import GOOD
-
 
 
 def _validate(tmp_path: Path, text: str | bytes):

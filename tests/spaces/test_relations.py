@@ -85,7 +85,7 @@ def test_relation_mistakes_are_reported_at_their_line(body, line, field, words):
 
 
 def test_relations_no_configuration_meets_are_refused_by_validation():
-    from gatesearch.search.validate import validate_space_file
+    from gatesearch.search.config.validate import validate_space_file
 
     sf = parse_space_file("""\
 objective: moe_digits
@@ -102,7 +102,7 @@ relations: ["k > n_experts"]
 def test_a_bound_that_follows_n_experts_satisfies_the_objectives_own_k_rule():
     """moe_digits needs k <= n_experts for every configuration: a fixed range that could break it is
     refused (as before), and the same range with the bound following n_experts is accepted."""
-    from gatesearch.search.validate import validate_space_file
+    from gatesearch.search.config.validate import validate_space_file
 
     text = "objective: moe_digits\nfixed: {epochs: 1}\nparams:\n  n_experts: {type: int, low: 2, high: 8}\n  k: {HIGH}\n"
     with pytest.raises(SpaceError, match=r"(?s)k <= n_experts must hold.*high: n_experts"):
@@ -111,7 +111,7 @@ def test_a_bound_that_follows_n_experts_satisfies_the_objectives_own_k_rule():
 
 
 def test_a_warm_start_skips_what_breaks_a_relation():
-    from gatesearch.search.warm_start import configuration
+    from gatesearch.search.lifecycle.warm_start import configuration
 
     space = Space({"n_experts": Int(2, 8), "k": Int(1, 8)},
                   relations=(Relation.parse("k <= n_experts", {"k", "n_experts"}),))

@@ -6,7 +6,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from gatesearch.search.validate import validate_space_file
+from gatesearch.search.config.validate import validate_space_file
 from gatesearch.spaces import Categorical, Float, Int, SpaceError, load_space_file, parse_space_file
 
 ROOT = Path(__file__).resolve().parents[2]
