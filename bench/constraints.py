@@ -3,7 +3,7 @@
 On the tabulated digits MoE of ``bench/searchers.py`` (every configuration of its discrete space
 trained once, 9 epochs, real ``moe_digits``), a MACs cap makes most of the space infeasible: the cap
 is the 25th percentile of the table's MACs per sample, so a quarter of the configurations satisfy it.
-Each searcher runs as the product runs it (``bench/simulation.py``: the registry's cores, 2 trials
+Each searcher runs as the product runs it (``search/loop/simulated.py``: the registry's cores, 2 trials
 at once, deduplication on) for ``--trials`` trials, over ``--seeds`` paired seeds, once told the
 constraint (``constraints:`` in a space file: :class:`gatesearch.search.config.constraints.Constraints`)
 and once not. Reported per searcher: the share of trials spent on infeasible configurations, and
@@ -29,7 +29,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.append(str(ROOT))  # last: a staged or installed gatesearch on PYTHONPATH wins
 from bench.searchers import EPOCHS, MODES, RESULTS, SPACE, TABLE, key  # noqa: E402
-from bench.simulation import paired_ratio, simulate  # noqa: E402
+from bench.simulation import paired_ratio  # noqa: E402
+from gatesearch.search.loop.simulated import simulate  # noqa: E402
 
 CAP_QUANTILE = 25
 

@@ -6,7 +6,7 @@ data sets (digits: accuracy; Adult: ROC AUC; both against MACs per sample).
 
 Problem and protocol: ``bench/search_quality.py``'s (the surrogate fitted on every stored real
 evaluation, 9 epochs per trial, 2 trials at once, deduplication on, the same reference points), run
-through ``bench/simulation.py``, which drives the shipped scheduler core
+through ``search/loop/simulated.py``, which drives the shipped scheduler core
 (:class:`gatesearch.search.schedulers.moasha.MOASHA`) and searcher cores. Variants: stopping vs promotion
 (a paused trial resumes from its checkpoint: epochs counted once), one bracket vs Hyperband
 brackets, a searcher told final results only vs one that models the rungs too (BOHB-style,
@@ -59,7 +59,7 @@ VARIANTS = {
 
 def _run(job) -> dict:
     from bench.search_quality import _setup
-    from bench.simulation import MODES, simulate
+    from gatesearch.search.loop.simulated import MODES, simulate
 
     objective, label, seed = job
     searcher, sched, rung_model = VARIANTS[label]

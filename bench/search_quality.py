@@ -6,7 +6,7 @@ on two data sets (digits: accuracy; Adult: ROC AUC; both against MACs per sample
 a surrogate (``bench/surrogate.py``) fitted on every stored real evaluation; its held-out
 fidelity is printed with the results. A live check on digits trains for real.
 
-Protocol (the product's: ``bench/simulation.py``): every searcher of the registry with its
+Protocol (the product's: ``search/loop/simulated.py``): every searcher of the registry with its
 product settings, 2 trials at once, deduplication on; ``--seeds`` seeds (paired: seed s of
 every searcher), 100 trials. Hypervolume reference point per data set: the median objective and
 median MACs of the real evaluations (only configurations better than a typical one in both
@@ -87,7 +87,7 @@ def _live(objective: str):
 
 
 def _run(job) -> dict:
-    from bench.simulation import simulate
+    from gatesearch.search.loop.simulated import simulate
 
     objective, label, searcher, optimizer, dedup, seed, trials, moasha, live = job
     sp, model, ref, metrics = _setup(objective)

@@ -11,7 +11,7 @@
    ``spaces.suggest`` define-by-run) and Nevergrad (our multi-objective ``NevergradMO``), several seeds; and
    random search with our MO-ASHA core (grace 1, η 3, max 9 epochs), stopped trials told as
    pruned (lower fidelity is never told as final), counting every epoch trained. Simulated
-   as the product runs (``bench/simulation.py``): 2 trials at once, deduplication on.
+   as the product runs (``search/loop/simulated.py``): 2 trials at once, deduplication on.
    This small discrete table (its front has 6 points) is kept as a regression check; the
    harder benchmark is ``bench/search_quality.py``.
    Reference point (fixed for all runs): the table's median accuracy and median MACs, so
@@ -157,7 +157,8 @@ def main() -> None:
     ref = [float(np.median(all_points[:, 0])), float(np.median(all_points[:, 1]))]
     best_hv = hypervolume(all_points, MODES, ref)
 
-    from bench.simulation import paired_ratio, simulate
+    from bench.simulation import paired_ratio
+    from gatesearch.search.loop.simulated import simulate
 
     def lookup(cfg):
         return table[key(cfg)]

@@ -1,6 +1,6 @@
 """Benchmark: is the simulated searcher benchmark a benchmark of what ``gatesearch run`` runs?
 
-The searcher numbers in the README come from ``bench/simulation.py``, which drives the registry's
+The searcher numbers in the README come from ``search/loop/simulated.py``, which drives the registry's
 ask/tell cores directly. Since every searcher reaches Ray Tune through the same cores (one adapter,
 ``search/ray/searcher.py: CoreSearcher``), the same comparison made through ``gatesearch run``
 itself must agree. Both run on the 640-configuration digits table (``bench/data/digits_table.json``,
@@ -63,11 +63,12 @@ def main() -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from bench.simulation import paired_ratio, simulate
+    from bench.simulation import paired_ratio
     from bench.table_objective import _table, table_key
     from gatesearch.search import ray as ray_runtime
     from gatesearch.search.front.pareto import hypervolume
     from gatesearch.search.lifecycle.runner import run_search
+    from gatesearch.search.loop.simulated import simulate
     from gatesearch.spaces import parse_space_file
 
     table = _table()
@@ -104,7 +105,7 @@ def main() -> None:
              "| path | random HV@50 | TPE HV@50 | TPE / random [95% CI] | wall s |", "|---|---|---|---|---|"]
     for path in hv:
         r, lo, hi = ratios[path]
-        lines.append(f"| {'gatesearch run (Ray, MLflow)' if path == 'product' else 'bench/simulation.py'} | "
+        lines.append(f"| {'gatesearch run (Ray, MLflow)' if path == 'product' else 'simulated backend (search/loop/simulated.py)'} | "
                      f"{np.mean(hv[path]['random']):.1f} | {np.mean(hv[path]['tpe']):.1f} | "
                      f"{r:.2f} [{lo:.2f}, {hi:.2f}] | {seconds[path]:.0f} |")
     lines += ["", f"The product's ratio {ratios['product'][0]:.2f} is "

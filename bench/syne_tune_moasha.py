@@ -1,5 +1,5 @@
 """Syne Tune's own MOASHA (PyPI ``syne-tune``, a benchmark-only extra) behind the interface
-``bench/simulation.py`` drives our :class:`gatesearch.search.schedulers.moasha.MOASHA` through, so the two
+``search/loop/simulated.py`` drives our :class:`gatesearch.search.schedulers.moasha.MOASHA` through, so the two
 schedulers make their decisions on the same stored evaluations, seeds and budget.
 
 Only the scheduler is Syne Tune's: its ``suggest`` samples a flat config space, which cannot

@@ -4,7 +4,7 @@ Goal (issue #21): a search of 50 trials warm-started from an earlier one of 50 r
 hypervolume of one uninterrupted search of 100. Per seed ``s`` (paired): search A (seed ``s``, 50
 trials), then search B (seed ``s + 10_000``, 50 trials) told A's finished trials first exactly as
 ``gatesearch run --warm-start`` tells them (``tell_known`` and the deduplication memory:
-``bench/simulation.py``), against one search of 100 trials (seed ``s``). Hypervolume of A ∪ B's
+``search/loop/simulated.py``), against one search of 100 trials (seed ``s``). Hypervolume of A ∪ B's
 results vs the 100-trial search's, and B *without* the warm start (A ∪ cold B: two independent
 searches of 50) as the control. The objective is ``bench/search_quality.py``'s surrogate of real
 ``moe_digits`` evaluations (its continuous, conditional space); 2 trials at once, deduplication on.
@@ -27,7 +27,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.append(str(ROOT))  # last: a staged or installed gatesearch on PYTHONPATH wins
 from bench.search_quality import EPOCHS, _setup  # noqa: E402
-from bench.simulation import MODES, paired_ratio, simulate  # noqa: E402
+from bench.simulation import paired_ratio  # noqa: E402
+from gatesearch.search.loop.simulated import MODES, simulate  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 

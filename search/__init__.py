@@ -28,7 +28,7 @@ import sys
 MOVED = {f"gatesearch.search.{old}": f"gatesearch.search.{new}" for old, new in {
     "validate": "config.validate", "settings": "config.settings", "constraints": "config.constraints",
     "resources": "config.resources", "recorded": "searchers.recorded", "rung_model": "searchers.rung_model",
-    "nevergrad_mo": "searchers.nevergrad_mo", "dedup": "searchers.dedup", "moasha": "schedulers.moasha",
+    "nevergrad_mo": "searchers.nevergrad_mo", "dedup": "loop.dedup", "moasha": "schedulers.moasha",
     "pareto": "front.pareto", "front_report": "front.report", "figure": "front.figure",
     "store": "tracking.store", "outbox": "tracking.outbox", "optuna_mirror": "tracking.optuna_mirror",
     "trial_sink": "tracking.trial_sink", "ray_state": "ray.state", "runner": "lifecycle.runner",

@@ -60,7 +60,7 @@ class SearchSettings:
             error; while it is down, everything to be logged is buffered in order.
         dedup: a configuration the search already evaluated (the same active parameters and
             seed) is answered from its result instead of trained again, and not charged against
-            ``num_samples`` (:mod:`gatesearch.search.searchers.dedup`); False runs every proposal.
+            ``num_samples`` (:mod:`gatesearch.search.loop.dedup`); False runs every proposal.
         reference_point: the hypervolume reference point, objective name -> value (every
             objective; checked against the objective's metrics by ``search.validate``). It fixes
             the box of the progress display, the parent run's hypervolume history, the figures and

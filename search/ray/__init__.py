@@ -31,7 +31,8 @@ from gatesearch.search.ray.searcher import CoreSearcher, Deduplicated, FullFidel
 from gatesearch.search.ray.state import TRIAL_DIR_PREFIX, repair_experiment_state
 from gatesearch.search.ray.trainable import checkpoints_trials, trainable, trial_dirname
 from gatesearch.search.schedulers.moasha import MOASHA
-from gatesearch.search.searchers.dedup import ConfigKey
+from gatesearch.search.loop.composition import warm_start
+from gatesearch.search.loop.dedup import ConfigKey
 from gatesearch.search.searchers.registry import SEARCHERS
 
 __all__ = ["RUNGS_FILE", "TrialOutcome", "TrialSink", "can_resume", "check_resources", "checkpoints_trials",
@@ -106,13 +107,7 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
     searcher = CoreSearcher(core)
     Live.deduplicated = None
     dedup = Deduplicated(searcher, ConfigKey(objective_name, dict(fixed))) if settings.dedup else None
-    told = 0
-    for config, result in warm:  # a warm start: told, not trained, not charged
-        tell_known = getattr(core, "tell_known", None)
-        told += bool(tell_known is not None and tell_known(config, result))
-        if dedup is not None:
-            dedup.memory.finished[dedup.memory.key(config)] = {k: v for k, v in result.items()
-                                                              if isinstance(v, (int, float))}
+    told = warm_start(core, dedup.memory if dedup is not None else None, warm)  # told, not trained
     searcher = guard = FullFidelityOnly(dedup or searcher)
     experiment_dir = os.path.join(os.path.abspath(storage_path), name)
     if searcher_state is not None:  # an extension: the searcher's saved state, a budget of num_samples more

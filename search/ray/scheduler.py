@@ -11,6 +11,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from gatesearch.objectives.metrics import EPOCH, EPOCHS_TOTAL
+from gatesearch.search.loop.composition import decide
 from gatesearch.search.ray.live import Live
 from gatesearch.search.schedulers.moasha import MOASHA, PAUSE, STOP
 
@@ -66,11 +67,9 @@ class MOASHAScheduler(FIFOScheduler):
         if not all(m in result for m in self.metrics) or EPOCH.name not in result:
             return TrialScheduler.CONTINUE
         epoch = int(result[EPOCH.name])
-        feasible = self.constraints.feasible(result) if self.constraints is not None else True
         assigned = len(self.core.assigned)
         waiting = [t.trial_id for t in self._waiting(tune_controller)] if self.core.promote else []
-        decision = self.core.on_result(trial.trial_id, epoch, [float(result[m]) for m in self.metrics],
-                                       feasible=feasible, paused=waiting)
+        decision = decide(self.core, trial.trial_id, result, self.metrics, self.constraints, paused=waiting)
         if self.core.is_rung(trial.trial_id, epoch) or len(self.core.assigned) != assigned:  # a record or a bracket
             self.save_rungs()
         if decision == PAUSE:  # Ray saves its checkpoint; a promotion restores the trial from it

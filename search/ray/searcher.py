@@ -3,8 +3,9 @@ registry (:data:`gatesearch.search.searchers.registry.SEARCHERS`), and the two w
 front of it: :class:`Deduplicated` (a configuration already evaluated is answered from memory) and
 :class:`FullFidelityOnly` (an early-stopped trial's partial result never reaches the searcher).
 
-The adapter is the only path from a searcher to Ray: the benchmarks (``bench/simulation.py``) drive
-the same cores, so what they measure is what ``gatesearch run`` runs.
+The adapter is the only path from a searcher to Ray: the simulated backend
+(:mod:`gatesearch.search.loop.simulated`, which the benchmarks drive) runs the same cores with the same
+rules, so what they measure is what ``gatesearch run`` runs.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import Any, Callable, Mapping
 
 from ray.tune.search import Searcher
 
-from gatesearch.objectives.metrics import is_partial
 from gatesearch.search.ray.live import Live
-from gatesearch.search.searchers.dedup import ProposalMemory
+from gatesearch.search.loop.composition import ending
+from gatesearch.search.loop.dedup import ProposalMemory
 from gatesearch.search.searchers.registry import SearchCore
 
 
@@ -67,7 +68,7 @@ class CoreSearcher(Searcher):
 
 class Deduplicated(Searcher):
     """Wraps a searcher so a configuration the search already evaluated is not run again
-    (:mod:`gatesearch.search.searchers.dedup`): the proposal is answered with the stored result (or, if the
+    (:mod:`gatesearch.search.loop.dedup`): the proposal is answered with the stored result (or, if the
     configuration is running now, with its result when it ends) and the searcher asked again.
     Answered repeats never become Ray trials, so they are not charged against ``num_samples``.
 
@@ -148,15 +149,10 @@ DEDUP_STATE = "gatesearch.dedup"
 
 
 class FullFidelityOnly(Searcher):
-    """Wraps a searcher so early-stopped trials never reach it as final results: their
+    """Wraps a searcher so early-stopped trials never reach it as final results
+    (:func:`~gatesearch.search.loop.composition.ending`, the full-fidelity rule): their
     lower-fidelity result is withheld and the trial is reported as ended without a result and
-    without an error, which :class:`CoreSearcher` tells its core as stopped (Optuna: ``PRUNED``).
-
-    Pruned, not failed: Optuna's TPE puts pruned trials in its "bad" group, so it learns to
-    propose away from configurations MO-ASHA stopped; a FAIL is ignored, so TPE kept proposing
-    what was then stopped again (on ``bench/search_quality.py``'s surrogate, TPE + MO-ASHA spent
-    400 trials on 560–720 epochs and never reached random search's 100-trial hypervolume on most
-    seeds). The other samplers model completed trials only, so for them both are the same."""
+    without an error, which :class:`CoreSearcher` tells its core as stopped (Optuna: ``PRUNED``)."""
 
     def __init__(self, inner: Searcher):
         super().__init__(metric=inner.metric, mode=inner.mode)
@@ -180,12 +176,13 @@ class FullFidelityOnly(Searcher):
         self.inner.on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
-        if not error and (result is None or is_partial(result)):  # None: ended while paused at a rung
+        told = ending(result, error)  # the full-fidelity rule (None: ended while paused at a rung)
+        if told.stopped:
             self.withheld.append(trial_id)
             # Ray does not pass the result a scheduler stops a trial on to on_trial_result: it is
             # observed here (the stopped trial's constraint violations, a rung model's rung result)
-            if result is not None:
-                self.inner.on_trial_result(trial_id, result)
+            if told.partial is not None:
+                self.inner.on_trial_result(trial_id, told.partial)
             self.inner.on_trial_complete(trial_id, None, error=False)  # Optuna: PRUNED
         else:
             if not error:

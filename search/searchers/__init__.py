@@ -1,9 +1,9 @@
 """Ray-free ask/tell searchers: the cores that propose configurations.
 
-:mod:`.registry` is the one registry (``SEARCHERS``, ``register_searcher``) and the Optuna core;
-:mod:`.recorded` makes every core pickle as its recipe and history; :mod:`.rung_model` lets a core
-learn from rung results; :mod:`.nevergrad_mo` is the multi-objective Nevergrad core; :mod:`.dedup`
-answers repeated proposals from memory. Imports neither Ray nor MLflow (import-linter checks it).
+:mod:`.registry` is the one registry (``SEARCHERS``, ``register_searcher``), :mod:`.optuna_core` the
+core over an Optuna sampler, :mod:`.nevergrad_mo` the multi-objective Nevergrad core;
+:mod:`.recorded` makes every core pickle as its recipe and history, :mod:`.rung_model` lets a core
+learn from rung results. Imports neither Ray nor MLflow (import-linter checks it).
 """
 
 

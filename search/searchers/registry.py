@@ -3,8 +3,8 @@
 Settings validation, the CLI's help, the Tuner and the benchmarks all read :data:`SEARCHERS`. A
 searcher is a :class:`SearcherSpec` whose ``build`` makes an ask/tell *core*
 (:class:`SearchCore`) over a :class:`~gatesearch.spaces.Space`; one Ray Tune adapter
-(:class:`gatesearch.search.ray.searcher.CoreSearcher`) runs every core, and ``bench/simulation.py``
-drives the same cores, so the benchmarked path is the shipped one. A new searcher is one
+(:class:`gatesearch.search.ray.searcher.CoreSearcher`) runs every core, and the simulated backend
+(:mod:`gatesearch.search.loop.simulated`) drives the same cores, so the benchmarked path is the shipped one. A new searcher is one
 :func:`register_searcher` call (an Optuna sampler: :func:`optuna_searcher`). Optuna and Nevergrad are
 imported only when a searcher is built (validating a space file does not pay for them).
 """

@@ -6,7 +6,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from gatesearch.search.lifecycle.runner import run_search
-from gatesearch.search.searchers.dedup import EXHAUSTED_AFTER, ConfigKey, ProposalMemory
+from gatesearch.search.loop.dedup import EXHAUSTED_AFTER, ConfigKey, ProposalMemory
 from gatesearch.search.tracking.tracker import Tracker
 from gatesearch.spaces import parse_space_file
 

@@ -132,11 +132,7 @@ def test_rung_model_settings_are_checked():
 def test_the_simulator_counts_every_epoch_once(moasha):
     """A promoted trial resumes where it paused: the epochs trained equal the epochs its trials
     reached; every configuration ends once (finished, stopped, or paused and never promoted)."""
-    import sys
-    from pathlib import Path
-
-    sys.path.append(str(Path(__file__).resolve().parents[2]))
-    from bench.simulation import simulate
+    from gatesearch.search.loop.simulated import simulate
 
     reached: dict = {}
 

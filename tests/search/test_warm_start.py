@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from gatesearch.objectives import get_objective
 from gatesearch.search.lifecycle.runner import run_search
 from gatesearch.search.lifecycle.warm_start import TAG_FROM, configuration
-from gatesearch.search.searchers.dedup import ConfigKey
+from gatesearch.search.loop.dedup import ConfigKey
 from gatesearch.search.searchers.registry import SEARCHERS
 from gatesearch.search.tracking.tracker import Tracker
 from gatesearch.spaces import parse_space_file

@@ -12,7 +12,7 @@ Two configurations are the same when the parameters that have an effect for them
 trial's ``k`` or an unused local-search budget does not make it different.
 
 This module is Ray-free; :class:`gatesearch.search.ray.searcher.Deduplicated` puts it in front of a
-Ray Tune searcher, and ``bench/simulation.py`` runs the same loop (:meth:`ProposalMemory.propose`) in
+Ray Tune searcher, and the simulated backend (:mod:`gatesearch.search.loop.simulated`) runs the same loop (:meth:`ProposalMemory.propose`) in
 its simulated searches.
 """
 
