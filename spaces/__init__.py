@@ -3,10 +3,10 @@
 from gatesearch.spaces.params import Categorical, Condition, Fixed, Float, Int, Param
 from gatesearch.spaces.relations import Relation, RelationError
 from gatesearch.spaces.space import Infeasible, Space
-from gatesearch.spaces.space_file import SpaceError, SpaceFile, load_space_file, parse_space_file
+from gatesearch.spaces.space_file import SpaceError, SpaceFile, load_space_file, parse_space_file, trial_configuration
 from gatesearch.spaces.to_optuna import distributions, suggest
 
-__all__ = ["Categorical", "Condition", "Fixed", "Float", "Int", "Infeasible", "Param", "Relation", "RelationError",
+__all__ = ["trial_configuration", "Categorical", "Condition", "Fixed", "Float", "Int", "Infeasible", "Param", "Relation", "RelationError",
            "Space", "SpaceError", "SpaceFile",
            "load_space_file", "parse_space_file", "suggest", "distributions", "to_parametrization", "decode",
            "encode"]

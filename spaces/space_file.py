@@ -183,6 +183,12 @@ def _index_lines(node: yaml.Node, path: tuple = (), out: dict | None = None) -> 
     return out
 
 
+def trial_configuration(fixed: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's whole configuration: the space file's ``fixed`` values, then the searched ``params``.
+    The one place the two are merged (a name is never both: the space file refuses it)."""
+    return {**fixed, **params}
+
+
 @dataclass(frozen=True)
 class SpaceFile:
     """A parsed space file.

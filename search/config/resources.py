@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from gatesearch._hints import did_you_mean
+from gatesearch.spaces import trial_configuration
 
 KEYS = ("cpus_per_trial", "gpus_per_trial")
 #: configurations drawn from the space to check a function's answers before the search starts
@@ -58,7 +59,7 @@ class TrialResources:
         if self.function:
             from gatesearch.objectives.base import import_attribute
 
-            got = import_attribute(self.function, what="resources function")({**self.fixed, **config})
+            got = import_attribute(self.function, what="resources function")(trial_configuration(self.fixed, config))
             if not isinstance(got, Mapping) or set(got) - set(KEYS):
                 raise ValueError(f"resources: {self.function} returned {got!r}; return a mapping with "
                                  f"{' and/or '.join(KEYS)}")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
 from gatesearch._hints import did_you_mean
+from gatesearch.search.schedulers.registry import SCHEDULERS  # the registry (light: no numpy at import)
 from gatesearch.search.searchers.registry import SEARCHERS  # the registry (light: no optuna at import)
 
 #: inclusive bounds of every numeric setting, and why (checked before anything runs)
@@ -24,7 +25,6 @@ BOUNDS: dict[str, tuple[float, float, str]] = {
     "fail_fast": (0, 1_000_000, "failed trials in a row that stop the search; 0 = never"),
     "tracking_timeout_s": (0.001, 10_000_000, "seconds the tracking store may be unreachable; > 0"),
 }
-SCHEDULERS = ("fifo", "moasha")
 MOASHA_MODES = ("stop", "promote")
 
 
@@ -116,12 +116,11 @@ class SearchSettings:
         if self.moasha_mode not in MOASHA_MODES:
             raise ValueError(f"moasha_mode: unknown {self.moasha_mode!r}{did_you_mean(self.moasha_mode, MOASHA_MODES)}; "
                              f"choose one of {list(MOASHA_MODES)}")
-        if self.scheduler != "moasha" and (self.moasha_rung_model or self.moasha_brackets != 1
-                                           or self.moasha_mode != "stop"):
-            key = ("moasha_rung_model" if self.moasha_rung_model else "moasha_brackets" if self.moasha_brackets != 1
-                   else "moasha_mode")
-            raise ValueError(f"{key}: a setting of MO-ASHA, but scheduler is {self.scheduler!r}; "
-                             f"set scheduler: moasha (or remove {key})")
+        for spec in SCHEDULERS.values():  # another scheduler's own settings, set away from their default
+            for key in spec.settings if spec.name != self.scheduler else ():
+                if getattr(self, key) != SearchSettings.__dataclass_fields__[key].default:
+                    raise ValueError(f"{key}: a setting of {spec.title or spec.name}, but scheduler is "
+                                     f"{self.scheduler!r}; set scheduler: {spec.name} (or remove {key})")
         if self.moasha_rung_model and not SEARCHERS[self.searcher].rung_model:
             able = [n for n, s in SEARCHERS.items() if s.rung_model]
             raise ValueError(f"moasha_rung_model: searcher {self.searcher!r} cannot model rung results; "

@@ -2,28 +2,46 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gatesearch._hints import did_you_mean
-from gatesearch.objectives import OBJECTIVES, Objective, get_objective
+from gatesearch.objectives import Objective, get_objective
 from gatesearch.objectives.base import UserImportError
 from gatesearch.objectives.function import MAX_DEFAULT_COLUMNS, FunctionObjective
 from gatesearch.objectives.plugins import import_plugins
 from gatesearch.search.config.constraints import from_space_file as constraints_of
 from gatesearch.search.config.resources import from_space_file
 from gatesearch.search.config.settings import SearchSettings
-from gatesearch.spaces import Categorical, Fixed, Float, Int, SpaceFile
-
-#: marks an objective whose front columns were set from a space's searched parameters (it names none)
-_COLUMNS_FROM_SPACE = "_gatesearch_columns_from_space"
+from gatesearch.spaces import Categorical, Fixed, Float, Int, SpaceFile, trial_configuration
 
 
 def validate_space_file(sf: SpaceFile) -> tuple[Objective, SearchSettings]:
-    """Resolve the objective and settings and check every parameter.
+    """The objective and settings of ``sf``, every part of it checked (:func:`checked`; a search
+    makes one :class:`~gatesearch.search.config.plan.SearchPlan` of it instead)."""
+    done = checked(sf)
+    return done.objective, done.settings
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What checking a space file found: its objective, settings (as the file says), outcome
+    constraints (empty without ``constraints:``) and per-trial resources (None without ``resources:``)."""
+
+    objective: Objective
+    settings: SearchSettings
+    constraints: Any
+    resources: Any
+
+
+def checked(sf: SpaceFile) -> Checked:
+    """Resolve the objective and settings and check every parameter. Nothing outside the returned
+    value changes (no registry is written; a user's module becomes importable: :func:`user_paths`).
 
     The space's ``plugins:`` are imported first (after :func:`user_paths`), so the schema
     checks see what they register (e.g. a user's gate among the ``gate`` choices).
@@ -47,7 +65,6 @@ def validate_space_file(sf: SpaceFile) -> tuple[Objective, SearchSettings]:
     try:
         if sf.metrics:  # a plain training function, its metrics declared in the file
             objective = FunctionObjective(sf.objective, sf.metrics, [*sf.fixed, *sf.space.params], searched)
-            OBJECTIVES[sf.objective] = objective  # found by name on this driver (Ray workers get the object)
         else:
             objective = get_objective(sf.objective)
     except UserImportError as e:  # the user's module: what went wrong there and where, at the objective's line
@@ -55,21 +72,20 @@ def validate_space_file(sf: SpaceFile) -> tuple[Objective, SearchSettings]:
     except ValueError as e:  # a training function's problem says its own fix
         raise sf.error(("objective",), str(e), "" if sf.metrics else
                        "use a registered objective name, or 'package.module:attr' for your own") from None
-    if not objective.front_columns or getattr(objective, _COLUMNS_FROM_SPACE, False):
+    if not objective.front_columns:
         # a user objective that names no columns: show what was searched (front tables, run names),
-        # for this space file (the registry keeps one instance: a later search of another space
-        # must not show the columns of the first)
+        # on a copy for this space file (the registered instance stays as it is)
+        objective = copy.copy(objective)
         objective.front_columns = tuple(searched[:MAX_DEFAULT_COLUMNS])
-        setattr(objective, _COLUMNS_FROM_SPACE, True)
     try:
         settings = SearchSettings.from_mapping(sf.search)
     except ValueError as e:
         key = str(e).split(":", 1)[0]
         raise sf.error(("search", key), str(e).split(":", 1)[1].strip(), "see `search:` in the README") from None
     _check_reference_point(sf, objective, settings)
-    _check_moasha(sf, objective, settings)
-    from_space_file(sf, settings.cpus_per_trial, settings.gpus_per_trial)  # resources: (errors at their line)
-    constraints_of(sf, objective)  # constraints: names the objective reports (errors at their line)
+    _check_scheduler(sf, objective, settings)
+    resources = from_space_file(sf, settings.cpus_per_trial, settings.gpus_per_trial)  # errors at their line
+    constraints = constraints_of(sf, objective)  # names the objective reports (errors at their line)
     rules = objective.schema.rules
 
     def rule_for(path: tuple, name: str):
@@ -113,7 +129,7 @@ def validate_space_file(sf: SpaceFile) -> tuple[Objective, SearchSettings]:
                            f"{settings.nevergrad_optimizer!r}"
                            f"{did_you_mean(settings.nevergrad_optimizer, ng.optimizers.registry)}",
                            "use a name of nevergrad.optimizers.registry, e.g. NGOpt, DE, TwoPointsDE")
-    return objective, settings
+    return Checked(objective, settings, constraints, resources)
 
 
 def user_paths(sf: SpaceFile) -> None:
@@ -141,7 +157,7 @@ def _check_inert(sf: SpaceFile, objective: Objective) -> None:
     rng = random.Random(0)
     for _ in range(INERT_DRAWS):
         try:
-            full = objective.resolve({**sf.fixed, **sf.space.sample(rng)})
+            full = objective.resolve(trial_configuration(sf.fixed, sf.space.sample(rng)))
         except ValueError:
             continue
         active.update(objective.active(full))
@@ -205,24 +221,14 @@ def max_epochs(sf: SpaceFile, objective: Objective) -> int:
     return int(objective.defaults.get("epochs", 1))
 
 
-def _check_moasha(sf: SpaceFile, objective: Objective, settings: SearchSettings) -> None:
-    """MO-ASHA has a rung below the full budget, and no more brackets than rungs + 1 (the last
-    runs every trial to the end)."""
-    if settings.scheduler != "moasha":
-        return
-    from gatesearch.search.schedulers.moasha import rung_epochs
+def _check_scheduler(sf: SpaceFile, objective: Objective, settings: SearchSettings) -> None:
+    """The chosen scheduler's own checks against the trial budget (MO-ASHA: a rung below the full
+    budget, no more brackets than rungs + 1), each at its setting's line."""
+    from gatesearch.search.schedulers.registry import SCHEDULERS
 
-    budget = max_epochs(sf, objective)
-    rungs = rung_epochs(settings.moasha_grace, settings.moasha_eta, budget)
-    if not rungs:
-        raise sf.error(("search", "moasha_grace"), f"MO-ASHA has no rung below the full budget of {budget} epochs "
-                       f"(the first rung is at moasha_grace = {settings.moasha_grace})",
-                       f"set moasha_grace below {budget}, or train longer (epochs)")
-    if settings.moasha_brackets > len(rungs) + 1:
-        raise sf.error(("search", "moasha_brackets"), f"{settings.moasha_brackets} brackets, but with {budget} epochs, "
-                       f"grace {settings.moasha_grace} and eta {settings.moasha_eta:g} the rungs are at {rungs} epochs: "
-                       f"bracket s starts at the s-th rung, so at most {len(rungs) + 1} (the last runs every trial to the end)",
-                       f"set moasha_brackets to at most {len(rungs) + 1}")
+    check = SCHEDULERS[settings.scheduler].check
+    for key, problem, fix in (check(settings, max_epochs(sf, objective)) if check is not None else ()):
+        raise sf.error(("search", key), problem, fix)
 
 
 def _check_reference_point(sf: SpaceFile, objective: Objective, settings: SearchSettings) -> None:

@@ -13,14 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from gatesearch.objectives import Objective
 from gatesearch.objectives.function import FunctionObjective
 from gatesearch.objectives.metrics import EPOCH, HYPERVOLUME
 from gatesearch.search import ray as ray_tuner
-from gatesearch.search.config.constraints import from_space_file as constraints_of
-from gatesearch.search.config.resources import from_space_file
-from gatesearch.search.config.settings import SearchSettings
-from gatesearch.search.config.validate import max_epochs
+from gatesearch.search.config.plan import SearchPlan
 from gatesearch.search.lifecycle.failures import FailureWatch, SearchFailing
 from gatesearch.search.lifecycle.interrupt import Interrupts, SearchInterrupted
 from gatesearch.search.lifecycle.manifest import Manifest
@@ -35,7 +31,6 @@ from gatesearch.search.tracking.store import TAG_INTERRUPTED
 from gatesearch.search.tracking.tracker import Tracker
 from gatesearch.search.tracking.trial_sink import MlflowTrialSink
 from gatesearch.search.ui.progress import SearchProgress
-from gatesearch.spaces import SpaceFile
 
 TAG_ORPHANED = "gatesearch.orphaned"
 
@@ -52,37 +47,54 @@ def _open_tracker(uri: str, experiment: str, out: Path) -> Tracker:
     return Tracker(uri, experiment, artifact_location=location)
 
 
-def drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, objective: Objective,
-           settings: SearchSettings, search_dir: Path, resume: bool, progress: str | None = None,
-           warm: WarmStart | None = None) -> SearchResult:
+def _open_sink(tracker: Tracker, parent: str, manifest: Manifest, plan: SearchPlan, search_dir: Path,
+               resume: bool) -> tuple[MlflowTrialSink, OptunaMirror, set[str]]:
+    """The MLflow sink of the search (and its Optuna mirror). On resume, the only time the store is
+    read back: the known runs, the front so far and its reference point; the orphans retired.
+    Returns the sink, the mirror and the retired trial ids."""
+    names, modes = plan.names, plan.modes
+    mirror = OptunaMirror(optuna_storage(manifest.output_dir, manifest.optuna_storage), study_name(manifest),
+                          plan.space, names, modes)
+    sink = MlflowTrialSink(tracker, parent, manifest.search_id, plan.objective, plan.fixed,
+                           front_every=plan.settings.front_every, title=plan.sf.name, mirror=mirror,
+                           constraints=plan.constraints)
+    retired: set[str] = set()
+    if resume:
+        ref = tracker.params(parent).get("reference_point")
+        sink.reference = np.array(json.loads(ref), dtype=float) if ref else None
+        retired = _restore(sink, tracker, parent, manifest.ray_dirs(search_dir))
+        sink.hv_steps = {step for step, _ in tracker.metric_history(parent, HYPERVOLUME.name)}
+    elif plan.settings.reference_point is not None:  # the user's box from the first trial on (logged by _start)
+        sink.reference = np.array(plan.settings.reference_for(names), dtype=float)
+    return sink, mirror, retired
+
+
+def _progress(plan: SearchPlan, sink: MlflowTrialSink, progress: str | None, resume: bool) -> SearchProgress | None:
+    """The terminal's view of the search (None: nothing shown, the API's default)."""
+    if progress is None:
+        return None
+    names = plan.names
+    return SearchProgress(
+        plan.objective, plan.settings.num_samples, fixed=plan.fixed, live={"live": True, "plain": False}.get(progress),
+        done=sink.finished if resume else 0, reference=lambda: sink.reference,
+        earlier=[(e.trial_id, dict(zip(names, e.values)), e.row.get("infeasible", "")) for e in sink.front.entries],
+        run_name=lambda t: sink.rows.get(t, {}).get("trial"), constraints=plan.constraints,
+        paused=ray_tuner.paused_trials)
+
+
+def drive(*, tracker: Tracker, parent: str, manifest: Manifest, plan: SearchPlan, search_dir: Path, resume: bool,
+          progress: str | None = None, warm: WarmStart | None = None) -> SearchResult:
     """Run (or resume) the Tuner with a buffered MLflow sink; log the front; close the parent.
 
     SIGINT/SIGTERM stop it resumably (:mod:`~gatesearch.search.lifecycle.interrupt`): the open child runs
     and the parent end ``KILLED``, the manifest says ``interrupted`` and
     :class:`~gatesearch.search.lifecycle.interrupt.SearchInterrupted` is raised."""
-    names = tuple(m.name for m in objective.objectives)
-    modes = tuple(m.mode for m in objective.objectives)
-    ray_dirs = manifest.ray_dirs(search_dir)
-    ray_dir = ray_dirs[-1]  # the current Ray experiment (the search dir, or the latest extension's)
-    mirror = OptunaMirror(optuna_storage(manifest.output_dir, manifest.optuna_storage), study_name(manifest),
-                          sf.space, names, modes)
-    constraints = constraints_of(sf, objective)
-    sink = MlflowTrialSink(tracker, parent, manifest.search_id, objective, sf.fixed,
-                           front_every=settings.front_every, title=sf.name, mirror=mirror, constraints=constraints)
-    if resume:  # the only time the store is read back: known runs, and the front so far
-        ref = tracker.params(parent).get("reference_point")
-        sink.reference = np.array(json.loads(ref), dtype=float) if ref else None
-        retired = _restore(sink, tracker, parent, manifest.ray_dirs(search_dir))
-        sink.hv_steps = {step for step, _ in tracker.metric_history(parent, HYPERVOLUME.name)}
-    elif settings.reference_point is not None:  # the user's box from the first trial on (logged by _start)
-        sink.reference = np.array(settings.reference_for(names), dtype=float)
+    sf, objective, settings = plan.sf, plan.objective, plan.settings
+    ray_dirs = manifest.ray_dirs(search_dir)  # the current Ray experiment last (an extension's, or the search dir)
+    sink, mirror, retired = _open_sink(tracker, parent, manifest, plan, search_dir, resume)
+    constraints = plan.constraints
     outbox = Outbox(sink, Tracker.is_transient, settings.tracking_timeout_s, describe=f"MLflow at {redact.shown(tracker.uri)}")
-    shown = None if progress is None else SearchProgress(
-        objective, settings.num_samples, fixed=sf.fixed, live={"live": True, "plain": False}.get(progress),
-        done=sink.finished if resume else 0, reference=lambda: sink.reference,
-        earlier=[(e.trial_id, dict(zip(names, e.values)), e.row.get("infeasible", "")) for e in sink.front.entries],
-        run_name=lambda t: sink.rows.get(t, {}).get("trial"), constraints=constraints,
-        paused=ray_tuner.paused_trials)
+    shown = _progress(plan, sink, progress, resume)
     interrupts, entered = Interrupts(checkpointed=ray_tuner.checkpoints_trials(objective)), False
     watch, failing = FailureWatch(settings.fail_fast), False
     if shown is not None:
@@ -97,8 +109,7 @@ def drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, o
                           should_stop=lambda: (outbox.failed or interrupts.requested is not None
                                                or watch.tripped is not None),
                           objective=objective if isinstance(objective, FunctionObjective) else None,
-                          plugins=sf.plugins,
-                          resources=from_space_file(sf, settings.cpus_per_trial, settings.gpus_per_trial))
+                          plugins=sf.plugins, resources=plan.resources)
             if not resume:  # a resumed search's searcher and scheduler are Ray's restored copies
                 common["constraints"] = constraints
                 common["warm"] = warm.known if warm else ()
@@ -106,17 +117,7 @@ def drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, o
                 if shown is not None:
                     shown.__enter__()
                     entered = True
-                if resume and ray_tuner.can_resume(str(ray_dir)):
-                    outcomes, counts = ray_tuner.resume_tuner(experiment_dir=str(ray_dir), **common)
-                else:  # a new search, an extension (its searcher continues from the previous experiment's)
-                    if manifest.extensions:
-                        common["settings"] = replace(settings, num_samples=int(manifest.extensions[-1][1]))
-                        common["searcher_state"] = str(ray_dirs[-2])
-                        common.setdefault("constraints", constraints)
-                    outcomes, counts = ray_tuner.run_tuner(space=sf.space, metrics=names, modes=modes,
-                                                           storage_path=str(ray_dir.parent),
-                                                           name=ray_dir.name,
-                                                           max_epochs=max_epochs(sf, objective), **common)
+                outcomes, counts = _tune(plan, manifest, ray_dirs, resume, common)
             except Exception:
                 outbox.raise_if_failed()  # the root cause, if tracking failed first
                 raise
@@ -168,18 +169,40 @@ def drive(*, tracker: Tracker, parent: str, manifest: Manifest, sf: SpaceFile, o
                     raise
             manifest_status = {"FINISHED": "finished", "KILLED": "interrupted"}.get(status, "failed")
             replace(manifest, status=manifest_status).write(search_dir)
+    return _result(plan, manifest, tracker, parent, search_dir, sink, mirror, outcomes, counts, rows, front, hv, ref,
+                   wall, orphans, epochs, outbox.retries, warm)
+
+def _tune(plan: SearchPlan, manifest: Manifest, ray_dirs: list[Path], resume: bool, common: dict):
+    """The Tuner: Ray's saved experiment resumed, or a new one (a new search, or an extension whose
+    searcher and MO-ASHA continue from the previous experiment's state). Returns the outcomes and counts."""
+    ray_dir = ray_dirs[-1]
+    if resume and ray_tuner.can_resume(str(ray_dir)):
+        return ray_tuner.resume_tuner(experiment_dir=str(ray_dir), **common)
+    if manifest.extensions:
+        common["settings"] = replace(plan.settings, num_samples=int(manifest.extensions[-1][1]))
+        common["searcher_state"] = str(ray_dirs[-2])
+        common.setdefault("constraints", plan.constraints)
+    return ray_tuner.run_tuner(space=plan.space, metrics=plan.names, modes=plan.modes, storage_path=str(ray_dir.parent),
+                               name=ray_dir.name, max_epochs=plan.max_epochs, **common)
+
+
+def _result(plan: SearchPlan, manifest: Manifest, tracker: Tracker, parent: str, search_dir: Path,
+            sink: MlflowTrialSink, mirror: OptunaMirror, outcomes, counts: dict, rows, front, hv: float, ref,
+            wall: float, orphans: int, epochs: int, retries: int, warm: WarmStart | None) -> SearchResult:
+    """What the finished search returns (and the CLI prints)."""
+    objective = plan.objective
     return SearchResult(search_id=manifest.search_id, parent_run_id=parent, tracking_uri=tracker.uri,
-                        experiment=sf.name, objectives=names, modes=modes, trials=rows, front=front, hypervolume=hv,
-                        reference_point=tuple(ref.tolist()), wall_seconds=wall, output_dir=manifest.output_dir,
-                        failed=sum(1 for o in outcomes if o.error), search_dir=str(search_dir),
-                        columns=objective.front_columns, summary_metrics=objective.summary_metrics,
-                        experiment_id=tracker.experiment_id, optuna_storage=mirror.storage,
-                        optuna_study=mirror.study_name,
-                        extra={**counts, "orphaned": orphans, "early_stopped": sum(1 for o in outcomes if o.early_stopped),
+                        experiment=plan.sf.name, objectives=plan.names, modes=plan.modes, trials=rows, front=front,
+                        hypervolume=hv, reference_point=tuple(ref.tolist()), wall_seconds=wall,
+                        output_dir=manifest.output_dir, failed=sum(1 for o in outcomes if o.error),
+                        search_dir=str(search_dir), columns=objective.front_columns,
+                        summary_metrics=objective.summary_metrics, experiment_id=tracker.experiment_id,
+                        optuna_storage=mirror.storage, optuna_study=mirror.study_name,
+                        extra={**counts, "orphaned": orphans,
+                               "early_stopped": sum(1 for o in outcomes if o.early_stopped),
                                "infeasible": sink.front.infeasible_count(),
                                **({"warm_start": warm.describe()} if warm else {}),
-                               "epochs_trained": epochs,
-                               "tracking_retries": outbox.retries})
+                               "epochs_trained": epochs, "tracking_retries": retries})
 
 
 def _backfill(sink: MlflowTrialSink, tracker: Tracker, parent: str, outcomes) -> int:

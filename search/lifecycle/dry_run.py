@@ -21,7 +21,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from gatesearch.spaces import SpaceFile
+from gatesearch.spaces import SpaceFile, trial_configuration
 
 
 @dataclass
@@ -62,7 +62,7 @@ def dry_run(sf: SpaceFile, *, seed: int = 0, epochs: int | None = 1, device: str
 
     objective, _ = validate_space_file(sf)
     drawn = {**sf.space.sample(random.Random(seed)), **dict(config or {})}
-    full_config = {**sf.fixed, **drawn}
+    full_config = trial_configuration(sf.fixed, drawn)
     note = ""
     if epochs is not None and "epochs" in full_config and full_config["epochs"] != epochs:
         note = f"epochs {full_config['epochs']} -> {epochs} for the dry run"

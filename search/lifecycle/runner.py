@@ -6,7 +6,6 @@ opens the output folder and the stores, then hands over to :func:`~gatesearch.se
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import threading
 import uuid
@@ -15,12 +14,10 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from gatesearch.objectives import Objective
 from gatesearch.search import ray as ray_tuner
-from gatesearch.search.config.constraints import from_space_file as constraints_of
-from gatesearch.search.config.resources import from_space_file, requirements
+from gatesearch.search.config.plan import SearchPlan, plan_search
+from gatesearch.search.config.resources import requirements
 from gatesearch.search.config.settings import SearchSettings
-from gatesearch.search.config.validate import validate_space_file
 from gatesearch.search.lifecycle.drive import TAG_ORPHANED, _open_tracker, _restore, drive, study_name  # noqa: F401 - TAG_ORPHANED, _restore: re-exported
 from gatesearch.search.lifecycle.manifest import MANIFEST, SPACE_COPY, Manifest, extension_base, find_search_dir
 from gatesearch.search.lifecycle.result import SearchResult, latest_search  # noqa: F401 - re-exported: the API's names
@@ -29,7 +26,7 @@ from gatesearch.search.system import redact
 from gatesearch.search.system.dir_guard import OutputFolderUse, SearchDirLock, check_trusted, private_files, umask
 from gatesearch.search.system.services import check_optuna_storage, check_tracking_uri
 from gatesearch.search.tracking.tracker import Tracker
-from gatesearch.spaces import Fixed, SpaceFile, parse_space_file
+from gatesearch.spaces import SpaceFile, parse_space_file
 
 DEFAULT_OUTPUT = "gatesearch-runs"
 
@@ -47,11 +44,12 @@ def _warm_up(uri: str) -> None:
     Tracker.warm_up(uri)
 
 
-def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, output_dir: str | Path = DEFAULT_OUTPUT,
+def run_search(sf: SpaceFile | SearchPlan, *, overrides: Mapping[str, Any] | None = None, output_dir: str | Path = DEFAULT_OUTPUT,
                tracking_uri: str | None = None, address: str | None = None,
                progress: str | None = None, optuna_storage: str | None = None,
                warm_start: str | None = None, trust_dir: bool = False) -> SearchResult:
-    """Validate ``sf``, run the search, log everything, return the front.
+    """Validate ``sf`` (or take its :class:`~gatesearch.search.config.plan.SearchPlan`, checked
+    already), run the search, log everything, return the front. ``overrides``: ``search:`` settings.
 
     ``warm_start``: an earlier search (its search dir, or its parent run id in this search's
     store) whose finished trials are told to the searcher first (:mod:`~gatesearch.search.lifecycle.warm_start`);
@@ -66,14 +64,8 @@ def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, out
     The search dir (``<output_dir>/ray/<name>-<id>``) holds Ray's experiment state and a
     manifest, so an interrupted search can be finished with :func:`resume_search`.
     """
-    objective, settings = validate_space_file(sf)
-    settings = settings.override(**(overrides or {}))
-    if not any(not isinstance(p, Fixed) for p in sf.space.params.values()):
-        # nothing to search: one fixed configuration is a search of size 1
-        if settings.num_samples != 1:
-            logging.getLogger(__name__).warning("%s: no searched parameter, running the fixed configuration once "
-                                                "(num_samples %d -> 1)", sf.path, settings.num_samples)
-        settings = settings.override(num_samples=1, searcher="random")
+    plan = sf.override(**(overrides or {})) if isinstance(sf, SearchPlan) else plan_search(sf, overrides)
+    sf, objective = plan.sf, plan.objective
     out = Path(output_dir).expanduser().resolve()
     uri = tracking_uri or default_tracking_uri(out)
     redact.remember_urls([uri, optuna_storage])
@@ -91,7 +83,7 @@ def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, out
     warm.start()
     with private_files():  # Ray's processes start with it too
         ray_tuner.ensure_ray(address=address)
-    _check_resources(sf, settings)
+    _check_resources(plan)
     warm.join()
     with private_files():
         created = _make_folder(out)
@@ -99,14 +91,14 @@ def run_search(sf: SpaceFile, *, overrides: Mapping[str, Any] | None = None, out
         lock = None
         try:
             try:
-                search_id, parent, search_dir, manifest, tracker, lock = _start(sf, objective, settings, out, uri,
-                                                                                address, optuna_storage, earlier)
+                search_id, parent, search_dir, manifest, tracker, lock = _start(plan, out, uri, address,
+                                                                                optuna_storage, earlier)
             except BaseException:
                 if created:  # nothing half-written, unless another search uses the folder by now
                     use.remove_if_unused()
                 raise
-            return drive(tracker=tracker, parent=parent, manifest=manifest, sf=sf, objective=objective,
-                          settings=settings, search_dir=search_dir, resume=False, progress=progress, warm=earlier)
+            return drive(tracker=tracker, parent=parent, manifest=manifest, plan=plan, search_dir=search_dir,
+                         resume=False, progress=progress, warm=earlier)
         finally:
             if lock is not None:
                 lock.release()
@@ -126,26 +118,25 @@ def _make_folder(out: Path) -> bool:
         return False
 
 
-def _check_resources(sf: SpaceFile, settings: SearchSettings) -> None:
+def _check_resources(plan: SearchPlan) -> None:
     """Fail before anything is written when a trial could never start: ``search:``'s resources, or
     every amount ``resources:`` can ask for (naming a configuration that asks for it)."""
-    resources = from_space_file(sf, settings.cpus_per_trial, settings.gpus_per_trial)
-    if resources is None:
-        ray_tuner.check_resources(settings.cpus_per_trial, settings.gpus_per_trial)
+    if plan.resources is None:
+        ray_tuner.check_resources(plan.settings.cpus_per_trial, plan.settings.gpus_per_trial)
         return
-    for (cpus, gpus), config in requirements(resources, sf).items():
+    for (cpus, gpus), config in requirements(plan.resources, plan.sf).items():
         ray_tuner.check_resources(cpus, gpus, which=f" (resources: for {config})",
                                   fix="lower that row of `resources:` (or what your function returns)")
 
 
-def _start(sf: SpaceFile, objective: Objective, settings: SearchSettings, out: Path, uri: str,
-           address: str | None, optuna: str | None = None, warm: WarmStart | None = None):
+def _start(plan: SearchPlan, out: Path, uri: str, address: str | None, optuna: str | None = None,
+           warm: WarmStart | None = None):
     """Create the parent run, the search dir (locked: :class:`~gatesearch.search.system.dir_guard.SearchDirLock`),
     its manifest and space copy (and the link to the search ``warm`` starts from). What it made is
     removed if it fails half-way (never what it did not make)."""
     made: dict[str, Any] = {}
     try:
-        return _start_steps(sf, objective, settings, out, uri, address, optuna, warm, made)
+        return _start_steps(plan, out, uri, address, optuna, warm, made)
     except BaseException:
         if "lock" in made:
             made["lock"].release()
@@ -159,10 +150,10 @@ def _start(sf: SpaceFile, objective: Objective, settings: SearchSettings, out: P
         raise
 
 
-def _start_steps(sf: SpaceFile, objective: Objective, settings: SearchSettings, out: Path, uri: str,
-                 address: str | None, optuna: str | None, warm: WarmStart | None, made: dict[str, Any]):
-    names = tuple(m.name for m in objective.objectives)
-    modes = tuple(m.mode for m in objective.objectives)
+def _start_steps(plan: SearchPlan, out: Path, uri: str, address: str | None, optuna: str | None,
+                 warm: WarmStart | None, made: dict[str, Any]):
+    sf, objective, settings = plan.sf, plan.objective, plan.settings
+    names, modes = plan.names, plan.modes
     search_id = uuid.uuid4().hex[:12]
     tracker = made["tracker"] = _open_tracker(uri, sf.name, out)
     user_ref = settings.reference_for(names)
@@ -171,7 +162,7 @@ def _start_steps(sf: SpaceFile, objective: Objective, settings: SearchSettings, 
         # the hypervolume reference point, in the objectives' order: the user's, fixed now, or
         # inferred from the first front (logged then, in the same format, by the sink)
         **({"reference_point": json.dumps(user_ref), "reference_point_source": "user"} if user_ref else {}),
-        **({"constraints": constraints_of(sf, objective).to_json()} if sf.constraints else {}),
+        **({"constraints": plan.constraints.to_json()} if sf.constraints else {}),
         "objective": objective.name, "space_file": sf.path,
         "objectives": ",".join(f"{n}:{m}" for n, m in zip(names, modes)),
         **({"warm_start_trials": len(warm.known), "warm_start_skipped": sum(warm.skipped.values())} if warm else {}),
@@ -208,12 +199,11 @@ def resume_search(path: str | Path, *, address: str | None = None, tracking_uri:
         raise ValueError(f"{search_dir}: this search already finished; nothing to resume (`gatesearch extend "
                          f"{search_dir} --num-samples N` runs N more trials)")
     with _guarded(search_dir, manifest, trust_dir, "resume"):
-        manifest, sf, objective, settings, tracker, parent = _reopen(search_dir, manifest, address, tracking_uri,
-                                                                     optuna_storage)
+        manifest, plan, tracker, parent = _reopen(search_dir, manifest, address, tracking_uri, optuna_storage)
         tags = tracker.tags(parent)
         tracker.set_tags(parent, {"gatesearch.resumes": int(tags.get("gatesearch.resumes", "0")) + 1})
-        return drive(tracker=tracker, parent=parent, manifest=manifest, sf=sf, objective=objective,
-                      settings=settings, search_dir=search_dir, resume=True, progress=progress)
+        return drive(tracker=tracker, parent=parent, manifest=manifest, plan=plan, search_dir=search_dir,
+                     resume=True, progress=progress)
 
 
 @contextmanager
@@ -235,8 +225,9 @@ def _guarded(search_dir: Path, manifest: Manifest, trust: bool, what: str):
 
 def _reopen(search_dir: Path, manifest: Manifest, address: str | None, tracking_uri: str | None,
             optuna_storage: str | None):
-    """A recorded search, ready to continue: its manifest (with the overrides), space file (its own
-    copy), objective, settings, tracker and parent run; the services checked, Ray started."""
+    """A recorded search, ready to continue: its manifest (with the overrides), plan (from its own
+    copy of the space file and its recorded settings), tracker and parent run; the services checked,
+    Ray started."""
     manifest = replace(manifest, address=address or manifest.address, tracking_uri=tracking_uri or manifest.tracking_uri,
                        optuna_storage=optuna_storage or manifest.optuna_storage)
     space_path = search_dir / SPACE_COPY
@@ -244,8 +235,7 @@ def _reopen(search_dir: Path, manifest: Manifest, address: str | None, tracking_
         sf = parse_space_file(space_path.read_text(encoding="utf-8"), manifest.space_file)
     except OSError as e:
         raise ValueError(f"{space_path}: missing copy of the space file ({e})") from e
-    objective, _ = validate_space_file(sf)
-    settings = SearchSettings(**manifest.settings)
+    plan = SearchPlan.recorded(sf, manifest.settings)
     check_tracking_uri(manifest.tracking_uri)
     if manifest.optuna_storage:
         check_optuna_storage(manifest.optuna_storage)
@@ -255,7 +245,7 @@ def _reopen(search_dir: Path, manifest: Manifest, address: str | None, tracking_
     if parent != manifest.parent_run_id:
         raise ValueError(f"{redact.shown(manifest.tracking_uri)}: parent run {manifest.parent_run_id} of search "
                          f"{manifest.search_id} not found; pass --tracking-uri of the original store")
-    return manifest, sf, objective, settings, tracker, parent
+    return manifest, plan, tracker, parent
 
 
 def finished_search_dir(path: str | Path) -> Path:
@@ -299,14 +289,14 @@ def extend_search(path: str | Path, *, num_samples: int, address: str | None = N
         if manifest.status != "finished":
             raise ValueError(f"{search_dir}: this search is {manifest.status}, not finished; finish it first with "
                              f"`gatesearch resume {search_dir}`, then extend it")
-        manifest, sf, objective, settings, tracker, parent = _reopen(search_dir, manifest, address, tracking_uri,
-                                                                     optuna_storage)
-        _check_resources(sf, settings)
+        manifest, plan, tracker, parent = _reopen(search_dir, manifest, address, tracking_uri, optuna_storage)
+        _check_resources(plan)
         k = len(manifest.extensions) + 1
-        settings = settings.override(num_samples=settings.num_samples + num_samples)
+        settings = plan.settings.override(num_samples=plan.settings.num_samples + num_samples)
+        plan = plan.with_settings(settings)
         manifest = replace(manifest, extensions=(*manifest.extensions, (f"{search_dir.name}.extend{k}", num_samples)),
                            settings=asdict(settings), status="running")
         manifest.write(search_dir)
         tracker.log_batch(parent, params={f"extend{k}_num_samples": num_samples}, tags={"gatesearch.extensions": k})
-        return drive(tracker=tracker, parent=parent, manifest=manifest, sf=sf, objective=objective,
-                      settings=settings, search_dir=search_dir, resume=True, progress=progress)
+        return drive(tracker=tracker, parent=parent, manifest=manifest, plan=plan, search_dir=search_dir,
+                     resume=True, progress=progress)

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 from gatesearch.search.lifecycle.manifest import MANIFEST, Manifest
 from gatesearch.search.system.redact import shown, without_password
-from gatesearch.spaces import Categorical, Fixed, Int, Space
+from gatesearch.spaces import Categorical, Fixed, Int, Space, trial_configuration
 
 TAG_FROM = "gatesearch.warm_start_from"  # the earlier search's parent run id
 TAG_FROM_URI = "gatesearch.warm_start_from_uri"  # ... and its tracking store
@@ -110,7 +110,7 @@ def configuration(space: Space, fixed: Mapping[str, Any], params: Mapping[str, s
         out[name] = value
     if filled:  # inactive for this configuration under the objective, or the earlier search lacked it
         try:
-            active = objective.active(objective.resolve({**fixed, **out}))
+            active = objective.active(objective.resolve(trial_configuration(fixed, out)))
         except ValueError:
             active = set(filled)
         missing = [n for n in filled if n in active]

@@ -22,6 +22,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
+from gatesearch.spaces import trial_configuration
+
 #: consecutive repeats of finished configurations after which the space counts as exhausted
 EXHAUSTED_AFTER = 1000
 
@@ -34,12 +36,14 @@ class ConfigKey:
 
     objective_name: str
     fixed: Mapping[str, Any] = field(default_factory=dict)
+    #: the objective itself where its name is not registered (a space file's training function)
+    objective: Any = field(default=None, compare=False)
 
     def __call__(self, config: Mapping[str, Any]) -> str:
         from gatesearch.objectives import get_objective
 
-        merged = {**self.fixed, **config}
-        objective = get_objective(self.objective_name)
+        merged = trial_configuration(self.fixed, config)
+        objective = self.objective if self.objective is not None else get_objective(self.objective_name)
         try:
             merged = objective.active(objective.resolve(merged))
         except ValueError:

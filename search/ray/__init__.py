@@ -22,6 +22,8 @@ from ray.tune.logger import JsonLoggerCallback
 from gatesearch import spaces
 from gatesearch.objectives.metrics import is_partial
 from gatesearch.search.config.settings import SearchSettings
+from gatesearch.search.loop.composition import warm_start
+from gatesearch.search.loop.dedup import ConfigKey
 from gatesearch.search.ray.callbacks import SinkCallback, StopAll, TrialSink
 from gatesearch.search.ray.checkpoints import CHECKPOINTS
 from gatesearch.search.ray.cluster import check_resources, ensure_ray, quiet_ray_env, shutdown_ray, tune_settings
@@ -30,9 +32,7 @@ from gatesearch.search.ray.scheduler import RUNGS_FILE, MOASHAScheduler
 from gatesearch.search.ray.searcher import CoreSearcher, Deduplicated, FullFidelityOnly, UnpausedLimit
 from gatesearch.search.ray.state import TRIAL_DIR_PREFIX, repair_experiment_state
 from gatesearch.search.ray.trainable import checkpoints_trials, trainable, trial_dirname
-from gatesearch.search.schedulers.moasha import MOASHA
-from gatesearch.search.loop.composition import warm_start
-from gatesearch.search.loop.dedup import ConfigKey
+from gatesearch.search.schedulers.registry import SCHEDULERS, SchedulerRequest
 from gatesearch.search.searchers.registry import SEARCHERS
 
 __all__ = ["RUNGS_FILE", "TrialOutcome", "TrialSink", "can_resume", "check_resources", "checkpoints_trials",
@@ -94,11 +94,7 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
     Ray experiment of the same search (``gatesearch extend``): the searcher continues from its
     saved state (everything it was told, the deduplication memory) and MO-ASHA from its rungs, for
     ``settings.num_samples`` more trials."""
-    rungs = None
-    if settings.scheduler == "moasha":
-        rungs = MOASHA(modes=list(modes), max_t=max_epochs, grace=settings.moasha_grace, eta=settings.moasha_eta,
-                       reference=settings.reference_for(list(metrics)), brackets=settings.moasha_brackets,
-                       promote=settings.moasha_mode == "promote")
+    rungs = SCHEDULERS[settings.scheduler].build(SchedulerRequest(tuple(modes), tuple(metrics), max_epochs, settings))
     core = SEARCHERS[settings.searcher].core(space, metrics, modes, seed=settings.seed, budget=settings.num_samples,
                                              num_workers=settings.max_concurrent,
                                              nevergrad_optimizer=settings.nevergrad_optimizer,
@@ -106,7 +102,7 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
                                              fidelities=rungs.milestones if rungs and settings.moasha_rung_model else ())
     searcher = CoreSearcher(core)
     Live.deduplicated = None
-    dedup = Deduplicated(searcher, ConfigKey(objective_name, dict(fixed))) if settings.dedup else None
+    dedup = Deduplicated(searcher, ConfigKey(objective_name, dict(fixed), objective)) if settings.dedup else None
     told = warm_start(core, dedup.memory if dedup is not None else None, warm)  # told, not trained
     searcher = guard = FullFidelityOnly(dedup or searcher)
     experiment_dir = os.path.join(os.path.abspath(storage_path), name)

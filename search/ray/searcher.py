@@ -18,9 +18,9 @@ from typing import Any, Callable, Mapping
 
 from ray.tune.search import Searcher
 
-from gatesearch.search.ray.live import Live
 from gatesearch.search.loop.composition import ending
 from gatesearch.search.loop.dedup import ProposalMemory
+from gatesearch.search.ray.live import Live
 from gatesearch.search.searchers.registry import SearchCore
 
 

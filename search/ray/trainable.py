@@ -16,6 +16,7 @@ from gatesearch.search.config.settings import SearchSettings
 from gatesearch.search.ray.checkpoints import jsonable, load_state, new_checkpoint, prune_states
 from gatesearch.search.ray.state import TRIAL_DIR_PREFIX
 from gatesearch.search.system import dir_guard
+from gatesearch.spaces import trial_configuration
 
 
 def trial_dirname(trial) -> str:
@@ -63,7 +64,7 @@ def run_trial(config: dict, objective_name: str, fixed: dict, threads: int | Non
     placement = _placement(use_gpu)
     device = placement["device"]
     objective = objective if objective is not None else get_objective(objective_name)
-    full = objective.resolve({**fixed, **config})  # once: the objective's own resolve() returns it as is
+    full = objective.resolve(trial_configuration(fixed, config))  # once: the objective's own resolve() returns it as is
     placement[EPOCHS_TOTAL.name] = int(full.get("epochs", 0))
     names = [m.name for m in objective.objectives]
     if not checkpoints_trials(objective):

@@ -30,6 +30,7 @@ from gatesearch.search.front.pareto import hypervolume, pareto_ranks, reference_
 from gatesearch.search.front.report import record_row, write_front
 from gatesearch.search.lifecycle.trial_error import error_summary
 from gatesearch.search.tracking.store import TAG_ERROR, TAG_INTERRUPTED, TAG_RANK, TrackingStore, TrialRecord
+from gatesearch.spaces import trial_configuration
 
 PLACEMENT_KEYS = ("device", "gpu_ids", "node_ip", "node_id")
 TAG_STOPPED = "gatesearch.early_stopped_at_epoch"
@@ -128,7 +129,7 @@ class MlflowTrialSink:
         if config is not None:
             self.configs.setdefault(trial_id, dict(config))
         if trial_id not in self.runs:
-            params, row, label = self._describe({**self.fixed, **config}) if config is not None else ({}, {}, "")
+            params, row, label = self._describe(trial_configuration(self.fixed, config)) if config is not None else ({}, {}, "")
             # e.g. "comet n8 k2 #17": what the trial is, and its number in this search
             name = f"{label} #{len(self.runs) + 1}" if label else f"trial-{trial_id.rsplit('_', 1)[-1]}"
             self.runs[trial_id] = self._create_run(trial_id, name)
@@ -137,7 +138,7 @@ class MlflowTrialSink:
             self._described.add(trial_id)
         elif config is not None and trial_id not in self._described:  # a run made by an earlier driver
             self.rows[trial_id] = {"run_id": self.runs[trial_id], "trial": trial_id, **self.rows.get(trial_id, {}),
-                                   **self._describe({**self.fixed, **config})[1]}  # values, not the store's strings
+                                   **self._describe(trial_configuration(self.fixed, config))[1]}  # values, not the store's strings
             self._described.add(trial_id)
         run = self.runs[trial_id]
         if trial_id in self._interrupted:  # an interrupted trial continues after `gatesearch resume`

@@ -26,6 +26,7 @@ from gatesearch.search.config.constraints import Constraints
 from gatesearch.search.front.live import LiveFront
 from gatesearch.search.lifecycle.trial_error import error_summary
 from gatesearch.search.tracking.store import TAG_TRIAL
+from gatesearch.spaces import trial_configuration
 
 #: the logger of Tune's controller, which logs every failed trial with its whole traceback
 #: ("Trial task failed for trial ...", ~60 lines)
@@ -174,7 +175,7 @@ class SearchProgress:
         if trial_id not in self.labels:
             short = trial_id.rsplit("_", 1)[-1]
             try:
-                words = self.objective.run_label(self.objective.resolve({**self.fixed, **(config or {})}))
+                words = self.objective.run_label(self.objective.resolve(trial_configuration(self.fixed, config or {})))
             except ValueError:
                 words = ""
             self.labels[trial_id] = f"{words} ({short})" if words else short

@@ -38,7 +38,7 @@ def run(
                                       "failed trials (default: exit 3)"),
 ) -> None:
     """Run a search and print the Pareto front."""
-    from gatesearch.search.config.validate import validate_space_file
+    from gatesearch.search.config.plan import plan_search
 
     overrides = {"num_samples": num_samples, "max_concurrent": max_concurrent, "searcher": searcher, "seed": seed}
     _warn_passwords(tracking_uri=tracking_uri, optuna_storage=optuna_storage)
@@ -52,8 +52,7 @@ def run(
             early = None  # the file's own mistake: validation reports it at its line
         if early is not None:
             early.override(**overrides)
-        _, settings = validate_space_file(sf)
-        settings.override(**overrides)
+        plan = plan_search(sf, overrides)  # the space file checked once: the search runs this plan
     except SpaceError as e:
         _fail(str(e))
         return
@@ -69,7 +68,7 @@ def run(
     def start():
         from gatesearch.search.lifecycle.runner import run_search
 
-        return run_search(sf, overrides=overrides, output_dir=output_dir, tracking_uri=tracking_uri,
+        return run_search(plan, output_dir=output_dir, tracking_uri=tracking_uri,
                           address=address, progress=None if quiet else "auto", optuna_storage=optuna_storage,
                           warm_start=warm_start, trust_dir=trust_dir)
 

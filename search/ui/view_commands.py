@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from gatesearch.search.system.redact import shown
 from gatesearch.search.ui.app import _fail, _print_links, _warn_passwords, app, console, err_console, space_app
-from gatesearch.spaces import SpaceError, load_space_file
+from gatesearch.spaces import SpaceError, load_space_file, trial_configuration
 
 
 @app.command()
@@ -156,7 +156,7 @@ def space_sample(space_file: Path, n: int = typer.Option(3, "-n", help="how many
         return
     rng = random.Random(seed)
     for _ in range(n):
-        console.print_json(json.dumps({**sf.fixed, **sf.space.sample(rng)}))
+        console.print_json(json.dumps(trial_configuration(sf.fixed, sf.space.sample(rng))))
 
 
 @app.command("try")

@@ -12,7 +12,6 @@ from gatesearch.models import (
     DTSGateConfig,
     EarlyExitConfig,
     EarlyExitNetwork,
-    HashGateConfig,
     LocalSearchConfig,
     MoEFeedForward,
     MoENetwork,
@@ -24,9 +23,13 @@ from gatesearch.models import (
 from gatesearch.models.moe_ffn import MoEFeedForwardOutput
 from gatesearch.models.transformer import MoETransformerConfig, MoETransformerLM
 from gatesearch.models.vit import EarlyExitViT, ViTExitConfig
+from tests.gates import builtin_gates
 
 V = 40
-GATES = [TopKGateConfig(k=1), TopKGateConfig(k=2), HashGateConfig(), DTSGateConfig(), CometGateConfig(k=2)]
+#: every built-in gate with its default config (from the registry: a new gate is covered without a test
+#: edit), top-k also with k=1 (Switch) and k=2, COMET with k=2
+GATES = [config() for name, config in builtin_gates().items() if name not in ("topk", "comet")] + [
+    TopKGateConfig(k=1), TopKGateConfig(k=2), CometGateConfig(k=2)]
 
 
 def _lm(gate, **kw):

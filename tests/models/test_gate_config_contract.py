@@ -24,9 +24,10 @@ from gatesearch.models import (
     experts_per_row,
     gate_configs,
 )
+from tests.gates import BUILTIN_GATES
 
 
-@pytest.mark.parametrize("name", ["comet", "dselect_k", "dts", "hash", "softmax", "topk"])
+@pytest.mark.parametrize("name", BUILTIN_GATES)
 def test_every_builtin_config_implements_the_contract(name):
     assert isinstance(gate_configs()[name](), GateConfig)
 

@@ -8,6 +8,7 @@ import pytest
 
 from gatesearch.objectives import get_objective
 from gatesearch.objectives.data import DataMissing, load_shakespeare
+from tests.gates import BUILTIN_GATES
 
 try:
     CORPUS = load_shakespeare()
@@ -26,7 +27,7 @@ def test_split_holds_whole_plays_out():
     assert load_shakespeare(seed=0).documents == CORPUS.documents
 
 
-@pytest.mark.parametrize("gate", ["topk", "hash", "comet", "dselect_k", "softmax", "dts"])
+@pytest.mark.parametrize("gate", BUILTIN_GATES)
 def test_moe_lm_trains_and_reports(gate):
     obj = get_objective("moe_lm_shakespeare")
     reports = []
