@@ -26,10 +26,27 @@ class Registry(dict, Generic[T]):
     def register(self, name: str, entry: T) -> T:
         """Add ``entry`` under ``name``. The same entry again is a no-op; another under a taken name
         is an error."""
-        if name in self and self[name] is not entry:
-            raise ValueError(f"{self.kind} {name!r} is already registered")
         self[name] = entry
         return entry
+
+    # Every way to write a dict goes through the duplicate check: ``R[name] = x`` is ``register``.
+    def __setitem__(self, name: str, entry: T) -> None:
+        if name in self and self[name] is not entry:
+            raise ValueError(f"{self.kind} {name!r} is already registered; unregister it first to replace it")
+        super().__setitem__(name, entry)
+
+    def update(self, *args, **kwargs) -> None:
+        for name, entry in dict(*args, **kwargs).items():
+            self[name] = entry
+
+    def setdefault(self, name: str, entry: T = None) -> T:
+        if name not in self:
+            self[name] = entry
+        return self[name]
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
 
     def unregister(self, name: str) -> None:
         self.pop(name, None)

@@ -38,8 +38,10 @@ class SearchSettings:
             Nevergrad searcher; every one an ask/tell core behind one Ray Tune adapter).
         nevergrad_optimizer: Nevergrad registry name used when searcher is ``nevergrad``.
         front_every: re-log the Pareto front and hypervolume every this many finished trials.
-        scheduler: ``fifo`` (run every trial to the end) or ``moasha`` (multi-objective early stopping).
-        moasha_grace, moasha_eta: first rung (epochs) and reduction factor of MO-ASHA.
+        scheduler: a name in :data:`gatesearch.search.schedulers.registry.SCHEDULERS`: ``fifo`` (run
+            every trial to the end) or ``moasha`` (multi-objective early stopping).
+        moasha_grace: the first rung of MO-ASHA, in epochs.
+        moasha_eta: MO-ASHA's reduction factor (the top 1/eta at a rung go on).
         moasha_mode: ``stop`` (a trial below the top 1/eta at a rung is stopped) or ``promote``
             (every trial pauses at a rung; the top 1/eta are resumed from their checkpoints).
         moasha_brackets: Hyperband brackets of MO-ASHA (bracket ``s`` starts at ``grace · eta^s``
