@@ -79,6 +79,43 @@ def _fit(tuner, *, sink: TrialSink | None, experiment_dir: str, should_stop: Cal
         Live.end()
 
 
+def _searcher(core, settings: SearchSettings, key: ConfigKey, warm) -> tuple[FullFidelityOnly, Any, int]:
+    """The searcher Ray Tune runs: the core behind the adapter, deduplicated (``settings.dedup``), told
+    an earlier search's results (warm start), behind the full-fidelity rule. Returns it, the
+    deduplication wrapper (None without) and how many warm-start results the core took."""
+    Live.deduplicated = None
+    searcher = CoreSearcher(core)
+    dedup = Deduplicated(searcher, key) if settings.dedup else None
+    told = warm_start(core, dedup.memory if dedup is not None else None, warm)  # told, not trained
+    return FullFidelityOnly(dedup or searcher), dedup, told
+
+
+def _continue_from(searcher: FullFidelityOnly, searcher_state: str, experiment_dir: str, n: int) -> None:
+    """``gatesearch extend``: the searcher continues from an earlier experiment's saved state with ``n``
+    more proposals, and MO-ASHA from its rung records (copied into the new experiment)."""
+    searcher.restore_from_dir(searcher_state)
+    searcher.extend(n)
+    saved = os.path.join(searcher_state, RUNGS_FILE)
+    if os.path.exists(saved) and not os.path.exists(os.path.join(experiment_dir, RUNGS_FILE)):
+        os.makedirs(os.path.dirname(os.path.join(experiment_dir, RUNGS_FILE)), exist_ok=True)
+        shutil.copyfile(saved, os.path.join(experiment_dir, RUNGS_FILE))
+
+
+def _tuner(trainable_, searcher, scheduler, settings: SearchSettings, storage_path: str, name: str):
+    """A Ray Tune ``Tuner`` over the trainable, with our searcher, scheduler, callbacks, stopper,
+    checkpoints and failure policy (after ``tune_settings``)."""
+    return tune.Tuner(
+        trainable_,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=settings.num_samples,
+                                    max_concurrent_trials=settings.max_concurrent, reuse_actors=True,
+                                    trial_dirname_creator=trial_dirname),
+        run_config=tune.RunConfig(name=name, storage_path=os.path.abspath(storage_path), verbose=0,
+                                  callbacks=[SinkCallback(), JsonLoggerCallback()],
+                                  stop=StopAll(), checkpoint_config=CHECKPOINTS,
+                                  failure_config=tune.FailureConfig(max_failures=settings.max_failures)),
+    )
+
+
 def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, Any], metrics: Sequence[str],
               modes: Sequence[str], settings: SearchSettings, storage_path: str, name: str,
               sink: TrialSink | None = None, max_epochs: int = 1,
@@ -100,35 +137,18 @@ def run_tuner(*, space: spaces.Space, objective_name: str, fixed: Mapping[str, A
                                              nevergrad_optimizer=settings.nevergrad_optimizer,
                                              capped=not settings.dedup, constraints=constraints,
                                              fidelities=rungs.milestones if rungs and settings.moasha_rung_model else ())
-    searcher = CoreSearcher(core)
-    Live.deduplicated = None
-    dedup = Deduplicated(searcher, ConfigKey(objective_name, dict(fixed), objective)) if settings.dedup else None
-    told = warm_start(core, dedup.memory if dedup is not None else None, warm)  # told, not trained
-    searcher = guard = FullFidelityOnly(dedup or searcher)
+    guard, dedup, told = _searcher(core, settings, ConfigKey(objective_name, dict(fixed), objective), warm)
     experiment_dir = os.path.join(os.path.abspath(storage_path), name)
     if searcher_state is not None:  # an extension: the searcher's saved state, a budget of num_samples more
-        searcher.restore_from_dir(searcher_state)
-        searcher.extend(settings.num_samples)
-        saved = os.path.join(searcher_state, RUNGS_FILE)
-        if os.path.exists(saved) and not os.path.exists(os.path.join(experiment_dir, RUNGS_FILE)):
-            os.makedirs(os.path.dirname(os.path.join(experiment_dir, RUNGS_FILE)), exist_ok=True)
-            shutil.copyfile(saved, os.path.join(experiment_dir, RUNGS_FILE))
-    scheduler = None
+        _continue_from(guard, searcher_state, experiment_dir, settings.num_samples)
+    searcher, scheduler = guard, None
     if rungs is not None:
         scheduler = MOASHAScheduler(rungs, metrics, constraints=constraints, max_concurrent=settings.max_concurrent)
         if rungs.promote:  # paused trials do not count against max_concurrent
             searcher = UnpausedLimit(guard, settings.max_concurrent)
     tune_settings(settings.num_samples)
-    tuner = tune.Tuner(
-        trainable(objective_name, fixed, settings, objective, plugins, resources),
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=settings.num_samples,
-                                    max_concurrent_trials=settings.max_concurrent, reuse_actors=True,
-                                    trial_dirname_creator=trial_dirname),
-        run_config=tune.RunConfig(name=name, storage_path=os.path.abspath(storage_path), verbose=0,
-                                  callbacks=[SinkCallback(), JsonLoggerCallback()],
-                                  stop=StopAll(), checkpoint_config=CHECKPOINTS,
-                                  failure_config=tune.FailureConfig(max_failures=settings.max_failures)),
-    )
+    tuner = _tuner(trainable(objective_name, fixed, settings, objective, plugins, resources), searcher, scheduler,
+                   settings, storage_path, name)
     outcomes = _outcomes(_fit(tuner, sink=sink, experiment_dir=experiment_dir, should_stop=should_stop))
     counts = {"stopped_by_request": int(Live.fired), "searcher_final": len(guard.final),
               "searcher_withheld": len(guard.withheld),
