@@ -318,7 +318,7 @@ class _Parser:
         except SpaceError:
             raise
         except ValueError as e:
-            raise self.err(path, str(e), "see the parameter types in the README") from None
+            raise self.err(path, str(e), "see the parameter types in docs/space-files.md") from None
 
 
 def parse_space_file(text: str, file: str = "<string>") -> SpaceFile:

@@ -27,7 +27,7 @@ the DTS phase (:func:`decay_length`): τ is at its floor when training turns top
 happens; with τ 1.0 -> 0.5 and no switch, about half the experts stay active (Gumbel-softmax
 weights above the 1e-3 threshold at τ = 0.5). τ_min = 0.1 makes the Gumbel-softmax nearly
 one-hot, so training reaches about one active expert per token before the switch, which is the
-decay the paper describes (measured in the README's EvoMoE table).
+decay the paper describes (measured in docs/benchmarks/evomoe.md).
 
 Deviation (documented): the released gate leaves g = m ⊙ ĝ unnormalised; our gate contract
 puts every row on the simplex, so the combine weights are g renormalised *straight-through*:
@@ -63,7 +63,7 @@ def decay_length(cfg: DTSGateConfig) -> int:
     ``tau_decay_epochs`` of 4 and a short DTS phase, e.g. ``evomoe_lm_shakespeare``'s 750 steps,
     the switch came at τ = 0.33, where an untrained gate still runs ~4.5 of 8 experts.) A switch
     from the first update (-1) or none leaves D as it is. Not in the released code, whose default
-    has no decay at all (see the deviation table in the README)."""
+    has no decay at all (see the deviations in docs/methods.md)."""
     if cfg.switch_step is not None and cfg.switch_step > 0:
         return max(1, min(cfg.decay_steps, cfg.switch_step))
     return cfg.decay_steps

@@ -81,7 +81,7 @@ def checked(sf: SpaceFile) -> Checked:
         settings = SearchSettings.from_mapping(sf.search)
     except ValueError as e:
         key = str(e).split(":", 1)[0]
-        raise sf.error(("search", key), str(e).split(":", 1)[1].strip(), "see `search:` in the README") from None
+        raise sf.error(("search", key), str(e).split(":", 1)[1].strip(), "see the search settings in docs/space-files.md (or docs/reference/settings.md)") from None
     _check_reference_point(sf, objective, settings)
     _check_scheduler(sf, objective, settings)
     resources = from_space_file(sf, settings.cpus_per_trial, settings.gpus_per_trial)  # errors at their line

@@ -27,7 +27,8 @@ def run(
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: a private local instance)"),
     optuna_storage: Optional[str] = typer.Option(
         None, help="storage of the Optuna mirror (for optuna-dashboard), e.g. "
-                   "postgresql+psycopg://user:pw@host:5432/db (pip install 'gatesearch\\[postgres]'); "
+                   "postgresql+psycopg://user@host:5432/db with the password in PGPASSWORD or ~/.pgpass "
+                   "(pip install 'gatesearch\\[postgres]'); "
                    "default: sqlite optuna.db in output-dir"),
     warm_start: Optional[str] = typer.Option(
         None, help="an earlier search of the same objective (its search directory, or its parent run id in "
