@@ -70,8 +70,12 @@ HYPERVOLUME_SHARE = Metric("hypervolume_share", "max", "hypervolume / volume of 
                            "point and the ideal point of the finished trials (in [0, 1])")
 FRONT_SIZE = Metric("front_size", "max", "trials on the Pareto front")
 FINISHED_TRIALS = Metric("finished_trials", "max", "trials finished at full fidelity")
+HV_EPOCHS = Metric("hypervolume_epochs", "max", "epochs the search had trained when the hypervolume of this step was "
+                   "logged (the x axis of GPU-hours)")
+HV_SECONDS = Metric("hypervolume_seconds", "max", "seconds since the search started (its parent run's start, resumes "
+                    "and the time between them included) when the hypervolume of this step was logged")
 SEARCH_METRICS: dict[str, Metric] = {m.name: m for m in (PARETO_RANK, HYPERVOLUME, HYPERVOLUME_SHARE, FRONT_SIZE,
-                                                         FINISHED_TRIALS)}
+                                                         FINISHED_TRIALS, HV_EPOCHS, HV_SECONDS)}
 
 #: per-exit metrics of early-exit objectives: ``exit_fraction_1`` ... ``exit_fraction_L``
 EXIT_FRACTION_PREFIX = "exit_fraction_"

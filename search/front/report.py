@@ -82,16 +82,18 @@ def read_front(store: TrackingStore, parent_id: str, names: Sequence[str], modes
 
 def write_front(store: TrackingStore, parent_id: str, front: LiveFront, ref: np.ndarray, *, title: str = "",
                 step: int | None = None, artifacts: bool = True, label: str = "", experiment_id: str = "",
-                metrics: bool = True) -> float:
+                metrics: bool = True, progress: Mapping[str, float] | None = None) -> float:
     """Log the hypervolume/front size (cheap; not with ``metrics=False``: that step is logged
     already) and, with ``artifacts``, the front's files and the changed ``pareto_rank`` tags.
-    Returns the hypervolume."""
+    ``progress``: more metrics of the same step (the epochs trained and seconds so far, for the
+    hypervolume-over-time figure). Returns the hypervolume."""
     hv = front.hypervolume(ref)
     rows_front = front.front_rows()
     step = len(front) if step is None else step
     if metrics:
         store.log_batch(parent_id, metrics={HYPERVOLUME.name: hv, HYPERVOLUME_SHARE.name: front.hypervolume_share(ref),
-                                            FRONT_SIZE.name: len(rows_front), FINISHED_TRIALS.name: len(front)},
+                                            FRONT_SIZE.name: len(rows_front), FINISHED_TRIALS.name: len(front),
+                                            **(progress or {})},
                         step=step)
     if not artifacts:
         return hv

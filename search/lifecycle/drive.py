@@ -29,6 +29,7 @@ from gatesearch.search.tracking.optuna_mirror import OptunaMirror, optuna_storag
 from gatesearch.search.tracking.outbox import BufferedSink, Outbox, TeeSink
 from gatesearch.search.tracking.store import TAG_INTERRUPTED
 from gatesearch.search.tracking.tracker import Tracker
+from gatesearch.search.tracking.insights import log_insights
 from gatesearch.search.tracking.trial_sink import MlflowTrialSink
 from gatesearch.search.ui.progress import SearchProgress
 
@@ -145,6 +146,7 @@ def drive(*, tracker: Tracker, parent: str, manifest: Manifest, plan: SearchPlan
                                         str(search_dir))
                 raise SearchInterrupted(interrupts.requested, sink.finished, settings.num_samples, str(search_dir))
             rows, front, hv, ref = sink.log_front()
+            found = _insights(tracker, parent, mirror, plan, ref)
             status = "FINISHED"
         except KeyboardInterrupt:
             # a second signal: stop at once, but leave no child RUNNING (bounded: the store may hang)
@@ -169,8 +171,22 @@ def drive(*, tracker: Tracker, parent: str, manifest: Manifest, plan: SearchPlan
                     raise
             manifest_status = {"FINISHED": "finished", "KILLED": "interrupted"}.get(status, "failed")
             replace(manifest, status=manifest_status).write(search_dir)
-    return _result(plan, manifest, tracker, parent, search_dir, sink, mirror, outcomes, counts, rows, front, hv, ref,
-                   wall, orphans, epochs, outbox.retries, warm)
+    result = _result(plan, manifest, tracker, parent, search_dir, sink, mirror, outcomes, counts, rows, front, hv, ref,
+                     wall, orphans, epochs, outbox.retries, warm)
+    return replace(result, importances=found)
+
+
+def _insights(tracker: Tracker, parent: str, mirror: OptunaMirror, plan: SearchPlan, ref) -> dict:
+    """The importances and the hypervolume-over-time figure of a finished search, on its parent run
+    (:mod:`~gatesearch.search.tracking.insights`). They add to the result: a failure to compute them is
+    a warning, not a failed search."""
+    try:
+        return log_insights(tracker, parent, mirror.study, plan.names, plan.modes, [float(v) for v in ref],
+                            plan.sf.name)
+    except Exception as e:  # noqa: BLE001 - the front and every trial are logged already
+        logging.getLogger(__name__).warning("the importances and the hypervolume-over-time figure were not "
+                                            "logged: %s: %s", type(e).__name__, e)
+        return {}
 
 def _tune(plan: SearchPlan, manifest: Manifest, ray_dirs: list[Path], resume: bool, common: dict):
     """The Tuner: Ray's saved experiment resumed, or a new one (a new search, or an extension whose

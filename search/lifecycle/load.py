@@ -92,10 +92,13 @@ def load_search(source: str | Path, *, tracking_uri: str | None = None):
                       "reason": c.tags.get(TAG_ERROR, "failed (no reason recorded)")}
                      for c in children if c.status == "FAILED")
     wall = tracker.metric_history(parent, "wall_seconds")
+    from gatesearch.search.tracking.insights import IMPORTANCES_FILE
+
+    importances = (tracker.load_dict(parent, IMPORTANCES_FILE) or {}).get("importances") or {}
     return SearchResult(
         search_id=tags.get(TAG_SEARCH, ""), parent_run_id=parent, tracking_uri=uri, experiment=experiment,
         objectives=names, modes=modes, trials=rows, front=front_rows,
         hypervolume=front.hypervolume(reference) if feasible.any() else 0.0, reference_point=tuple(reference.tolist()),
         wall_seconds=float(wall[-1][1]) if wall else 0.0, output_dir=output_dir, search_dir=search_dir,
         failed=len(failures), columns=columns, experiment_id=tracker.experiment_id, optuna_storage=optuna_storage,
-        summary_metrics=metrics, failures=failures, status=status)
+        summary_metrics=metrics, failures=failures, status=status, importances=importances)

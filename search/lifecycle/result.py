@@ -19,7 +19,9 @@ class SearchResult:
     ``trials``: one row per finished trial (its parameters, objectives, ``run_id``, ``trial``, and
     ``pareto_rank`` where known); ``front``: the rows of the non-dominated feasible trials;
     ``failures``: one row per failed trial (``trial``, ``run_id``, ``reason``); ``hypervolume`` of
-    the front inside the box from ``reference_point``. In a notebook: :attr:`trials_df`,
+    the front inside the box from ``reference_point``; ``importances``: per objective (and for
+    reaching the front), how much each searched parameter mattered (PED-ANOVA; empty with fewer
+    than 8 finished trials), also on the parent run as ``importances.json``/``.png``. In a notebook: :attr:`trials_df`,
     :attr:`front_df` (pandas) and :meth:`plot` (a matplotlib figure, shown inline).
     """
 
@@ -45,6 +47,8 @@ class SearchResult:
     summary_metrics: tuple[str, ...] = ()  # extra metrics shown beside the objectives
     failures: tuple[Mapping[str, Any], ...] = ()  # failed trials: trial, run_id, reason
     status: str = "finished"  # the manifest's: finished, interrupted, running, failed
+    #: per objective (and "pareto front"): each searched parameter's importance, PED-ANOVA, normalised
+    importances: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     @property
     def trials_df(self):

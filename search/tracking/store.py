@@ -73,6 +73,12 @@ class TrackingStore(Protocol):
 
     def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None: ...
 
+    def start_time(self, run_id: str) -> float:
+        """When ``run_id`` started (seconds since the epoch)."""
+
+    def load_dict(self, run_id: str, artifact_file: str) -> Any | None:
+        """A JSON artifact written by :meth:`log_dict`, or None when the run has none."""
+
     @staticmethod
     def is_transient(exc: BaseException) -> bool:
         """Whether ``exc`` means "unreachable right now" (worth retrying)."""

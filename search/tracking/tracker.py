@@ -265,6 +265,22 @@ class Tracker:
     def list_artifacts(self, run_id: str) -> list[str]:
         return [a.path for a in self.client.list_artifacts(run_id)]
 
+    def start_time(self, run_id: str) -> float:
+        """When ``run_id`` started (seconds since the epoch)."""
+        return (self.client.get_run(run_id).info.start_time or 0) / 1000.0
+
+    def load_dict(self, run_id: str, artifact_file: str) -> Any | None:
+        """A JSON artifact of ``run_id`` (written by :meth:`log_dict`), or None when it has none."""
+        import json
+        import tempfile
+
+        if artifact_file not in self.list_artifacts(run_id):
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            path = self.client.download_artifacts(run_id, artifact_file, tmp)
+            with open(path, encoding="utf-8") as f:
+                return json.load(f)
+
 
 def relocate_sqlite_store(db_path: str | os.PathLike, new_root: str | os.PathLike) -> tuple[str, int]:
     """Re-root the artifact locations of a local SQLite store whose output folder was moved or

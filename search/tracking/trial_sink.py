@@ -23,7 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from gatesearch.objectives import Objective
-from gatesearch.objectives.metrics import EPOCH, is_partial, is_reported_metric
+from gatesearch.objectives.metrics import EPOCH, HV_EPOCHS, HV_SECONDS, is_partial, is_reported_metric
 from gatesearch.search.config.constraints import TAG_INFEASIBLE, Constraints
 from gatesearch.search.front.live import LiveFront
 from gatesearch.search.front.pareto import hypervolume, pareto_ranks, reference_point
@@ -67,6 +67,8 @@ class MlflowTrialSink:
         self.front_every, self.title = front_every, title
         self.front = LiveFront(self.names, self.modes)
         self.hv_steps: set[int] = set()  # steps of the parent's hypervolume history already logged
+        self.epochs_trained = 0  # epochs the search has trained (reported and logged), resumes included
+        self.started_at: float | None = None  # the parent run's start (seconds since the epoch), read once
         self.constraints = constraints or Constraints()
         self.finished = 0
         self.reference: np.ndarray | None = None
@@ -99,6 +101,7 @@ class MlflowTrialSink:
         columns, metrics = self.objective.front_columns, self.objective.summary_metrics
         for rec in children:
             self.runs.setdefault(rec.trial_id, rec.run_id)
+            self.epochs_trained += int(rec.metrics.get(EPOCH.name, 0) or 0)
             # its summary row: a trial that was running when the search stopped finishes now
             self.rows.setdefault(rec.trial_id, record_row(rec, columns, ()))
             self._params_logged.add(rec.trial_id)
@@ -222,6 +225,8 @@ class MlflowTrialSink:
                 self._unsure.add((trial_id, step))
             raise
         if metrics:
+            if not seen and EPOCH.name in result:  # a new epoch of this trial (a replayed one is not)
+                self.epochs_trained += 1
             self.logged[trial_id][step] = seen | frozenset(metrics)
         self._placed.add(trial_id)
         if params is not None:
@@ -300,9 +305,13 @@ class MlflowTrialSink:
         artifacts = final or (now - self._artifacts_at) * ARTIFACT_SHARE >= self._artifacts_cost
         label = "trial"  # the run name, e.g. "comet n8 k2 #17"
         step = len(self.front)
+        if self.started_at is None:
+            start_time = getattr(self.store, "start_time", None)  # a store without it: this driver's start
+            self.started_at = start_time(self.parent_id) if start_time is not None else time.time()
+        progress = {HV_EPOCHS.name: self.epochs_trained, HV_SECONDS.name: round(time.time() - self.started_at, 3)}
         hv = write_front(self.store, self.parent_id, self.front, ref, title=self.title, step=step,
                          artifacts=artifacts, label=label, experiment_id=getattr(self.store, "experiment_id", ""),
-                         metrics=step not in self.hv_steps)  # once per step, resumes included
+                         metrics=step not in self.hv_steps, progress=progress)  # once per step, resumes included
         self.hv_steps.add(step)
         if artifacts:
             if self.points:

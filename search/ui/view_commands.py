@@ -22,6 +22,8 @@ def pareto(
     output_dir: Path = typer.Option(Path("gatesearch-runs"), help="output dir of `run` (for its sqlite store)"),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (overrides --output-dir)"),
     plot: Optional[Path] = typer.Option(None, help="also save the front figure to this PNG"),
+    importance: bool = typer.Option(False, "--importance", help="also print how much each searched parameter "
+                                    "mattered, per objective (PED-ANOVA, logged at the end of the search)"),
 ) -> None:
     """Print the Pareto front of the latest search of an experiment, read from MLflow."""
     _warn_passwords(tracking_uri=tracking_uri)
@@ -77,6 +79,8 @@ def pareto(
             hv = hypervolume(values[ok], modes, ref) if ok.any() else 0.0
             console.print(f"hypervolume {hv:,.2f} (reference point [{', '.join(f'{v:.6g}' for v in ref)}]"
                           + ("" if logged else ", inferred from these trials") + ")", markup=False)
+    if importance:
+        _print_importances(tracker, parent)
     _print_links(uri, tracker.experiment_id, parent)
     if plot is not None:
         import matplotlib.pyplot as plt
@@ -88,6 +92,31 @@ def pareto(
         fig.savefig(plot)
         plt.close(fig)
         console.print(f"figure written to {plot.resolve()}", markup=False)
+
+
+def _print_importances(tracker, parent: str) -> None:
+    """The parent run's ``importances.json`` as one table: a row per parameter, a column per objective."""
+    from rich.table import Table
+
+    from gatesearch.search.tracking.insights import IMPORTANCES_FILE
+
+    logged = tracker.load_dict(parent, IMPORTANCES_FILE)
+    found = (logged or {}).get("importances") or {}
+    if not found:
+        why = (logged or {}).get("why_empty") or "not logged (the search has not finished, or finished before " \
+                                                  "gatesearch logged importances)"
+        console.print(f"parameter importances: none ({why})", markup=False, highlight=False)
+        return
+    targets = list(found)
+    params = sorted({p for imp in found.values() for p in imp}, key=lambda p: -max(imp.get(p, 0.0) for imp in
+                                                                                  found.values()))
+    table = Table(title="parameter importances (PED-ANOVA, each column sums to 1)")
+    table.add_column("parameter")
+    for t in targets:
+        table.add_column(t, justify="right")
+    for p in params:
+        table.add_row(p, *(f"{found[t].get(p, 0.0):.3f}" for t in targets))
+    console.print(table)
 
 
 @app.command()
