@@ -33,6 +33,7 @@ _API: dict[str, str] = {
     "FunctionObjective": "gatesearch.objectives.function", "EpochReports": "gatesearch.objectives.reports",
     "register_objective": "gatesearch.objectives", "get_objective": "gatesearch.objectives",
     "Metric": "gatesearch.objectives", "ParamRule": "gatesearch.objectives", "ParamSchema": "gatesearch.objectives",
+    "measure_inference": "gatesearch.objectives.cost", "load_cv": "gatesearch.objectives.cost",
     # models
     "Gate": "gatesearch.models", "Routing": "gatesearch.models", "RouteContext": "gatesearch.models",
     "register_gate": "gatesearch.models", "build_gate": "gatesearch.models", "MoELayer": "gatesearch.models",

@@ -31,16 +31,21 @@ from gatesearch.models.gates.local_search import PermutationLocalSearch
 from gatesearch.models.gates.topk import TopKGate
 from gatesearch.models.transformer import MoETransformerLM
 from gatesearch.objectives import checkpoint
+from gatesearch.objectives.cost import StepTimer, expert_load, measure_inference
 from gatesearch.objectives.metrics import (
     ACTIVE_EXPERTS,
     BPC,
     BPC_SE,
     DROPPED_FRACTION,
     EPOCH,
+    LATENCY,
+    LATENCY_TOKEN,
     MACS_PER_TOKEN,
+    PEAK_MEMORY,
     TEST_BPC,
     TRAIN_ACTIVE_EXPERTS,
     TRAIN_LOSS,
+    TRAIN_STEP,
     VAL_LOSS,
     Report,
 )
@@ -183,6 +188,32 @@ def inference_k(model: MoETransformerLM, k: int) -> Iterator[None]:
             g.k = k0
 
 
+#: windows of the fixed batch the measured cost is taken on (objectives/cost.py)
+COST_WINDOWS = 16
+
+
+def measure_lm_cost(model: MoETransformerLM, tokens: Tensor, *, context: int, step: int,
+                    device: torch.device | str = "cpu") -> dict[str, float]:
+    """Measured latency per token, peak memory and expert-load imbalance of ``model`` on the first
+    :data:`COST_WINDOWS` evaluation windows of ``tokens`` (:mod:`gatesearch.objectives.cost`)."""
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    starts = eval_windows(len(tokens), context, COST_WINDOWS * context)[:COST_WINDOWS]
+    w = tokens[starts[:, None] + torch.arange(context)[None, :]].to(device)
+
+    def call():
+        with _autocast(device):
+            return model(w, step=step)
+
+    cost = measure_inference(call, w.numel(), device, module=model)
+    with torch.no_grad():
+        out = call()
+    model.train(was_training)
+    return {LATENCY_TOKEN.name: cost[LATENCY.name], PEAK_MEMORY.name: cost[PEAK_MEMORY.name],
+            **expert_load([r.mask for r in out.routings])}
+
+
 def train_lm(model: MoETransformerLM, corpus, config: LMTrainConfig, *, report: Report | None = None,
              device: torch.device | str = "cpu",
              final: Callable[[MoETransformerLM, int], dict] | None = None,
@@ -203,6 +234,8 @@ def train_lm(model: MoETransformerLM, corpus, config: LMTrainConfig, *, report: 
     for epoch in range(start + 1, config.epochs + 1):
         model.train()
         total = train_active = 0.0
+        timer = StepTimer(device)
+        timer.start()
         for _ in range(config.steps_per_epoch):
             x, y = random_windows(corpus.train, config.batch_size, config.context, gen)
             if device.type == "cuda":  # page-locked host memory: the copy overlaps the previous step
@@ -223,8 +256,11 @@ def train_lm(model: MoETransformerLM, corpus, config: LMTrainConfig, *, report: 
             total += loss.item()
             train_active += out.active_experts
             step += 1
+        step_ms = timer.stop(config.steps_per_epoch)
         metrics = evaluate_lm(model, corpus.val, context=config.context, max_tokens=config.eval_tokens, step=step,
                               device=device)
+        metrics.update(measure_lm_cost(model, corpus.val, context=config.context, step=step, device=device))
+        metrics[TRAIN_STEP.name] = step_ms
         metrics[TRAIN_LOSS.name] = total / config.steps_per_epoch
         metrics[TRAIN_ACTIVE_EXPERTS.name] = train_active / config.steps_per_epoch
         metrics[EPOCH.name] = epoch

@@ -47,19 +47,34 @@ DROPPED_FRACTION = Metric("dropped_fraction", "min", "share of (token, expert) a
 RESUMED_FROM = Metric("resumed_from_epoch", "max", "the epoch a restarted trial continued after (its last "
                       "checkpoint); absent when it never restarted")
 EPOCHS_TOTAL = Metric("epochs_total", "max", "the trial's full budget in epochs (epoch < epochs_total = stopped early)")
+# measured cost (objectives/cost.py: the protocol and its noise)
+LATENCY = Metric("latency_ms_per_sample", "min", "measured inference latency per sample on the trial's device (ms; a "
+                 "fixed batch, after warm-up, the median of 7 calls)")
+TRAIN_STEP = Metric("train_step_ms", "min", "measured mean wall time of the epoch's training steps (ms)")
+PEAK_MEMORY = Metric("peak_memory_mb", "min", "measured peak memory of an inference batch (MiB; CUDA: max allocated; "
+                     "CPU: weights plus the peak bytes of the tensors the forward holds at once)")
+LATENCY_TOKEN = Metric("latency_ms_per_token", "min", "measured inference latency per token on the trial's device (ms; "
+                       "a fixed batch of windows, after warm-up, the median of 7 calls)")
+#: the measured times: they differ run to run (everything else a seeded trial reports is reproducible)
+TIMINGS = frozenset({LATENCY.name, LATENCY_TOKEN.name, TRAIN_STEP.name})
+LOAD_CV = Metric("expert_load_cv", "min", "expert-load imbalance: coefficient of variation of the rows each expert "
+                 "receives on the measured batch, averaged over MoE layers (0 = balanced)")
 
 METRICS: dict[str, Metric] = {m.name: m for m in (ACCURACY, MACS, TEST_ACCURACY, VAL_LOSS, TRAIN_LOSS, BPC_SE, FROZEN_IMS,
                                                   ACTIVE_EXPERTS, WEIGHT_SPARSITY, EPOCH, EPOCHS_TOTAL,
                                                   TRAIN_ACTIVE_EXPERTS, TRAIN_MACS, AUC, TEST_AUC, ECE, COVERAGE,
                                                   SET_SIZE, TEST_MACS, BPC, TEST_BPC, MACS_PER_TOKEN,
-                                                  DROPPED_FRACTION, RESUMED_FROM)}
+                                                  DROPPED_FRACTION, RESUMED_FROM, LATENCY, TRAIN_STEP, PEAK_MEMORY,
+                                                  LOAD_CV, LATENCY_TOKEN)}
 
 #: what each family of built-in objectives reports (besides its objectives): the names a space
 #: file's ``constraints:`` may bound (``Objective.reports``; a test checks each against real trials)
 CLASSIFIER_REPORTS = tuple(m.name for m in (ACCURACY, AUC, MACS, VAL_LOSS, TRAIN_LOSS, ACTIVE_EXPERTS, WEIGHT_SPARSITY,
-                                            TRAIN_ACTIVE_EXPERTS, TRAIN_MACS, TEST_ACCURACY, TEST_AUC, RESUMED_FROM))
+                                            TRAIN_ACTIVE_EXPERTS, TRAIN_MACS, TEST_ACCURACY, TEST_AUC, RESUMED_FROM,
+                                            LATENCY, TRAIN_STEP, PEAK_MEMORY, LOAD_CV))
 LM_REPORTS = tuple(m.name for m in (VAL_LOSS, BPC, BPC_SE, MACS_PER_TOKEN, ACTIVE_EXPERTS, DROPPED_FRACTION, TRAIN_LOSS,
-                                    TRAIN_ACTIVE_EXPERTS, TEST_BPC, RESUMED_FROM))
+                                    TRAIN_ACTIVE_EXPERTS, TEST_BPC, RESUMED_FROM, LATENCY_TOKEN, TRAIN_STEP,
+                                    PEAK_MEMORY, LOAD_CV))
 EXIT_REPORTS = tuple(m.name for m in (ACCURACY, MACS, ECE, COVERAGE, SET_SIZE, VAL_LOSS, TRAIN_LOSS, FROZEN_IMS,
                                       TEST_ACCURACY, TEST_MACS, RESUMED_FROM)) + ("exit_fraction_*",)
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from gatesearch.models import MoENetwork, RouteContext
 from gatesearch.objectives import checkpoint
 from gatesearch.objectives.auc import mean_task_auc
+from gatesearch.objectives.cost import DEFAULT_PROTOCOL, StepTimer, expert_load, measure_inference
 from gatesearch.objectives.data import Dataset, Split
 from gatesearch.objectives.metrics import (
     ACCURACY,
@@ -25,6 +26,7 @@ from gatesearch.objectives.metrics import (
     TRAIN_ACTIVE_EXPERTS,
     TRAIN_LOSS,
     TRAIN_MACS,
+    TRAIN_STEP,
     VAL_LOSS,
     WEIGHT_SPARSITY,
     Report,
@@ -87,6 +89,21 @@ def evaluate(network: MoENetwork, split: Split, *, step: int, batch_size: int = 
             ACTIVE_EXPERTS.name: active / n, WEIGHT_SPARSITY.name: sparsity / n}
 
 
+def measure_cost(network: MoENetwork, split: Split, *, step: int, device: torch.device | str = "cpu") -> dict[str, float]:
+    """Measured latency, peak memory and expert-load imbalance of ``network`` on the first
+    ``DEFAULT_PROTOCOL.batch`` samples of ``split`` (:mod:`gatesearch.objectives.cost`)."""
+    was_training = network.training
+    network.eval()
+    b = min(DEFAULT_PROTOCOL.batch, len(split))
+    x, ids = split.x[:b].to(device), split.ids[:b].to(device)
+    ctx = RouteContext(step=step, token_ids=ids)
+    cost = measure_inference(lambda: network(x, ctx), b, device, module=network)
+    with torch.no_grad():
+        out = network(x, ctx)
+    network.train(was_training)
+    return {**cost, **expert_load([r.mask for r in out.routings])}
+
+
 def train(network: MoENetwork, data: Dataset, config: TrainConfig, *, report: Report | None = None,
           device: torch.device | str = "cpu", restore: Mapping[str, Any] | None = None,
           save: Callable[[dict], None] | None = None) -> dict[str, float]:
@@ -109,6 +126,8 @@ def train(network: MoENetwork, data: Dataset, config: TrainConfig, *, report: Re
         network.train()
         order = torch.randperm(n, generator=gen)
         total = train_active = train_macs = 0.0
+        timer, steps_before = StepTimer(device), step
+        timer.start()
         for start in range(0, n, config.batch_size):
             idx = order[start : start + config.batch_size]
             x, y = train_split.x[idx].to(device), train_split.y[idx].to(device)
@@ -126,7 +145,10 @@ def train(network: MoENetwork, data: Dataset, config: TrainConfig, *, report: Re
             train_active += out.active_experts * idx.numel()
             train_macs += out.macs_per_sample * idx.numel()
             step += 1
+        step_ms = timer.stop(step - steps_before)
         metrics = evaluate(network, data.val, step=step, device=device)
+        metrics.update(measure_cost(network, data.val, step=step, device=device))
+        metrics[TRAIN_STEP.name] = step_ms
         metrics[TRAIN_LOSS.name] = total / n
         metrics[TRAIN_ACTIVE_EXPERTS.name] = train_active / n
         metrics[TRAIN_MACS.name] = train_macs / n

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from gatesearch.objectives.function import FunctionObjective
 from gatesearch.objectives.metrics import EPOCH, HYPERVOLUME
 from gatesearch.search import ray as ray_tuner
 from gatesearch.search.config.plan import SearchPlan
@@ -109,7 +108,7 @@ def drive(*, tracker: Tracker, parent: str, manifest: Manifest, plan: SearchPlan
                           sink=TeeSink(BufferedSink(outbox), shown, watch),
                           should_stop=lambda: (outbox.failed or interrupts.requested is not None
                                                or watch.tripped is not None),
-                          objective=objective if isinstance(objective, FunctionObjective) else None,
+                          objective=objective if sf.metrics else None,  # not the registered instance: ship it
                           plugins=sf.plugins, resources=plan.resources)
             if not resume:  # a resumed search's searcher and scheduler are Ray's restored copies
                 common["constraints"] = constraints

@@ -5,6 +5,7 @@ import torch
 
 from gatesearch.models import RouteContext
 from gatesearch.objectives import get_objective
+from gatesearch.objectives.metrics import TIMINGS
 from gatesearch.objectives.trainer import train
 
 
@@ -51,7 +52,8 @@ def test_local_search_hardens_within_its_budget(objective):
 def test_same_seed_same_result(objective):
     a = objective.run({"gate": "comet", "epochs": 2, "seed": 3})
     b = objective.run({"gate": "comet", "epochs": 2, "seed": 3})
-    assert a == b
+    assert {"latency_ms_per_sample", "train_step_ms"} <= set(a)  # measured: they differ run to run; all else is equal
+    assert {k: v for k, v in a.items() if k not in TIMINGS} == {k: v for k, v in b.items() if k not in TIMINGS}
 
 
 def test_bad_configs_name_the_field(objective):
