@@ -43,7 +43,10 @@ done
 tmp=/tmp/gss-$node-$GSS_JOB
 mkdir -p "$tmp"
 export RAY_TMPDIR=$tmp
-if [ "$(basename "$1")" = ray ] && [ "$2" = start ]; then exec "$@" --temp-dir "$tmp"; fi
+if [ "$(basename "$1")" = ray ] && [ "$2" = start ]; then
+  case " $* " in *" --temp-dir="*) exec "$@" ;; esac  # the head: the recipe's own temp dir (it checks it)
+  exec "$@" --temp-dir "$tmp"
+fi
 exec "$@"
 """
 SCONTROL = """#!/bin/bash
@@ -67,7 +70,8 @@ def _stand_ins(tmp_path: Path) -> dict[str, str]:
             "SLURM_JOB_ID": "4242", "SLURM_CPUS_PER_TASK": "1", "GATESEARCH_HEAD_IP": "127.0.0.1",
             "GATESEARCH_RAY_PORT": str(harness.free_port()), "GATESEARCH_RAY_ARGS": "--node-ip-address=127.0.0.1",
             "GATESEARCH_PYTHON": str(harness.BIN / "python"), "GSS_JOB": job,
-            "GSS_REQUEUED": str(tmp_path / "requeued"), "GATESEARCH_TEST_RUN": job}
+            "GSS_REQUEUED": str(tmp_path / "requeued"), "GATESEARCH_TEST_RUN": job,
+            "GATESEARCH_RAY_TEMP": f"/tmp/gss-nodea-{job}"}  # the head node's temp dir (short: AF_UNIX paths)
 
 
 def _batch(tmp_path: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
