@@ -89,3 +89,29 @@ def test_search_is_in_rooms_each_with_its_job_and_no_file_over_350_lines():
     ui_only = {str(f.relative_to(ROOT)) for f in ROOT.glob("*/**/*.py")
                if f.parts[len(ROOT.parts)] in ALLOWED and _imported_roots(f) & {"typer", "rich"}}
     assert ui_only and all(f.startswith("search/ui/") for f in ui_only), ui_only
+
+
+def test_a_search_saved_before_the_rooms_still_unpickles():
+    """Pickles of the flat layout name ``gatesearch.search.moasha`` and the like (a saved searcher,
+    scheduler and settings): the old names import the new modules, and the three old modules whose
+    names are rooms now resolve their attributes."""
+    import importlib
+    import pickle
+
+    from gatesearch.search import MOVED
+
+    for old, new in MOVED.items():
+        assert importlib.import_module(old) is importlib.import_module(new), old
+    for module, name, where in [("gatesearch.search.moasha", "MOASHA", "gatesearch.search.schedulers.moasha"),
+                                ("gatesearch.search.searchers", "CoreRequest", "gatesearch.search.searchers.registry"),
+                                ("gatesearch.search.searchers", "OptunaCore", "gatesearch.search.searchers.optuna_core"),
+                                ("gatesearch.search.front", "LiveFront", "gatesearch.search.front.live"),
+                                ("gatesearch.search.recorded", "RecordedCore", "gatesearch.search.searchers.recorded"),
+                                ("gatesearch.search.dedup", "ConfigKey", "gatesearch.search.loop.dedup")]:
+        cls = pickle.loads(f"c{module}\n{name}\n.".encode())  # protocol 0: a global by module and name
+        assert cls.__module__ == where and cls.__name__ == name
+    from gatesearch.search.config.settings import SearchSettings
+
+    saved = pickle.dumps(SearchSettings(num_samples=7), protocol=0).replace(
+        b"gatesearch.search.config.settings", b"gatesearch.search.settings")
+    assert pickle.loads(saved) == SearchSettings(num_samples=7)
