@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor
 
 from gatesearch.models.gates.base import Routing
 
