@@ -114,7 +114,24 @@ def api_page() -> str:
         lines.append(f"## {title}\n\n{blurb}\n\n")
         for _, path in sorted(names, key=lambda p: (p[0][0].islower(), p[0].lower())):
             lines.append(f"::: {path}\n\n")
+    lines.append(gate_configs_section())
     return "".join(lines)
+
+
+def gate_configs_section() -> str:
+    """The config class of every built-in gate, read from the gate registry (a new gate is documented
+    without an edit here): its fields are what your own model passes, e.g. ``TopKGateConfig(k=2)``."""
+    from gatesearch.models.gates.registry import gate_configs
+
+    builtin = {n: c for n, c in gate_configs().items() if c.__module__.startswith("gatesearch.models.gates.")}
+    out = ["## Gate configs\n\n",
+           "The config of each built-in gate (`from gatesearch.models import TopKGateConfig`, ...), what "
+           "`MoEFeedForward(..., gate=...)` takes in your own model. The search's flat parameter names "
+           "(`k`, `gamma`, `hash_kind`, ...) map onto these fields ([Built-in objectives](../objectives.md)).\n\n"]
+    for name, cls in sorted(builtin.items()):
+        out.append(f"::: {cls.__module__}.{cls.__qualname__}\n    options:\n      heading: \"{cls.__name__} "
+                   f"(gate: {name})\"\n\n")
+    return "".join(out)
 
 
 # -- settings --------------------------------------------------------------------------------------
