@@ -129,12 +129,52 @@ class EarlyExitNetwork(nn.Module):
     def gate_parameters(self):
         return [p for g in self.gates for p in g.parameters()] if self.gates is not None else []
 
+    def stem(self, x: Tensor) -> Tensor:
+        """The state the first block reads (the MLP: the input itself)."""
+        return x
+
+    def features(self, h: Tensor) -> Tensor:
+        """What an IM reads from the state after a block, ``(B, width)`` (the MLP: the state)."""
+        return h
+
     def block_outputs(self, x: Tensor) -> Iterator[Tensor]:
         """The features after each block, ``(B, width)``, in order (what the IMs read)."""
-        h = x
+        h = self.stem(x)
         for block in self.blocks:
             h = block(h)
-            yield h
+            yield self.features(h)
+
+    @torch.no_grad()
+    def infer(self, x: Tensor, threshold: float | None = None) -> tuple[Tensor, Tensor]:
+        """Inference as deployed: each row stops at its exit and only the rows still going run the
+        next block. JEI-DNN's rule, computed as the rows go (the same decisions as
+        ``exits(forward(x))``: Eq. 8's exit distribution and its conditional exit probabilities, per
+        row); a network without gates runs every row to the last exit. Returns the ``(B, n_classes)``
+        logits at each row's exit and the ``(B,)`` exit index."""
+        thr = self.config.exit_threshold if threshold is None else threshold
+        h, rows = self.stem(x), torch.arange(x.shape[0], device=x.device)
+        logits = torch.empty(x.shape[0], self.n_classes, device=x.device)
+        exits = torch.full((x.shape[0],), self.n_exits - 1, dtype=torch.long, device=x.device)
+        before = torch.zeros(x.shape[0], device=x.device)  # the gates' sum so far (Eq. 8)
+        survive = torch.ones(x.shape[0], device=x.device)  # the product of (1 - q_j) so far
+        for l, (block, im) in enumerate(zip(self.blocks, self.ims)):
+            h = block(h)
+            lg = im(self.features(h))
+            if l == self.n_exits - 1 or not self.gated:
+                if l == self.n_exits - 1:
+                    logits[rows] = lg.float()
+                continue
+            g = self.gates[l](uncertainty_features(lg)).sigmoid().squeeze(1)
+            p = torch.clamp(torch.minimum(g, 1 - before), min=0.0)
+            q = torch.where(survive > 1e-12, p / survive.clamp_min(1e-12), torch.ones_like(survive)).clamp(0, 1)
+            out = q >= thr
+            logits[rows[out]], exits[rows[out]] = lg[out].float(), l
+            keep = ~out
+            h, rows, lg = h[keep], rows[keep], lg[keep]
+            before, survive = before[keep] + g[keep], survive[keep] * (1 - q[keep])
+            if not len(rows):
+                break
+        return logits, exits
 
     def block_costs(self) -> list[float]:
         """MACs per sample of each block on its own (a Linear costs in·out + out)."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -109,12 +108,13 @@ class EarlyExitViT(EarlyExitNetwork):
         x = x.unfold(2, p, p).unfold(3, p, p)  # (B, C, gh, gw, p, p)
         return x.permute(0, 2, 3, 1, 4, 5).reshape(x.shape[0], self.n_patches, c * p * p)
 
-    def block_outputs(self, x: Tensor) -> Iterator[Tensor]:
+    def stem(self, x: Tensor) -> Tensor:
+        """The patch embeddings with the CLS token and the positions, ``(B, 1 + P, d)``."""
         h = self.embed(self.patches(x))
-        h = torch.cat([self.cls.expand(h.shape[0], -1, -1), h], dim=1) + self.pos
-        for block in self.blocks:
-            h = block(h)
-            yield h[:, 0]  # the CLS token
+        return torch.cat([self.cls.expand(h.shape[0], -1, -1), h], dim=1) + self.pos
+
+    def features(self, h: Tensor) -> Tensor:
+        return h[:, 0]  # the CLS token
 
     def _costs(self, matmul_only: bool) -> tuple[float, list[float]]:
         c = self.image[0]

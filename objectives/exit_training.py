@@ -29,10 +29,11 @@ import torch
 
 from gatesearch.models import EarlyExitNetwork, per_exit_ce
 from gatesearch.objectives import checkpoint
+from gatesearch.objectives.cost import DEFAULT_PROTOCOL, StepTimer, measure_inference
 from gatesearch.objectives.data import Dataset
 from gatesearch.objectives.exit_losses import gate_loss, im_loss, optimal_exits, warmup_loss
 from gatesearch.objectives.exit_options import IM_LOSSES
-from gatesearch.objectives.metrics import FROZEN_IMS, VAL_LOSS, Report
+from gatesearch.objectives.metrics import FROZEN_IMS, TRAIN_STEP, VAL_LOSS, Report
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,19 @@ class ExitTrainConfig:
             raise ValueError(f"im_loss must be one of {IM_LOSSES}")
         if self.lambda_cost < 0 or self.alternate_every < 1 or self.lr <= 0 or self.gate_lr <= 0:
             raise ValueError("lambda_cost >= 0, alternate_every >= 1, lr > 0")
+
+
+def measure_exit_cost(net: EarlyExitNetwork, split, device="cpu") -> dict[str, float]:
+    """Measured latency per sample and peak memory of ``net``'s deployed inference
+    (:meth:`~gatesearch.models.early_exit.EarlyExitNetwork.infer`: each row stops at its exit, so the
+    exits' saving shows) on the first ``DEFAULT_PROTOCOL.batch`` validation samples
+    (:mod:`gatesearch.objectives.cost`). A network without gates runs every row to the last exit."""
+    was_training = net.training
+    net.eval()
+    x = split.x[:DEFAULT_PROTOCOL.batch].to(device)
+    cost = measure_inference(lambda: net.infer(x), len(x), device, module=net)
+    net.train(was_training)
+    return cost
 
 
 def train_early_exit(net: EarlyExitNetwork, data: Dataset, cfg: ExitTrainConfig, *, jei: bool,
@@ -102,7 +116,8 @@ def train_early_exit(net: EarlyExitNetwork, data: Dataset, cfg: ExitTrainConfig,
             if cfg.reset_alternation:
                 batch_no = 0
         order = torch.randperm(len(train), generator=gen)
-        total = 0.0
+        total, steps, timer = 0.0, 0, StepTimer(device)
+        timer.start()
         for start in range(0, len(train), cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
             x, y = train.x[idx].to(device), train.y[idx, 0].to(device)
@@ -122,6 +137,8 @@ def train_early_exit(net: EarlyExitNetwork, data: Dataset, cfg: ExitTrainConfig,
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
+            steps += 1
+        step_ms = timer.stop(steps)
         with torch.no_grad():  # one validation pass: the loss, the gates' positive weights, IM accuracies
             net.eval()
             val_out, val_y = net(data.val.x.to(device)), data.val.y[:, 0].to(device)
@@ -136,6 +153,8 @@ def train_early_exit(net: EarlyExitNetwork, data: Dataset, cfg: ExitTrainConfig,
             pos_weight = ((len(lstar) - counts) / counts.clamp_min(0.1)).clamp(max=5.0)
         metrics = dict(evaluate(net, epoch)) if evaluate else {}
         metrics[VAL_LOSS.name] = float(val_ce.mean().item())
+        metrics.update(measure_exit_cost(net, data.val, device))
+        metrics[TRAIN_STEP.name] = step_ms
         metrics["train_loss"], metrics["epoch"] = total / len(train), epoch
         if jei and cfg.freeze_ims:
             metrics[FROZEN_IMS.name] = int(frozen.sum())

@@ -76,7 +76,8 @@ LM_REPORTS = tuple(m.name for m in (VAL_LOSS, BPC, BPC_SE, MACS_PER_TOKEN, ACTIV
                                     TRAIN_ACTIVE_EXPERTS, TEST_BPC, RESUMED_FROM, LATENCY_TOKEN, TRAIN_STEP,
                                     PEAK_MEMORY, LOAD_CV))
 EXIT_REPORTS = tuple(m.name for m in (ACCURACY, MACS, ECE, COVERAGE, SET_SIZE, VAL_LOSS, TRAIN_LOSS, FROZEN_IMS,
-                                      TEST_ACCURACY, TEST_MACS, RESUMED_FROM)) + ("exit_fraction_*",)
+                                      TEST_ACCURACY, TEST_MACS, RESUMED_FROM, LATENCY, TRAIN_STEP,
+                                      PEAK_MEMORY)) + ("exit_fraction_*",)
 
 # -- search-level metrics (logged by the search, not reported by trials) ---------------------
 PARETO_RANK = Metric("pareto_rank", "min", "a finished trial's non-dominated sorting layer (0 = on the front)")

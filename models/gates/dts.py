@@ -51,7 +51,6 @@ from gatesearch.models.capacity import apply_capacity
 from gatesearch.models.gates.base import Gate, RouteContext, Routing, register_gate
 from gatesearch.models.gates.dts_config import DECAYS, DTSGateConfig  # noqa: F401 - re-exported
 
-
 #: the released evaluation's expert capacity, a share of the tokens (``moe_eval_capacity_token_fraction``):
 #: ceil(0.25 x tokens) = apply_capacity's ceil(cf x assignments / n) with cf = 0.25 n, one assignment a token
 RELEASED_EVAL_CAPACITY = 0.25

@@ -81,3 +81,41 @@ def test_every_moe_classification_epoch_reports_the_measured_cost():
         assert r["latency_ms_per_sample"] > 0 and r["train_step_ms"] > 0 and r["peak_memory_mb"] > 0
         assert 0 <= r["expert_load_cv"] < 2
     assert out["latency_ms_per_sample"] == reports[-1]["latency_ms_per_sample"]
+
+
+@pytest.mark.parametrize("backbone", ["mlp", "vit"])
+def test_the_exiting_inference_makes_the_decisions_of_the_batched_rule(backbone):
+    """``infer`` (each row stops at its exit; only the rows still going run the next block) exits every
+    row where ``exits(forward(x))`` does, with the same logits."""
+    from gatesearch.models import EarlyExitNetwork
+    from gatesearch.models.early_exit import EarlyExitConfig
+    from gatesearch.models.vit import EarlyExitViT, ViTExitConfig
+
+    seen = set()
+    for seed in range(4):
+        torch.manual_seed(seed)
+        if backbone == "mlp":
+            net, x = EarlyExitNetwork(EarlyExitConfig(n_blocks=4, hidden=32), d_in=20, n_classes=5), torch.randn(400, 20)
+        else:
+            net, x = EarlyExitViT(ViTExitConfig(n_blocks=3), image=(1, 8, 8), n_classes=10), torch.randn(100, 64)
+        net.eval()
+        for g in net.gates:  # gates that say something: rows exit at every depth
+            torch.nn.init.normal_(g.weight, std=3.0)
+            torch.nn.init.normal_(g.bias, std=1.5)
+        out = net(x)
+        for thr in (0.1, 0.5, 0.9):
+            want = net.exits(out, thr)
+            logits, got = net.infer(x, thr)
+            assert torch.equal(got, want)
+            assert torch.allclose(logits, torch.stack(out.logits, 1)[torch.arange(len(x)), want], atol=1e-4)
+            seen |= set(got.tolist())
+    assert len(seen) >= 2  # the rows did exit at different depths
+
+
+def test_every_early_exit_epoch_reports_the_measured_cost_of_its_exiting_inference():
+    from gatesearch.objectives import get_objective
+
+    reports = []
+    get_objective("early_exit_digits").run({"epochs": 2, "warmup_epochs": 1}, report=reports.append)
+    for r in reports:
+        assert r["latency_ms_per_sample"] > 0 and r["train_step_ms"] > 0 and r["peak_memory_mb"] > 0
