@@ -149,8 +149,10 @@ def _optuna_alone(table: Table, sampler: str, seed: int, trials: int, concurrenc
 
 def _run(job) -> dict:
     import optuna
+    import torch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    torch.set_num_threads(1)  # one per worker: GP's torch threads oversubscribed 2 cores ~9x under 2 workers
     task, label, seed = job
     kind, name, concurrency = label.split(":")
     table = _table(task)
