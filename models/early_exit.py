@@ -160,9 +160,10 @@ class EarlyExitNetwork(nn.Module):
         for l, (block, im) in enumerate(zip(self.blocks, self.ims)):
             h = block(h)
             lg = im(self.features(h))
-            if l == self.n_exits - 1 or not self.gated:
-                if l == self.n_exits - 1:
-                    logits[rows] = lg.float()
+            if l == self.n_exits - 1:
+                logits[rows] = lg.float()
+                break
+            if not self.gated:  # no gates: every row runs to the last exit
                 continue
             g = self.gates[l](uncertainty_features(lg)).sigmoid().squeeze(1)
             p = torch.clamp(torch.minimum(g, 1 - before), min=0.0)

@@ -170,9 +170,8 @@ def drive(*, tracker: Tracker, parent: str, manifest: Manifest, plan: SearchPlan
                     raise
             manifest_status = {"FINISHED": "finished", "KILLED": "interrupted"}.get(status, "failed")
             replace(manifest, status=manifest_status).write(search_dir)
-    result = _result(plan, manifest, tracker, parent, search_dir, sink, mirror, outcomes, counts, rows, front, hv, ref,
-                     wall, orphans, epochs, outbox.retries, warm)
-    return replace(result, importances=found)
+    return _result(plan, manifest, tracker, parent, search_dir, sink, mirror, outcomes, counts, rows, front, hv, ref,
+                   wall, orphans, epochs, outbox.retries, warm, found)
 
 
 def _insights(tracker: Tracker, parent: str, mirror: OptunaMirror, plan: SearchPlan, ref) -> dict:
@@ -203,7 +202,8 @@ def _tune(plan: SearchPlan, manifest: Manifest, ray_dirs: list[Path], resume: bo
 
 def _result(plan: SearchPlan, manifest: Manifest, tracker: Tracker, parent: str, search_dir: Path,
             sink: MlflowTrialSink, mirror: OptunaMirror, outcomes, counts: dict, rows, front, hv: float, ref,
-            wall: float, orphans: int, epochs: int, retries: int, warm: WarmStart | None) -> SearchResult:
+            wall: float, orphans: int, epochs: int, retries: int, warm: WarmStart | None,
+            importances: dict) -> SearchResult:
     """What the finished search returns (and the CLI prints)."""
     objective = plan.objective
     return SearchResult(search_id=manifest.search_id, parent_run_id=parent, tracking_uri=tracker.uri,
@@ -217,7 +217,8 @@ def _result(plan: SearchPlan, manifest: Manifest, tracker: Tracker, parent: str,
                                "early_stopped": sum(1 for o in outcomes if o.early_stopped),
                                "infeasible": sink.front.infeasible_count(),
                                **({"warm_start": warm.describe()} if warm else {}),
-                               "epochs_trained": epochs, "tracking_retries": retries})
+                               "epochs_trained": epochs, "tracking_retries": retries},
+                        importances=importances)
 
 
 def _backfill(sink: MlflowTrialSink, tracker: Tracker, parent: str, outcomes) -> int:

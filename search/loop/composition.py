@@ -17,8 +17,7 @@ from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 from gatesearch.objectives.metrics import EPOCH, is_partial
 from gatesearch.search.loop.dedup import ProposalMemory
-
-CONTINUE = "continue"  # the value of gatesearch.search.schedulers.moasha.CONTINUE (no import: schedulers are peers)
+from gatesearch.search.schedulers.moasha import CONTINUE
 
 
 class Scheduler(Protocol):

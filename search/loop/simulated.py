@@ -26,9 +26,9 @@ import numpy as np
 from gatesearch.objectives.metrics import EPOCH, EPOCHS_TOTAL
 from gatesearch.search.loop.composition import decide, ending, warm_start
 from gatesearch.search.loop.dedup import ProposalMemory
+from gatesearch.search.schedulers.moasha import MOASHA, PAUSE, STOP
 
 MODES = ("max", "min")
-PAUSE, STOP = "pause", "stop"  # gatesearch.search.schedulers.moasha's decisions
 
 
 @dataclass
@@ -86,7 +86,6 @@ def simulate(evaluate: Callable[[Mapping], Sequence[Sequence[float]]], space, se
     (:mod:`~gatesearch.search.searchers.rung_model`). A promoted trial resumes where it paused (from
     its checkpoint): its epochs are counted once. ``max_epochs``: stop once that many were trained."""
     from gatesearch.search.front.pareto import hypervolume
-    from gatesearch.search.schedulers.moasha import MOASHA
     from gatesearch.search.searchers.registry import SEARCHERS
 
     if scheduler is None and moasha:
