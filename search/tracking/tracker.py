@@ -14,6 +14,7 @@ import math
 import os
 import sqlite3
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -276,10 +277,25 @@ class Tracker:
 
         if artifact_file not in self.list_artifacts(run_id):
             return None
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, _no_progress_bar():  # a CLI's output is ours, not tqdm's
             path = self.client.download_artifacts(run_id, artifact_file, tmp)
             with open(path, encoding="utf-8") as f:
                 return json.load(f)
+
+
+@contextmanager
+def _no_progress_bar():
+    """MLflow's artifact download without its progress bar (it writes to the terminal)."""
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(key)
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
 
 
 def relocate_sqlite_store(db_path: str | os.PathLike, new_root: str | os.PathLike) -> tuple[str, int]:
