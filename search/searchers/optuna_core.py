@@ -3,8 +3,16 @@
 
 from __future__ import annotations
 
+import json
 import math
+import random
 from typing import Any, Mapping, Sequence
+
+#: proposals in a row that repeat a configuration with a result or running now, after which an unstuck
+#: searcher's next proposal is drawn at random among the others (``OptunaCore(unstick_after=)``)
+UNSTICK_AFTER = 3
+#: draws tried for a configuration without a result before the sampler is left to propose
+UNSTICK_DRAWS = 100
 
 
 class OptunaCore:
@@ -14,7 +22,15 @@ class OptunaCore:
     constant liar, BoTorch's pending points) see them."""
 
     def __init__(self, space, metrics: Sequence[str], modes: Sequence[str], sampler, *, budget: int,
-                 capped: bool = True, constraints: Any = None):
+                 capped: bool = True, constraints: Any = None, unstick_after: int | None = None, seed: int = 0):
+        """``unstick_after``: a sampler that optimises its model deterministically (GP, BoTorch) is
+        told a repeat's known result (deduplication answers it) and, its model barely changed,
+        proposes the same configuration again: each ask a model fit of seconds, up to
+        ``dedup.EXHAUSTED_AFTER`` of them (over an hour of BoTorch fits on NAS-Bench-201, where a
+        50-trial search stalled at 10 trials); likewise with a running configuration, a repeat of
+        which waits for it. After ``unstick_after`` such repeats in a row, the next proposal is drawn
+        at random (``seed``ed) among the configurations neither finished nor running, and the sampler
+        models it like any other. None: never (TPE, NSGA-II, random draw anew each ask)."""
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -25,14 +41,41 @@ class OptunaCore:
                                          sampler=sampler)
         self.pending: dict[str, Any] = {}
         self.asked = 0
+        self.unstick_after, self.seed = unstick_after, int(seed)
+        self.proposed: dict[str, str] = {}  # pending key -> its configuration's key
+        self.known: set[str] = set()  # configurations told a result
+        self.repeats = 0  # proposals in a row of a configuration in ``known``
+        self.unstuck = 0  # proposals drawn at random to unstick the sampler
 
     def ask(self, key: str) -> dict[str, Any] | None:
         if self.capped and self.asked >= self.budget:
             return None
+        if self.unstick_after and self.repeats >= self.unstick_after:
+            self._enqueue_unseen(self.study)
         trial, config = ask_feasible(self.study, self.space)
         self.asked += 1
         self.pending[key] = trial
+        self._count(key, config)
         return config
+
+    def _count(self, key: str, config: Mapping[str, Any]) -> None:
+        """Track repeats of configurations with a result or running now (for ``unstick_after``)."""
+        k = json.dumps(dict(config), sort_keys=True, default=str)
+        self.repeats = self.repeats + 1 if k in self.known or k in self.proposed.values() else 0
+        self.proposed[key] = k
+
+    def _enqueue_unseen(self, study) -> None:
+        """Enqueue a configuration drawn uniformly that has no result and is not running (the
+        next ask proposes it); none found in ``UNSTICK_DRAWS`` draws: the sampler proposes."""
+        rng = random.Random(f"unstick:{self.seed}:{self.asked}")  # deterministic: a restore replays it
+        busy = self.known | set(self.proposed.values())
+        for _ in range(UNSTICK_DRAWS):
+            config = self.space.sample(rng)
+            if json.dumps(config, sort_keys=True, default=str) not in busy:
+                study.enqueue_trial(config, skip_if_exists=False)
+                self.unstuck += 1
+                self.repeats = 0
+                return
 
     def force(self, key: str, config: Mapping[str, Any]) -> dict[str, Any] | None:
         """Ask for ``key`` with ``config`` as the proposal (a restore whose replay diverged:
@@ -51,8 +94,11 @@ class OptunaCore:
 
         trial = self.pending.pop(key, None)
         observed = self.observed.pop(key, None)
+        proposed = self.proposed.pop(key, None)
         if trial is None:
             return False
+        if result is not None and proposed is not None:
+            self.known.add(proposed)
         if self.constraints is not None:  # Optuna 5: the samplers read a trial's constraints (<= 0: satisfied)
             violations = self.constraints.violations(result) if result else observed
             for name, v in zip(self.constraints.metrics, violations or ()):

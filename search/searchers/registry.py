@@ -15,7 +15,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from gatesearch._registry import Registry
-from gatesearch.search.searchers.optuna_core import MAX_INFEASIBLE, OptunaCore, ask_feasible  # noqa: F401 - re-exported
+from gatesearch.search.searchers.optuna_core import (  # noqa: F401 - re-exported
+    MAX_INFEASIBLE,
+    UNSTICK_AFTER,
+    OptunaCore,
+    ask_feasible,
+)
 
 
 class SearchCore(Protocol):
@@ -202,11 +207,13 @@ def _no_fused_kernel_compile() -> None:
     logei._load_attempted = True
 
 
-def optuna_searcher(name: str, doc: str, sampler: Callable[..., Any], **spec) -> SearcherSpec:
+def optuna_searcher(name: str, doc: str, sampler: Callable[..., Any], *, unstick_after: int | None = None,
+                    **spec) -> SearcherSpec:
     """A searcher over an Optuna sampler: ``sampler(seed, num_samples)`` -> a seeded sampler. With
     outcome constraints, every trial is told its violations (``Trial.set_constraint``, one per
     bound): Optuna 5's TPE, NSGA-II, GP and BoTorch samplers model them (``constrained=True``
-    says so in the registry)."""
+    says so in the registry). ``unstick_after``: see :class:`OptunaCore` (the samplers that
+    propose a repeat again when told its known result)."""
 
     def build(r: CoreRequest) -> SearchCore:
         if r.fidelities:  # one study per fidelity, BOHB's rule (gatesearch.search.searchers.rung_model)
@@ -217,7 +224,7 @@ def optuna_searcher(name: str, doc: str, sampler: Callable[..., Any], **spec) ->
                                  min_points=rung_model_points(r.space, r.budget), budget=r.budget,
                                  capped=r.capped, constraints=r.constraints)
         return OptunaCore(r.space, r.metrics, r.modes, sampler(r.seed, r.budget), budget=r.budget,
-                          capped=r.capped, constraints=r.constraints)
+                          capped=r.capped, constraints=r.constraints, unstick_after=unstick_after, seed=r.seed)
 
     spec.setdefault("rung_model", True)
     return SearcherSpec(name, doc, build, **spec)
@@ -244,9 +251,10 @@ register_searcher(optuna_searcher("nsga2", "Optuna NSGA-II (population: a fifth 
 register_searcher(optuna_searcher("random", "uniform random sampling (Optuna RandomSampler)", _random,
                                   rung_model=False))  # it learns nothing, from rungs or otherwise
 register_searcher(optuna_searcher("gp", "Optuna GP sampler (Gaussian-process BO, multi-objective)", _gp,
-                                  constrained=True))
+                                  constrained=True, unstick_after=UNSTICK_AFTER))
 register_searcher(SearcherSpec("nevergrad", "our multi-objective Nevergrad searcher (nevergrad_optimizer)",
                                _nevergrad, constrained=True))
 register_searcher(optuna_searcher("botorch", "BoTorch qLogNEHVI Bayesian optimisation via optuna-integration "
                                   "(optional extra: pip install 'gatesearch[botorch]')", _botorch,
-                                  requires=("botorch", "optuna_integration"), extra="botorch", constrained=True))
+                                  requires=("botorch", "optuna_integration"), extra="botorch", constrained=True,
+                                  unstick_after=UNSTICK_AFTER))
