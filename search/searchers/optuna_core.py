@@ -44,7 +44,7 @@ class OptunaCore:
         self.unstick_after, self.seed = unstick_after, int(seed)
         self.proposed: dict[str, str] = {}  # pending key -> its configuration's key
         self.known: set[str] = set()  # configurations told a result
-        self.repeats = 0  # proposals in a row of a configuration in ``known``
+        self.repeats = 0  # proposals in a row of a configuration in ``known`` or running now
         self.unstuck = 0  # proposals drawn at random to unstick the sampler
 
     def ask(self, key: str) -> dict[str, Any] | None:
