@@ -50,13 +50,24 @@ class OptunaCore:
     def ask(self, key: str) -> dict[str, Any] | None:
         if self.capped and self.asked >= self.budget:
             return None
-        if self.unstick_after and self.repeats >= self.unstick_after:
-            self._enqueue_unseen(self.study)
-        trial, config = ask_feasible(self.study, self.space)
-        self.asked += 1
-        self.pending[key] = trial
-        self._count(key, config)
+        self.pending[key], config = self._ask_from(self.study, key)
         return config
+
+    def _ask_from(self, study, key: str) -> tuple[Any, dict[str, Any]]:
+        """A feasible proposal of ``study`` for ``key``, charged to the budget; a stuck sampler is
+        unstuck first (``unstick_after``). Every study a core samples from is asked through here."""
+        if self.unstick_after and self.repeats >= self.unstick_after:
+            self._enqueue_unseen(study)
+        trial, config = ask_feasible(study, self.space)
+        self.asked += 1
+        self._count(key, config)
+        return trial, config
+
+    def _told(self, key: str, result: Mapping[str, Any] | None) -> None:
+        """``key`` ended: no longer running, and its configuration, told a result, is known."""
+        proposed = self.proposed.pop(key, None)
+        if result is not None and proposed is not None:
+            self.known.add(proposed)
 
     def _count(self, key: str, config: Mapping[str, Any]) -> None:
         """Track repeats of configurations with a result or running now (for ``unstick_after``)."""
@@ -94,11 +105,9 @@ class OptunaCore:
 
         trial = self.pending.pop(key, None)
         observed = self.observed.pop(key, None)
-        proposed = self.proposed.pop(key, None)
+        self._told(key, result)
         if trial is None:
             return False
-        if result is not None and proposed is not None:
-            self.known.add(proposed)
         if self.constraints is not None:  # Optuna 5: the samplers read a trial's constraints (<= 0: satisfied)
             violations = self.constraints.violations(result) if result else observed
             for name, v in zip(self.constraints.metrics, violations or ()):

@@ -222,7 +222,8 @@ def optuna_searcher(name: str, doc: str, sampler: Callable[..., Any], *, unstick
             samplers = [sampler(r.seed + i, r.budget) for i in range(len(r.fidelities) + 1)]
             return RungModelCore(r.space, r.metrics, r.modes, samplers, fidelities=r.fidelities,
                                  min_points=rung_model_points(r.space, r.budget), budget=r.budget,
-                                 capped=r.capped, constraints=r.constraints)
+                                 capped=r.capped, constraints=r.constraints, unstick_after=unstick_after,
+                                 seed=r.seed)
         return OptunaCore(r.space, r.metrics, r.modes, sampler(r.seed, r.budget), budget=r.budget,
                           capped=r.capped, constraints=r.constraints, unstick_after=unstick_after, seed=r.seed)
 

@@ -17,7 +17,7 @@ import math
 from typing import Any, Mapping, Sequence
 
 from gatesearch.objectives.metrics import EPOCH
-from gatesearch.search.searchers.registry import OptunaCore, ask_feasible
+from gatesearch.search.searchers.registry import OptunaCore
 
 
 class RungModelCore(OptunaCore):
@@ -31,10 +31,11 @@ class RungModelCore(OptunaCore):
 
     def __init__(self, space, metrics: Sequence[str], modes: Sequence[str], samplers: Sequence[Any], *,
                  fidelities: Sequence[int], min_points: int, budget: int, capped: bool = True,
-                 constraints: Any = None):
+                 constraints: Any = None, unstick_after: int | None = None, seed: int = 0):
         import optuna
 
-        super().__init__(space, metrics, modes, samplers[0], budget=budget, capped=capped, constraints=constraints)
+        super().__init__(space, metrics, modes, samplers[0], budget=budget, capped=capped, constraints=constraints,
+                         unstick_after=unstick_after, seed=seed)
         directions = [d for d in self.study.directions]
         self.fidelities = sorted(int(f) for f in fidelities)
         if len(samplers) != len(self.fidelities) + 1:
@@ -71,9 +72,8 @@ class RungModelCore(OptunaCore):
         else:
             if self.capped and self.asked >= self.budget:
                 return None
-            # RUNNING there until its result at rung f (constant liar)
-            trial, config = ask_feasible(self.rung_studies[f], self.space)
-            self.asked += 1
+            # RUNNING there until its result at rung f (constant liar); unstuck as the full study's asks
+            trial, config = self._ask_from(self.rung_studies[f], key)
             self.from_rung[key] = (f, trial)
         if config is not None:
             self.configs[key], self.reached[key] = config, set()
@@ -112,6 +112,7 @@ class RungModelCore(OptunaCore):
         if key in self.pending or config is None:  # proposed by the full study (or unknown)
             return super().tell(key, result, stopped=stopped)
         self.observed.pop(key, None)
+        self._told(key, result)
         if result is None:
             if stopped:  # as OptunaCore tells a stopped trial: pruned (TPE's "bad" group)
                 self._add(self.study, config, None, None, optuna.trial.TrialState.PRUNED)

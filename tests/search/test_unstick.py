@@ -117,3 +117,40 @@ def test_the_bayesian_searchers_are_unstuck_and_the_others_not(name):
     for other in ("tpe", "nsga2", "random"):
         assert SEARCHERS[other].core(SPACE, ["acc", "macs"], ["max", "min"], seed=0, budget=10,
                                      capped=False).inner.unstick_after is None
+
+
+
+def test_the_rung_model_path_is_unstuck_too():
+    """With MO-ASHA's rung model (``moasha_rung_model``), proposals come from a rung's study once it
+    has enough points; a stuck sampler there is unstuck the same way (before, only the full-fidelity
+    study's asks were counted, and this path stalled as the full one had)."""
+    SEARCHERS.register("stuck-test", optuna_searcher("stuck-test", "always one configuration", _stuck_sampler,
+                                                     unstick_after=UNSTICK_AFTER))
+    try:
+        core = SEARCHERS["stuck-test"].core(SPACE, ["acc", "macs"], ["max", "min"], seed=0, budget=20,
+                                            capped=False, fidelities=(1,)).inner
+        assert type(core).__name__ == "RungModelCore" and core.unstick_after == UNSTICK_AFTER
+        first = [f"p{i}" for i in range(core.min_points)]
+        for key in first:  # the start: all from the full study; each reports at rung 1, then is stopped there
+            core.ask(key)
+        for key in first:
+            core.observe(key, {**_evaluate(core.configs[key]), "epoch": 1})
+            assert not core.tell(key, None, stopped=True)
+        assert core.min_points == 6 and core.model_fidelity() == 1
+        assert core.unstuck == 1  # STUCK, 3 repeats of it running, a draw, STUCK again
+        drawn = core.unstuck
+        # from rung 1's study now: STUCK trains to the end, then is proposed again and answered (as
+        # deduplication does) with its result, UNSTICK_AFTER times ...
+        assert core.ask("s0") == STUCK and core.tell("s0", _evaluate(STUCK))
+        for i in range(1, UNSTICK_AFTER + 1):
+            assert core.ask(f"s{i}") == STUCK and core.from_rung[f"s{i}"][0] == 1
+            core.tell(f"s{i}", _evaluate(STUCK))
+        assert core.model_fidelity() == 1  # the answered repeats did not fill the full study
+        # ... and the next is drawn among the others, asked through rung 1's study, which holds it
+        unstuck = core.ask("u")
+        assert unstuck != STUCK and core.unstuck == drawn + 1 and core.from_rung["u"][0] == 1
+        assert core.from_rung["u"][1].params == unstuck and core.asked_from[1] == UNSTICK_AFTER + 2
+        core.tell("u", _evaluate(unstuck))
+        assert not core.proposed and json.dumps(unstuck, sort_keys=True) in core.known
+    finally:
+        SEARCHERS.unregister("stuck-test")
