@@ -122,6 +122,9 @@ def main() -> None:
     ap.add_argument("--live-seeds", type=int, default=10)
     ap.add_argument("--live-trials", type=int, default=50)
     ap.add_argument("--objectives", nargs="+", default=["moe_digits", "moe_adult"])
+    ap.add_argument("--variants", nargs="+", default=None, choices=[v[0] for v in VARIANTS], metavar="LABEL",
+                    help="run these rows only, by label (quote 'tpe, no dedup'; default: every row whose "
+                         "searcher is installed)")
     ap.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1))
     args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -130,7 +133,7 @@ def main() -> None:
     from bench.surrogate import held_out_quality
     from gatesearch.search.searchers.registry import SEARCHERS
 
-    variants = [v for v in VARIANTS if not SEARCHERS[v[1]].missing()]
+    variants = [v for v in VARIANTS if not SEARCHERS[v[1]].missing() and (args.variants is None or v[0] in args.variants)]
     jobs = []
     for obj in args.objectives:
         for label, s, o, d, bayes in variants:
@@ -206,9 +209,17 @@ def main() -> None:
                 out.append(r["hv"][i - 1] if i else 0.0)
             return np.array(out)
 
+        # the Bayesian rows against the default (TPE) over the seeds both ran
+        t50 = hv_at("tpe", 50)
+        for label in sorted(bayesian):
+            if by(label) and len(t50):
+                n = min(len(by(label)), len(t50))
+                ratio, lo, hi = paired_ratio(hv_at(label, 50)[:n], t50[:n])
+                lines.append(f"\n{label} HV@50 / tpe HV@50 over seeds 0-{n - 1}: {ratio:.2f} [{lo:.2f}, {hi:.2f}] (95% paired bootstrap).")
+                summary[obj]["searchers"][label]["hv50_over_tpe"] = [ratio, lo, hi]
         rand = [r for r in by("random") if r["seed"] < args.moasha_seeds]
         summary[obj]["moasha"] = {}
-        for sampler in MOASHA_SAMPLERS:
+        for sampler in MOASHA_SAMPLERS if args.moasha_seeds else ():
             asha = by(f"{sampler} + MO-ASHA")
             needed = [next((ep for ep, hv in zip(r["epochs"], r["hv"]) if hv >= target[r["seed"]]), None) for r in asha]
             fracs = [n / budget if n is not None else None for n in needed]
