@@ -173,7 +173,8 @@ def _run(job) -> dict:
             "distinct": len({table.param_id(c) for c in configs}), "hv_true": table.hv_true}
 
 
-def _figure(results: dict, tasks: list[str], labels: list[str], path: Path) -> None:
+def _figure(results: dict, tasks: list[str], labels, path: Path) -> None:
+    """Mean regret against trials, per task, for ``labels(task)`` (its 100-trial runs)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -182,8 +183,9 @@ def _figure(results: dict, tasks: list[str], labels: list[str], path: Path) -> N
     fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 3.0), squeeze=False)
     xs = list(range(5, max(CHECKPOINTS) + 1, 5))
     for ax, task in zip(axes[0], tasks):
-        for label in labels:
-            runs = [r["anytime"] for r in results.values() if r["task"] == task and r["label"] == label]
+        for label in labels(task):
+            runs = [r["anytime"] for r in results.values()
+                    if r["task"] == task and r["label"] == label and len(r["anytime"]) == len(xs)]
             if runs:
                 ax.plot(xs, np.mean(runs, axis=0), label=label)
         ax.set_yscale("log")
@@ -220,10 +222,16 @@ def main() -> None:
     _report(results, args.tasks, paired_ratio, RESULTS)
 
 
-def _report(results: dict, tasks: list[str], paired_ratio, out: Path) -> dict:
-    """public.md/.json and the anytime figure (in ``out``) from every cached run: the main tables (the default,
+def _report(results: dict, tasks: list[str], paired_ratio, out: Path, chosen: dict[str, str] | None = None) -> dict:
+    """public.md/.json and the anytime figure (in ``out``) from every cached run: the main tables (TPE, GP,
     random, NSGA-II, Nevergrad and Optuna alone, 1 and 2 at once) and one table per further searcher,
-    paired with the default and random over the seeds it ran."""
+    paired with the default and random over the seeds it ran. The default is what the default
+    searcher, ``auto``, runs on each task's space (``chosen``: task -> searcher; by default
+    :func:`~gatesearch.search.searchers.registry.auto_searcher`: ``gp``, the tables being flat),
+    2 at once; Optuna alone is the same sampler's."""
+    from gatesearch.search.searchers.registry import auto_searcher
+
+    chosen = chosen or {task: auto_searcher(_table(task).space()) for task in tasks}
     by = {}  # (task, label) -> {seed: run}; a 50-trial run of a searcher counts where no 100-trial one is
     for r in results.values():
         if r["task"] in tasks:
@@ -231,12 +239,23 @@ def _report(results: dict, tasks: list[str], paired_ratio, out: Path) -> dict:
             old, n = runs.get(r["seed"]), max(CHECKPOINTS)
             if old is None or r.get("trials", n) > old.get("trials", n):
                 runs[r["seed"]] = r
-    main_labels = [f"{k}:{s}:{c}" for k, ss in (("ours", ("tpe", "nsga2", "random", "nevergrad")),
-                                                ("optuna", ("tpe", "nsga2"))) for s in ss for c in (1, 2)]
+    main_labels = [f"{k}:{s}:{c}" for k, ss in (("ours", ("tpe", "gp", "nsga2", "random", "nevergrad")),
+                                                ("optuna", ("tpe", "gp", "nsga2"))) for s in ss for c in (1, 2)]
     main_labels = [lab for lab in main_labels if any((t, lab) in by for t in tasks)]
     further = sorted({lab for (_, lab) in by} - set(main_labels))
-    default, rnd, alone = "ours:tpe:2", "ours:random:2", "optuna:tpe:2"
-    seeds = sorted(by.get((tasks[0], default), {}))
+    rnd = "ours:random:2"
+
+    def default(task: str) -> str:
+        return f"ours:{chosen[task]}:2"
+
+    def alone(task: str) -> str:
+        return f"optuna:{chosen[task]}:2"
+
+    def common(task: str, *labels: str) -> set:
+        """The seeds every one of ``labels`` ran on ``task`` (ratios pair like with like)."""
+        return set.intersection(*(set(by.get((task, lab), {})) for lab in labels))
+
+    seeds = sorted(by.get((tasks[0], default(tasks[0])), {}))
 
     def regrets(task, label, n, only=None):
         runs = by.get((task, label), {})
@@ -261,24 +280,28 @@ def _report(results: dict, tasks: list[str], paired_ratio, out: Path) -> dict:
                 summary.setdefault(task, {}).setdefault(lab, {})[str(n)] = float(r.mean()) if len(r) else None
             lines.append(f"| {task} | " + " | ".join(cells) + " |")
         lines.append("")
-    # goals at 50 trials: the default (tpe, 2 at once, as the product runs) vs random and vs Optuna alone
+    # goals at 50 trials: the default (auto's choice, 2 at once, as the product runs) vs random and vs Optuna alone
+    names = ", ".join(f"`{default(t)}` on {t}" for t in tasks) if len(set(chosen.values())) > 1 \
+        else f"`{default(tasks[0])}` on every task"
     lines += ["## Goals at 50 trials", "",
-              f"Default = `{default}` (TPE, 2 at once, as `gatesearch run` runs it). Ratio = other's mean regret / "
-              f"ours, 95 % paired bootstrap interval.", "",
+              f"Default = what `auto` (the default searcher) runs, 2 at once, as `gatesearch run` runs it: {names}. "
+              f"Optuna alone = the same sampler. Ratio = other's mean regret / ours over the seeds all three ran, "
+              f"95 % paired bootstrap interval.", "",
               "| task | random / default | goal >= 1.5 | Optuna alone / default | ahead | behind |", "|---|---|---|---|---|---|"]
     met_random, ahead, behind = 0, 0, 0
     for task in tasks:
-        ours = regrets(task, default, 50)
+        both = common(task, default(task), rnd, alone(task))
+        ours = regrets(task, default(task), 50, both)
         if not len(ours):
             continue
-        vr = paired_ratio(regrets(task, rnd, 50), ours)
-        va = paired_ratio(regrets(task, alone, 50), ours)
+        vr = paired_ratio(regrets(task, rnd, 50, both), ours)
+        va = paired_ratio(regrets(task, alone(task), 50, both), ours)
         ok_r = vr[0] >= 1.5
         is_ahead, is_behind = va[1] > 1.0, va[2] < 1.0
         met_random += ok_r
         ahead += is_ahead
         behind += is_behind
-        summary[task]["goals"] = {"random_ratio": vr, "optuna_ratio": va}
+        summary[task]["goals"] = {"default": default(task), "seeds": len(both), "random_ratio": vr, "optuna_ratio": va}
         lines.append(f"| {task} | {vr[0]:.2f} [{vr[1]:.2f}, {vr[2]:.2f}] | {'met' if ok_r else 'MISSED'} | "
                      f"{va[0]:.2f} [{va[1]:.2f}, {va[2]:.2f}] | {'yes' if is_ahead else 'no'} | "
                      f"{'YES' if is_behind else 'no'} |")
@@ -291,13 +314,15 @@ def _report(results: dict, tasks: list[str], paired_ratio, out: Path) -> dict:
     lines += ["", "## The same ratios after 100 trials (no goal stated)", "",
               "| task | random / default | Optuna alone / default |", "|---|---|---|"]
     for task in tasks:
-        ours = regrets(task, default, 100)
+        both = common(task, default(task), rnd, alone(task))
+        ours = regrets(task, default(task), 100, both)
         if len(ours):
-            vr, va = paired_ratio(regrets(task, rnd, 100), ours), paired_ratio(regrets(task, alone, 100), ours)
+            vr = paired_ratio(regrets(task, rnd, 100, both), ours)
+            va = paired_ratio(regrets(task, alone(task), 100, both), ours)
             summary[task].setdefault("at_100", {"random_ratio": vr, "optuna_ratio": va})
             lines.append(f"| {task} | {vr[0]:.2f} [{vr[1]:.2f}, {vr[2]:.2f}] | {va[0]:.2f} [{va[1]:.2f}, {va[2]:.2f}] |")
     lines += _further(by, tasks, further, default, rnd, regrets, paired_ratio, summary)
-    _figure(results, tasks, [default, alone, rnd], out / "public_anytime.png")
+    _figure(results, tasks, lambda task: [default(task), alone(task), rnd], out / "public_anytime.png")
     (out / "public.md").write_text("\n".join(lines) + "\n")
     (out / "public.json").write_text(json.dumps({"seeds": len(seeds), "summary": summary}, indent=1))
     print("\n".join(lines))
@@ -316,11 +341,11 @@ def _further(by, tasks, labels, default, rnd, regrets, paired_ratio, summary) ->
             runs = by.get((task, lab), {})
             if not runs:
                 continue
-            mine = set(runs)
-            it50, it100 = regrets(task, lab, 50), regrets(task, lab, 100)
+            mine = set(runs) & set(by.get((task, default(task)), {})) & set(by.get((task, rnd), {}))
+            it50, it100 = regrets(task, lab, 50, mine), regrets(task, lab, 100, mine)
             vr = paired_ratio(regrets(task, rnd, 50, mine), it50)
-            vd = paired_ratio(regrets(task, default, 50, mine), it50)
-            vd100 = paired_ratio(regrets(task, default, 100, mine), it100) if len(it100) else None
+            vd = paired_ratio(regrets(task, default(task), 50, mine), it50)
+            vd100 = paired_ratio(regrets(task, default(task), 100, mine), it100) if len(it100) else None
             secs = np.mean([r["seconds"] for r in runs.values()])
             summary.setdefault(task, {})[lab] = {"seeds": len(mine), "50": float(it50.mean()),
                                                  "random_ratio": vr, "default_ratio": vd, "default_ratio_100": vd100}

@@ -53,14 +53,39 @@ def test_report_pairs_a_further_searcher_with_the_default_over_its_own_seeds(tmp
 
     runs = [run("ours:tpe:2", s, 1.0 + s) for s in range(4)] + [run("ours:random:2", s, 3.0 + 3 * s) for s in range(4)]
     runs += [run("optuna:tpe:2", s, 1.0 + s) for s in range(4)]
-    runs += [run("ours:gp:2", s, 0.5 + 0.5 * s, trials=50) for s in range(2)]  # seeds 0, 1
-    summary = _report({i: r for i, r in enumerate(runs)}, ["nb201-cifar10"], paired_ratio, tmp_path)
+    runs += [run("ours:botorch:2", s, 0.5 + 0.5 * s, trials=50) for s in range(2)]  # seeds 0, 1
+    summary = _report({i: r for i, r in enumerate(runs)}, ["nb201-cifar10"], paired_ratio, tmp_path,
+                      chosen={"nb201-cifar10": "tpe"})
     goals = summary["nb201-cifar10"]["goals"]
     assert goals["random_ratio"][0] == pytest.approx(3.0) and goals["optuna_ratio"][0] == pytest.approx(1.0)
-    gp = summary["nb201-cifar10"]["ours:gp:2"]
-    assert gp["seeds"] == 2 and gp["50"] == pytest.approx(0.75)
+    bo = summary["nb201-cifar10"]["ours:botorch:2"]
+    assert bo["seeds"] == 2 and bo["50"] == pytest.approx(0.75)
     # the default on seeds 0 and 1 only: (1 + 2) / 2 = 1.5, not its mean over all four seeds (2.5)
-    assert gp["default_ratio"][0] == pytest.approx(1.5 / 0.75)
-    assert gp["random_ratio"][0] == pytest.approx(4.5 / 0.75) and gp["default_ratio_100"] is None
+    assert bo["default_ratio"][0] == pytest.approx(1.5 / 0.75)
+    assert bo["random_ratio"][0] == pytest.approx(4.5 / 0.75) and bo["default_ratio_100"] is None
     text = (tmp_path / "public.md").read_text()
-    assert "## `ours:gp:2`" in text and "| nb201-cifar10 | 2 |" in text and (tmp_path / "public_anytime.png").exists()
+    assert "## `ours:botorch:2`" in text and "| nb201-cifar10 | 2 |" in text and (tmp_path / "public_anytime.png").exists()
+
+
+def test_the_default_is_what_auto_runs_on_the_table_and_is_paired_over_common_seeds(tmp_path):
+    """The tables are flat, so the default searcher (``auto``) runs GP there: the goals compare
+    ``ours:gp:2`` with random and with Optuna alone's GP, over the seeds all three ran."""
+    from bench.public_benchmarks import _report, _run
+    from bench.simulation import paired_ratio
+
+    def run(label, seed, regret):
+        return {"task": "nb201-cifar10", "label": label, "seed": seed, "seconds": 1.0, "trials": 100,
+                "regret": {"50": regret, "100": regret / 2}, "anytime": [regret] * 20}
+
+    runs = [run("ours:gp:2", s, 1.0 + s) for s in range(4)] + [run("ours:random:2", s, 2.0 + 2 * s) for s in range(4)]
+    runs += [run("optuna:gp:2", s, 3.0) for s in range(2)]  # seeds 0 and 1 only
+    runs += [run("ours:tpe:2", s, 9.0) for s in range(4)]
+    summary = _report({i: r for i, r in enumerate(runs)}, ["nb201-cifar10"], paired_ratio, tmp_path)
+    goals = summary["nb201-cifar10"]["goals"]
+    assert goals["default"] == "ours:gp:2" and goals["seeds"] == 2
+    assert goals["random_ratio"][0] == pytest.approx(2.0)  # (2 + 4) / (1 + 2)
+    assert goals["optuna_ratio"][0] == pytest.approx(6.0 / 3.0)
+    text = (tmp_path / "public.md").read_text()
+    assert "`ours:gp:2` on every task" in text and "## `ours:gp:2`" not in text  # a column, not a further table
+    # the default searcher, auto, is GP itself on this table: the same proposals, the same regret
+    assert _run(("nb201-cifar10", "ours:auto:2", 0, 50))["regret"] == _run(("nb201-cifar10", "ours:gp:2", 0, 50))["regret"]

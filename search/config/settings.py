@@ -35,7 +35,9 @@ class SearchSettings:
     Attributes:
         searcher: a name in :data:`gatesearch.search.searchers.registry.SEARCHERS` (``tpe``, ``nsga2``,
             ``random``, ``gp``, ``botorch``: Optuna samplers; ``nevergrad``: our multi-objective
-            Nevergrad searcher; every one an ask/tell core behind one Ray Tune adapter).
+            Nevergrad searcher; every one an ask/tell core behind one Ray Tune adapter). The
+            default, ``auto``, runs ``gp`` on a flat space and ``tpe`` on one with conditions or
+            relations (:func:`~gatesearch.search.searchers.registry.auto_searcher`).
         nevergrad_optimizer: Nevergrad registry name used when searcher is ``nevergrad``.
         front_every: re-log the Pareto front and hypervolume every this many finished trials.
         scheduler: a name in :data:`gatesearch.search.schedulers.registry.SCHEDULERS`: ``fifo`` (run
@@ -70,7 +72,7 @@ class SearchSettings:
             (:func:`gatesearch.search.front.pareto.reference_point`).
     """
 
-    searcher: str = "tpe"
+    searcher: str = "auto"
     num_samples: int = 12
     max_concurrent: int = 2
     seed: int = 0

@@ -24,11 +24,11 @@ from gatesearch.search.lifecycle.warm_start import WarmStart
 from gatesearch.search.ray.state import checkpointed_history, repair_experiment_state, snapshot_trial_ids
 from gatesearch.search.system import redact
 from gatesearch.search.system.file_lock import is_postgres
+from gatesearch.search.tracking.insights import log_insights
 from gatesearch.search.tracking.optuna_mirror import OptunaMirror, optuna_storage
 from gatesearch.search.tracking.outbox import BufferedSink, Outbox, TeeSink
 from gatesearch.search.tracking.store import TAG_INTERRUPTED
 from gatesearch.search.tracking.tracker import Tracker
-from gatesearch.search.tracking.insights import log_insights
 from gatesearch.search.tracking.trial_sink import MlflowTrialSink
 from gatesearch.search.ui.progress import SearchProgress
 

@@ -22,6 +22,7 @@ from gatesearch.search.lifecycle.drive import TAG_ORPHANED, _open_tracker, _rest
 from gatesearch.search.lifecycle.manifest import MANIFEST, SPACE_COPY, Manifest, extension_base, find_search_dir
 from gatesearch.search.lifecycle.result import SearchResult, latest_search  # noqa: F401 - re-exported: the API's names
 from gatesearch.search.lifecycle.warm_start import TAG_FROM, TAG_FROM_URI, WarmStart, load_warm_start
+from gatesearch.search.searchers.registry import auto_searcher
 from gatesearch.search.system import redact
 from gatesearch.search.system.dir_guard import OutputFolderUse, SearchDirLock, check_trusted, private_files, umask
 from gatesearch.search.system.services import check_optuna_storage, check_tracking_uri
@@ -159,6 +160,7 @@ def _start_steps(plan: SearchPlan, out: Path, uri: str, address: str | None, opt
     user_ref = settings.reference_for(names)
     parent = tracker.start_search(search_id, f"{sf.name}-{search_id[:6]}", {
         **{k: v for k, v in asdict(settings).items() if k != "reference_point"},  # every search setting
+        **({"searcher_auto": auto_searcher(sf.space)} if settings.searcher == "auto" else {}),  # what auto runs
         # the hypervolume reference point, in the objectives' order: the user's, fixed now, or
         # inferred from the first front (logged then, in the same format, by the sink)
         **({"reference_point": json.dumps(user_ref), "reference_point_source": "user"} if user_ref else {}),

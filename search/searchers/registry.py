@@ -246,8 +246,40 @@ def register_searcher(spec: SearcherSpec) -> SearcherSpec:
     return SEARCHERS.register(spec.name, spec)
 
 
-register_searcher(optuna_searcher("tpe", "Optuna TPE, multi-objective, constant liar for parallel trials "
-                                  "(the default)", _tpe, constrained=True))
+def flat(space) -> bool:
+    """Whether every parameter of ``space`` is always present with a fixed range: no ``when:``
+    condition and no relation (which narrows a range per configuration)."""
+    return not space.relations and not any(p.when for p in space.params.values())
+
+
+def auto_searcher(space) -> str:
+    """The searcher ``auto`` (the default) runs on ``space``: ``gp`` on a flat space, ``tpe`` on
+    one with conditions or relations.
+
+    Measured (docs/benchmarks/public.md, docs/benchmarks/searchers.md, 20 paired seeds each): on
+    the flat public tables (NAS-Bench-201, HPOLib) GP's hypervolume regret at 50 trials was 1.52-3.19x
+    smaller than random's on all 7 tasks and smaller than TPE's on 6 of 7; on the conditional MoE
+    spaces TPE led GP (Optuna's GP models only the parameters present in every trial and draws
+    the conditional ones at random; a relation's narrowed range does the same to a parameter)."""
+    return "gp" if flat(space) else "tpe"
+
+
+def searcher_named(name: str, space) -> str:
+    """``name`` as a person reads it: ``auto`` says what it runs on ``space`` and why."""
+    if name != "auto":
+        return name
+    chosen = auto_searcher(space)
+    return f"auto: {chosen} ({'a flat space' if chosen == 'gp' else 'a space with conditions or relations'})"
+
+
+def _auto(r: CoreRequest) -> SearchCore:
+    return SEARCHERS[auto_searcher(r.space)].build(r)
+
+
+register_searcher(SearcherSpec("auto", "gp on a flat space (no when: and no relation), tpe otherwise (the default)",
+                               _auto, constrained=True, rung_model=True))
+register_searcher(optuna_searcher("tpe", "Optuna TPE, multi-objective, constant liar for parallel trials",
+                                  _tpe, constrained=True))
 register_searcher(optuna_searcher("nsga2", "Optuna NSGA-II (population: a fifth of the budget, 4 to 20)", _nsga2, constrained=True))
 register_searcher(optuna_searcher("random", "uniform random sampling (Optuna RandomSampler)", _random,
                                   rung_model=False))  # it learns nothing, from rungs or otherwise

@@ -144,6 +144,7 @@ def relocate(output_dir: Path = typer.Argument(..., help="a moved or copied outp
 def space_validate(space_file: Path) -> None:
     """Check a space file against its objective; print its parameters."""
     from gatesearch.search.config.validate import validate_space_file
+    from gatesearch.search.searchers.registry import searcher_named
 
     try:
         sf = load_space_file(space_file)
@@ -152,7 +153,7 @@ def space_validate(space_file: Path) -> None:
         _fail(str(e))
         return
     console.print(f"[green]ok[/] {escape(sf.path)}: objective {objective.name}, {len(sf.space.params)} parameters, "
-                  f"searcher {settings.searcher}, {settings.num_samples} trials")
+                  f"searcher {searcher_named(settings.searcher, sf.space)}, {settings.num_samples} trials")
     console.print("  optimises: " + ", ".join(f"{m.name} ({m.mode})" for m in objective.objectives),
                   highlight=False, markup=False)
     rules = objective.schema.rules
