@@ -140,8 +140,8 @@ def test_optuna_records_stopped_trials_as_pruned_and_crashed_ones_as_failed():
     trials told as FAIL, TPE + MO-ASHA kept proposing what was stopped again.)"""
     import optuna
 
-    from gatesearch.search.ray.searcher import CoreSearcher, Deduplicated
     from gatesearch.search.loop.dedup import ConfigKey
+    from gatesearch.search.ray.searcher import CoreSearcher, Deduplicated
     from gatesearch.search.searchers.registry import SEARCHERS
     from gatesearch.spaces import Categorical, Space
 
