@@ -60,3 +60,11 @@ def test_a_search_then_an_extension_with_the_restored_searcher(ray_session, tmp_
     assert isinstance(core, RecordedCore) and core.budget >= 3
     asked = [e for e in core.__getstate__()["events"] if e[0] == "ask" and e[2] is not None]
     assert len(asked) >= 3
+    params = tracker.params(first.parent_run_id)
+    assert params["searcher"] == name
+    if name == "auto":  # this space is flat: auto ran GP, said so on the parent run, and restored it as GP
+        import optuna
+
+        assert params["searcher_auto"] == "gp" and isinstance(core.inner.study.sampler, optuna.samplers.GPSampler)
+    else:
+        assert "searcher_auto" not in params
