@@ -251,10 +251,6 @@ def _report(results: dict, tasks: list[str], paired_ratio, out: Path, chosen: di
     def alone(task: str) -> str:
         return f"optuna:{chosen[task]}:2"
 
-    def common(task: str, *labels: str) -> set:
-        """The seeds every one of ``labels`` ran on ``task`` (ratios pair like with like)."""
-        return set.intersection(*(set(by.get((task, lab), {})) for lab in labels))
-
     seeds = sorted(by.get((tasks[0], default(tasks[0])), {}))
 
     def regrets(task, label, n, only=None):
@@ -290,7 +286,7 @@ def _report(results: dict, tasks: list[str], paired_ratio, out: Path, chosen: di
               "| task | random / default | goal >= 1.5 | Optuna alone / default | ahead | behind |", "|---|---|---|---|---|---|"]
     met_random, ahead, behind = 0, 0, 0
     for task in tasks:
-        both = common(task, default(task), rnd, alone(task))
+        both = _common(by, task, default(task), rnd, alone(task))
         ours = regrets(task, default(task), 50, both)
         if not len(ours):
             continue
@@ -314,7 +310,7 @@ def _report(results: dict, tasks: list[str], paired_ratio, out: Path, chosen: di
     lines += ["", "## The same ratios after 100 trials (no goal stated)", "",
               "| task | random / default | Optuna alone / default |", "|---|---|---|"]
     for task in tasks:
-        both = common(task, default(task), rnd, alone(task))
+        both = _common(by, task, default(task), rnd, alone(task))
         ours = regrets(task, default(task), 100, both)
         if len(ours):
             vr = paired_ratio(regrets(task, rnd, 100, both), ours)
@@ -329,6 +325,11 @@ def _report(results: dict, tasks: list[str], paired_ratio, out: Path, chosen: di
     return summary
 
 
+def _common(by: dict, task: str, *labels: str) -> set:
+    """The seeds every one of ``labels`` ran on ``task`` (ratios pair like with like)."""
+    return set.intersection(*(set(by.get((task, lab), {})) for lab in labels))
+
+
 def _further(by, tasks, labels, default, rnd, regrets, paired_ratio, summary) -> list[str]:
     """One table per further searcher: its regret, and random's and the default's regret over its,
     paired over the seeds it ran (so the ratios compare like with like, whatever its seed count)."""
@@ -341,7 +342,7 @@ def _further(by, tasks, labels, default, rnd, regrets, paired_ratio, summary) ->
             runs = by.get((task, lab), {})
             if not runs:
                 continue
-            mine = set(runs) & set(by.get((task, default(task)), {})) & set(by.get((task, rnd), {}))
+            mine = _common(by, task, lab, default(task), rnd)
             it50, it100 = regrets(task, lab, 50, mine), regrets(task, lab, 100, mine)
             vr = paired_ratio(regrets(task, rnd, 50, mine), it50)
             vd = paired_ratio(regrets(task, default(task), 50, mine), it50)
