@@ -136,19 +136,27 @@ class MOASHAScheduler(FIFOScheduler):
         if waiting and not active and tune_controller.search_alg.is_finished():
             self.paused_ids = []
             for t in waiting:  # never promoted: they end at their rung
-                if EPOCH.name not in (t.last_result or {}):  # restored without its last report (killed pausing)
-                    t.update_last_result(self._rung_result(t))
+                closing = self.closing_result(t.trial_id, t.config, t.last_result)
+                if closing is not t.last_result:
+                    t.update_last_result(closing)
                 self.stopped.append(t.trial_id)
                 tune_controller.stop_trial(t)
         return None
 
-    def _rung_result(self, trial) -> dict:
-        """A waiting trial's report at its rung, from the rung records (what the sink and the
-        searcher are told when it ends there)."""
-        rung = self.core.paused_at(trial.trial_id)
-        values = self.core.levels[self.core.assigned[trial.trial_id]][rung][trial.trial_id]
+    def closing_result(self, trial_id: str, config, last: dict | None) -> dict:
+        """The report a trial that ends waiting at its rung is closed with (what the sink and the
+        searcher are told): its last result when that is the rung's report, else the report made
+        from the rung record. A resumed search's trial can carry an older epoch's result: Ray
+        restores ``last_result`` from its last experiment snapshot, which may predate the rung (the
+        driver was killed after the trial reached it); the rung file is written at every rung, so
+        the record is the trial's latest report (found by CI's killed-promotion test: a trial
+        closed at epoch 1 whose epoch 2 was in MLflow)."""
+        rung = self.core.paused_at(trial_id)
+        if last and EPOCH.name in last and int(last[EPOCH.name]) == rung:
+            return last
+        values = self.core.levels[self.core.assigned[trial_id]][rung][trial_id]
         return {**dict(zip(self.metrics, (float(v) for v in values))), EPOCH.name: rung,
-                EPOCHS_TOTAL.name: self.core.max_t, "config": dict(trial.config), "trial_id": trial.trial_id}
+                EPOCHS_TOTAL.name: self.core.max_t, "config": dict(config), "trial_id": trial_id}
 
     def save_rungs(self) -> None:
         """Write the rung records (atomically: a killed driver leaves the previous file)."""

@@ -9,7 +9,7 @@ from ray.tune.search import Searcher
 from gatesearch.objectives.metrics import is_partial
 from gatesearch.search.front.pareto import crowding_distance
 from gatesearch.search.ray.searcher import FullFidelityOnly
-from gatesearch.search.schedulers.moasha import MOASHA
+from gatesearch.search.schedulers.moasha import CONTINUE, MOASHA, PAUSE
 
 
 def test_rungs_are_geometric_below_the_budget():
@@ -112,6 +112,29 @@ def test_rung_records_survive_a_restart_of_the_scheduler(tmp_path):
     # a fourth trial is now ranked against all three earlier ones: dominated by t0 and t2 -> stopped
     assert restored.on_trial_result(None, Trial("t3"), result(0.6, 15.0, 1)) == "STOP"
     assert set(restored.core.rungs[1]) == {"t0", "t1", "t2", "t3"}
+
+
+def test_a_trial_ending_at_its_rung_is_closed_with_its_rung_report_not_an_older_snapshot():
+    """Promotion: a trial that waits at a rung when the search ends is closed with the report it
+    made there. After a driver kill Ray restores ``last_result`` from its last experiment snapshot,
+    which can be an earlier epoch's (CI: a trial waiting at rung 2 was closed as stopped at epoch 1
+    while its epoch 2 was in MLflow); the rung file has the rung's report."""
+    from gatesearch.search.ray.scheduler import MOASHAScheduler
+
+    sched = MOASHAScheduler(MOASHA(modes=["max", "min"], max_t=6, grace=1, eta=2, promote=True),
+                            ["accuracy", "macs_per_sample"])
+    core = sched.core
+    assert core.on_result("a", 1, [0.5, 5.0]) == PAUSE
+    assert core.on_result("b", 1, [0.9, 1.0], paused=["a"]) == CONTINUE  # promoted on arrival
+    assert core.on_result("b", 2, [0.92, 1.0]) == PAUSE and core.paused_at("b") == 2
+    stale = {"accuracy": 0.9, "macs_per_sample": 1.0, "epoch": 1, "epochs_total": 6, "config": {"lr": 0.1}}
+    closed = sched.closing_result("b", {"lr": 0.1}, stale)
+    assert closed["epoch"] == 2 and closed["accuracy"] == pytest.approx(0.92) and closed["epochs_total"] == 6
+    assert closed["config"] == {"lr": 0.1} and closed["trial_id"] == "b" and is_partial(closed)
+    current = {**stale, "epoch": 2, "accuracy": 0.92, "dropped_fraction": 0.0}
+    assert sched.closing_result("b", {"lr": 0.1}, current) is current  # its own rung report, kept whole
+    assert sched.closing_result("a", {"lr": 0.2}, {"config": {}})["epoch"] == 1  # restored without a report
+    assert sched.closing_result("a", {"lr": 0.2}, None)["accuracy"] == pytest.approx(0.5)
 
 
 def test_rung_records_live_outside_the_files_ray_copies_on_restore(tmp_path: Path):
