@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from gatesearch._registry import Registry
+from gatesearch.search.searchers.botorch_qnehvi import qlognehvi_candidates
 from gatesearch.search.searchers.optuna_core import (  # noqa: F401 - re-exported
     MAX_INFEASIBLE,
     UNSTICK_AFTER,
@@ -173,38 +174,12 @@ def _botorch(seed: int, num_samples: int):
 
     # qLogNEHVI (noisy expected hypervolume improvement, log form, Ament et al. 2023) over a GP
     # per objective; running trials enter as pending points, so parallel trials differ
-    return BoTorchSampler(candidates_func=_qnehvi, n_startup_trials=_startup(num_samples),
+    return BoTorchSampler(candidates_func=qlognehvi_candidates, n_startup_trials=_startup(num_samples),
                           consider_running_trials=True, seed=seed)
 
 
-def _qnehvi(*args, **kwargs):
-    """optuna-integration's qLogNEHVI candidates, without BoTorch's just-in-time kernel compile.
-    A module-level function, so a searcher pickled by Ray and restored by ``resume`` runs it too."""
-    from optuna_integration.botorch import qnehvi_candidates_func
-
-    _no_fused_kernel_compile()
-    return qnehvi_candidates_func(*args, **kwargs)
-
-
-def _no_fused_kernel_compile() -> None:
-    """BoTorch (0.17+) compiles a fused C++ qLogEHVI kernel on first use with torch's
-    ``cpp_extension.load``: minutes of g++ on a small machine, guarded by a ``lock`` file under
-    ``~/.cache/torch_extensions``. A compile cut short (Ctrl-C, a kill, a CI timeout) leaves that lock
-    behind, and torch's ``FileBaton`` has no staleness check, so every later BoTorch search waited on
-    it forever, silently. The pure-PyTorch path computes the same acquisition value; a prebuilt
-    kernel (an importable ``logei_fused_ext``) is still used."""
-    try:
-        from botorch.acquisition.multi_objective import logei
-    except ImportError:  # another BoTorch layout: nothing to skip
-        return
-    if getattr(logei, "_load_attempted", True) or getattr(logei, "_C", None) is not None:
-        return
-    try:
-        import logei_fused_ext  # type: ignore[import-not-found]
-        logei._C = logei_fused_ext
-    except ImportError:
-        pass
-    logei._load_attempted = True
+#: what searchers pickled before the candidates moved to botorch_qnehvi.py name (a resumed search)
+_qnehvi = qlognehvi_candidates
 
 
 def optuna_searcher(name: str, doc: str, sampler: Callable[..., Any], *, unstick_after: int | None = None,

@@ -30,10 +30,11 @@ def _run(name: str, seed: int) -> list[dict]:
 
         from botorch.exceptions.warnings import BadInitialCandidatesWarning
 
-        # this toy objective leaves qLogNEHVI flat at the start; BoTorch then retries its initial
-        # conditions whenever it records this warning (five times slower), which is not the contract
+        # BoTorch redraws its raw samples (up to 4x) and starts from random points whenever it
+        # records this warning; the shipped candidates function never causes it (it once did at
+        # every ask: test_botorch_qnehvi.py), so here it is an error, not noise to filter
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", BadInitialCandidatesWarning)
+            warnings.simplefilter("error", BadInitialCandidatesWarning)
             return _proposals(name, seed)
     return _proposals(name, seed)
 
@@ -59,7 +60,7 @@ def _installed(name: str, slow: tuple[str, ...] = ()):
     return pytest.param(name, marks=marks + [pytest.mark.slow] * (name in slow))
 
 
-@pytest.mark.parametrize("name", [_installed(n, slow=("botorch",)) for n in SEARCHERS])  # BoTorch: 46 s
+@pytest.mark.parametrize("name", [_installed(n, slow=("botorch",)) for n in SEARCHERS])  # BoTorch: 17 s
 def test_searcher_contract(name):
     a = _run(name, seed=0)
     assert a == _run(name, seed=0), "same seed, same proposals"
