@@ -75,6 +75,7 @@ class MOASHA:
     levels: list[dict[int, dict[str, np.ndarray]]] = field(default_factory=list)
     outside: list[dict[int, set[str]]] = field(default_factory=list)  # bracket -> rung -> infeasible trials
     promoted: list[dict[int, set[str]]] = field(default_factory=list)  # bracket -> rung -> promoted from it
+    stopped: list[dict[int, set[str]]] = field(default_factory=list)  # bracket -> rung -> stopped there
     assigned: dict[str, int] = field(default_factory=dict)  # trial -> bracket
 
     def __post_init__(self) -> None:
@@ -86,6 +87,7 @@ class MOASHA:
         self.levels = [{m: {} for m in ms} for ms in self.bracket_rungs]
         self.outside = [{m: set() for m in ms} for ms in self.bracket_rungs]
         self.promoted = [{m: set() for m in ms} for ms in self.bracket_rungs]
+        self.stopped = [{m: set() for m in ms} for ms in self.bracket_rungs]
         self.assigned = {}
 
     # bracket 0, as before brackets existed (the scheduler, the records and the tests read them)
@@ -122,8 +124,10 @@ class MOASHA:
         if epoch not in self.levels[b]:
             return CONTINUE
         rung = self.levels[b][epoch]
-        if trial_id in rung:  # reported again (a resumed trial): decided already
-            return CONTINUE if not self.promote or trial_id in self.promoted[b][epoch] else PAUSE
+        if trial_id in rung:  # reported again (a resumed trial, from a snapshot older than the decision): decided already
+            if self.promote:
+                return CONTINUE if trial_id in self.promoted[b][epoch] else PAUSE
+            return STOP if trial_id in self.stopped[b][epoch] else CONTINUE
         rung[trial_id] = np.asarray(values, dtype=float)
         if not feasible:
             self.outside[b][epoch].add(trial_id)
@@ -135,7 +139,10 @@ class MOASHA:
         ids = list(rung)
         order = self.order(np.stack([rung[i] for i in ids]), np.array([i not in self.outside[b][epoch] for i in ids]))
         keep = max(1, math.ceil(len(ids) / self.eta))
-        return CONTINUE if ids.index(trial_id) in set(order[:keep].tolist()) else STOP
+        if ids.index(trial_id) in set(order[:keep].tolist()):
+            return CONTINUE
+        self.stopped[b][epoch].add(trial_id)
+        return STOP
 
     def decide(self, trial_id: str, epoch: int, values: Sequence[float], feasible: bool = True) -> bool:
         """Stopping mode: record ``values`` at a rung; True to continue, False to stop."""
@@ -183,7 +190,8 @@ class MOASHA:
     def records(self) -> dict[str, dict]:
         """The rung records, JSON-ready: ``{epoch: {trial_id: values}}`` (keys are strings) for the
         first bracket; under ``"infeasible"`` ``{epoch: [trial_id, ...]}`` when a trial was outside
-        the constraints; under ``"promoted"`` the promotions; under ``"brackets"`` the trials'
+        the constraints; under ``"promoted"`` the promotions; under ``"stopped"`` the trials stopped at
+        a rung (a trial restored from an older snapshot is stopped there again); under ``"brackets"`` the trials'
         brackets and the other brackets' records (each in this same form)."""
         out = self._bracket_records(0)
         if self.brackets > 1:
@@ -196,8 +204,9 @@ class MOASHA:
                                 for m, rung in self.levels[b].items()}
         if any(self.outside[b].values()):
             out["infeasible"] = {str(m): sorted(ids) for m, ids in self.outside[b].items() if ids}
-        if any(self.promoted[b].values()):
-            out["promoted"] = {str(m): sorted(ids) for m, ids in self.promoted[b].items() if ids}
+        for key, sets in (("promoted", self.promoted[b]), ("stopped", self.stopped[b])):
+            if any(sets.values()):
+                out[key] = {str(m): sorted(ids) for m, ids in sets.items() if ids}
         return out
 
     def load(self, records: dict[str, dict]) -> int:
@@ -218,7 +227,7 @@ class MOASHA:
 
     def _load_bracket(self, b: int, records: dict[str, dict]) -> int:
         n = 0
-        for key, target in (("infeasible", self.outside[b]), ("promoted", self.promoted[b])):
+        for key, target in (("infeasible", self.outside[b]), ("promoted", self.promoted[b]), ("stopped", self.stopped[b])):
             for m, ids in records.get(key, {}).items():
                 if int(m) in target:
                     target[int(m)].update(ids)

@@ -180,6 +180,11 @@ params:
 """
 
 
+def _rungs(records: dict) -> dict:
+    """The rung records proper (``{epoch: {trial: values}}``), without the ``promoted``/``stopped`` lists."""
+    return {m: rung for m, rung in records.items() if m.isdigit()}
+
+
 def _rung_records(search_root: Path) -> dict:
     files = list(search_root.glob(f"*/{RUNGS_FILE}"))
     try:
@@ -197,13 +202,13 @@ def test_a_killed_moasha_search_keeps_its_rungs_across_resume(tmp_path: Path):
     finishes its budget with the early-stopped trials marked as such."""
     (tmp_path / "space.yaml").write_text(ASHA_SPACE)
     marker = f"GATESEARCH_TEST_RUN={uuid.uuid4().hex}"
-    out, db = _run_and_kill(tmp_path, marker, until=lambda out, db: sum(map(len, _rung_records(out / "ray").values())) >= 3,
+    out, db = _run_and_kill(tmp_path, marker, until=lambda out, db: sum(map(len, _rungs(_rung_records(out / "ray")).values())) >= 3,
                             what="3 rung records")
     [search_dir] = list((out / "ray").iterdir())
     before = _rung_records(out / "ray")
     _resume(tmp_path, str(search_dir), marker)
     after = _rung_records(out / "ray")
-    for epoch, rung in before.items():  # every record made before the kill is still there
+    for epoch, rung in _rungs(before).items():  # every record made before the kill is still there
         assert {t: after[epoch][t] for t in rung} == rung
     tracker = Tracker(f"sqlite:///{db}", "killed-asha")
     [(parent, _)] = tracker.searches()
@@ -211,10 +216,17 @@ def test_a_killed_moasha_search_keeps_its_rungs_across_resume(tmp_path: Path):
     assert len(children) == BUDGET and {c.status for c in children} <= {"FINISHED", "KILLED"}
     assert all("gatesearch.early_stopped_at_epoch" in c.tags for c in children if c.status == "KILLED")
     # rungs at 1, 2, 4 epochs (grace 1, eta 2, 6 epochs): a trial has a record at each rung it reached
-    assert sorted(map(int, after)) == [1, 2, 4]
+    assert sorted(map(int, _rungs(after))) == [1, 2, 4]
+    # a trial stopped at a rung before the kill stays stopped there (Ray may restore it from an older
+    # snapshot, before the decision: it reports that rung again and is stopped again)
+    stopped_before = {(m, t) for m, ids in before.get("stopped", {}).items() for t in ids}
+    assert stopped_before <= {(m, t) for m, ids in after.get("stopped", {}).items() for t in ids}
+    status = {c.trial_id: c for c in children}
+    for m, t in stopped_before:
+        assert status[t].status == "KILLED" and status[t].tags["gatesearch.early_stopped_at_epoch"] == m, (t, m)
     for c in children:
         reached = int(c.tags.get("gatesearch.early_stopped_at_epoch", 6))
-        missing = [m for m in after if int(m) <= reached and c.trial_id not in after[m]]
+        missing = [m for m in _rungs(after) if int(m) <= reached and c.trial_id not in after[m]]
         assert not missing, (c.trial_id, reached, missing, after)
 
 

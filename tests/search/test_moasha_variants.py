@@ -35,10 +35,24 @@ def test_a_trial_is_compared_only_at_its_brackets_rungs_and_brackets_survive_a_r
     again = MOASHA(MODES, max_t=9, eta=3, brackets=2)
     assert again.load(json.loads(json.dumps(s.records()))) == 3
     assert again.assigned == s.assigned and set(again.levels[1][3]) == {"b", "c"}
-    assert again.on_result("c", 3, [0.0, 0.0]) == CONTINUE  # decided already: not recorded twice
+    assert again.on_result("c", 3, [0.0, 0.0]) == STOP  # decided already (stopped there): stopped again, not recorded twice
     assert not again.decide("d", 3, [0.4, 6.0])
     plain = MOASHA(MODES, max_t=9, eta=3)  # records of a bracketed search, read by a plain one
     assert plain.load(s.records()) == 1 and set(plain.rungs[1]) == {"a"}
+
+
+def test_a_trial_stopped_at_a_rung_is_stopped_again_when_it_reports_there_again():
+    """Stopping mode: a trial Ray restores from a snapshot older than its STOP (a driver kill)
+    reports the rung again; it is stopped again, across a reload of the records, and a trial that
+    was kept goes on. (It used to continue: a re-report was always CONTINUE.)"""
+    s = MOASHA(MODES, max_t=9, eta=3)
+    assert s.on_result("a", 1, [0.9, 1.0]) == CONTINUE
+    assert s.on_result("b", 1, [0.5, 5.0]) == STOP  # dominated by a: keep ceil(2/3) = 1
+    again = MOASHA(MODES, max_t=9, eta=3)
+    again.load(json.loads(json.dumps(s.records())))
+    assert again.stopped[0][1] == {"b"} and json.loads(json.dumps(s.records()))["stopped"] == {"1": ["b"]}
+    assert again.on_result("b", 1, [0.5, 5.0]) == STOP and again.on_result("a", 1, [0.9, 1.0]) == CONTINUE
+    assert again.on_result("b", 1, [0.99, 0.1]) == STOP  # decided already: the values reported again do not reopen it
 
 
 def test_promotion_pauses_at_a_rung_and_resumes_the_top_third():
