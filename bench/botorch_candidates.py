@@ -13,15 +13,17 @@ both functions under the same torch seed and reports, paired per state:
   state and seed: the quantity the optimiser maximises; higher is better, log scale);
 - how often each raised BadInitialCandidatesWarning (fell back to random starting points).
 
-    python bench/botorch_candidates.py --tasks nb201-cifar10 hpolib-naval --seeds 3 --trials 20
+    python bench/botorch_candidates.py --tasks nb201-cifar10 hpolib-naval --seeds 2 --trials 30
 
-Writes bench/results/botorch_candidates.{md,json}.
+Each recorded search and its replays is one job of ``bench.simulation.run_cached`` (``--workers`` at
+once, cached in bench/results/botorch_candidates_runs.jsonl). Writes bench/results/botorch_candidates.{md,json}.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -30,15 +32,15 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # public_benchmarks: its tables and its runner
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.append(str(ROOT))  # last: a staged or installed gatesearch on PYTHONPATH wins
+RESULTS = ROOT / "bench" / "results"
 
 
 def _record(task: str, seed: int, trials: int, concurrency: int) -> list[dict]:
     """The inputs of every candidates call in one BoTorch search (the shipped searcher through
     ``simulate`` on the public table), as tensors."""
-    import public_benchmarks as pb
-
+    from bench import public_benchmarks as pb
     from gatesearch.search.searchers import registry
 
     states: list[dict] = []
@@ -89,60 +91,47 @@ def _replay(state: dict, seed: int) -> dict:
     return out
 
 
-def _paired(a: np.ndarray, b: np.ndarray, stat, n_boot: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(a), size=(n_boot, len(a)))
-    boots = np.array([stat(a[i], b[i]) for i in idx])
-    return float(stat(a, b)), float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
-
-
-def main() -> None:
+def _job(job) -> dict:
+    """One job: record a BoTorch search (``job`` = (task, seed, trials, concurrency)) and replay
+    each of its states with both functions."""
     import optuna
     import torch
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    torch.set_num_threads(1)  # one per worker
+    warnings.filterwarnings("ignore")
+    task, seed, trials, concurrency = job
+    t0 = time.time()
+    states = _record(task, seed, trials, concurrency)
+    calls = [{"call": i, "n": int(state["train_x"].shape[0]), "pending": state["pending_x"] is not None,
+              **_replay(state, seed * 1000 + i)} for i, state in enumerate(states)]
+    return {"job": list(job), "objective": task, "label": "botorch candidates", "seed": seed,
+            "seconds": time.time() - t0, "calls": calls}
+
+
+def main() -> None:
+    from bench.simulation import run_cached
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tasks", nargs="+", default=["nb201-cifar10", "hpolib-naval"])
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--trials", type=int, default=20, help="trials per recorded search (the first 10 are random)")
+    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--trials", type=int, default=30, help="trials per recorded search (the first 10 are random)")
     p.add_argument("--concurrency", type=int, default=2, help="trials at once (2: half the states have a pending trial)")
+    p.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1))
     a = p.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    torch.set_num_threads(1)
-    warnings.filterwarnings("ignore")
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    cache = out / "botorch_candidates_runs.jsonl"  # one line per recorded search; a rerun skips what is there
-    done = {(r["task"], r["seed"]) for r in _cached(cache, a)}
-    for task in a.tasks:
-        for seed in range(a.seeds):
-            if (task, seed) in done:
-                continue
-            t0 = time.time()
-            states = _record(task, seed, a.trials, a.concurrency)
-            calls = []
-            for i, state in enumerate(states):
-                r = _replay(state, seed * 1000 + i)
-                calls.append({"call": i, "n": int(state["train_x"].shape[0]), "pending": state["pending_x"] is not None, **r})
-            with cache.open("a") as f:
-                f.write(json.dumps({"task": task, "seed": seed, "trials": a.trials, "concurrency": a.concurrency,
-                                    "calls": calls}) + "\n")
-            print(f"{task} seed {seed}: {len(states)} states in {time.time() - t0:.0f} s", flush=True)
-    rows = [{"task": r["task"], "seed": r["seed"], **c} for r in _cached(cache, a) if r["task"] in a.tasks
-            and r["seed"] < a.seeds for c in r["calls"]]
-    (out / "botorch_candidates.json").write_text(json.dumps(rows, indent=1))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    jobs = [(t, s, a.trials, a.concurrency) for t in a.tasks for s in range(a.seeds)]
+    done, _ = run_cached(_job, jobs, RESULTS / "botorch_candidates_runs.jsonl", a.workers)
+    rows = [{"task": task, "seed": seed, **c} for task, seed, *_ in jobs for c in done[(task, seed, a.trials, a.concurrency)]["calls"]]
+    (RESULTS / "botorch_candidates.json").write_text(json.dumps(rows, indent=1))
     text = _report(rows, a)
-    (out / "botorch_candidates.md").write_text(text)
+    (RESULTS / "botorch_candidates.md").write_text(text)
     print(text)
 
 
-def _cached(cache: Path, a) -> list[dict]:
-    if not cache.exists():
-        return []
-    rows = [json.loads(line) for line in cache.read_text().splitlines() if line.strip()]
-    return [r for r in rows if r["trials"] == a.trials and r["concurrency"] == a.concurrency]
-
-
 def _report(rows: list[dict], a) -> str:
+    from bench.simulation import paired_difference, paired_ratio
+
     lines = ["# BoTorch candidates: ours vs optuna-integration's (states of real searches, paired)\n",
              f"{platform.machine()} {platform.processor() or ''}, torch threads 1; {a.seeds} seeds x "
              f"{a.trials} trials, {a.concurrency} at once per task\n",
@@ -156,8 +145,8 @@ def _report(rows: list[dict], a) -> str:
         ours_s = np.array([r["ours"]["seconds"] for r in sel])
         theirs_s = np.array([r["optuna_integration"]["seconds"] for r in sel])
         d_acq = np.array([r["ours"]["acq"] - r["optuna_integration"]["acq"] for r in sel])
-        ratio = _paired(theirs_s, ours_s, lambda x, y: x.mean() / y.mean())
-        diff = _paired(d_acq, d_acq, lambda x, _: x.mean())
+        ratio = paired_ratio(theirs_s, ours_s)
+        diff = paired_difference(d_acq)
         lines.append(f"| {task} | {len(sel)} | {ours_s.mean():.1f} | {theirs_s.mean():.1f} | "
                      f"{ratio[0]:.2f} [{ratio[1]:.2f}, {ratio[2]:.2f}] | {diff[0]:+.3f} [{diff[1]:+.3f}, {diff[2]:+.3f}] | "
                      f"{np.mean(d_acq > 1e-9):.0%} | {np.mean([r['ours']['fell_back'] for r in sel]):.0%} | "

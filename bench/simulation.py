@@ -1,5 +1,5 @@
 """Benchmark glue around the simulated backend (:mod:`gatesearch.search.loop.simulated`, the package's):
-paired ratios with bootstrap intervals, and cached parallel jobs."""
+paired ratios and differences with bootstrap intervals, and cached parallel jobs."""
 
 from __future__ import annotations
 
@@ -16,6 +16,14 @@ def paired_ratio(a: np.ndarray, b: np.ndarray, *, n_boot: int = 10_000, seed: in
     idx = rng.integers(0, len(a), size=(n_boot, len(a)))
     boots = a[idx].mean(axis=1) / np.maximum(b[idx].mean(axis=1), 1e-300)
     return float(a.mean() / max(b.mean(), 1e-300)), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+
+
+def paired_difference(d: np.ndarray, *, n_boot: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
+    """mean(d) of paired differences, with a 95 % percentile bootstrap interval (pairs resampled)."""
+    d = np.asarray(d, float)
+    rng = np.random.default_rng(seed)
+    boots = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
+    return float(d.mean()), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
 
 
 def run_cached(run, jobs, cache, workers: int) -> tuple[dict, int]:

@@ -89,3 +89,11 @@ def test_the_default_is_what_auto_runs_on_the_table_and_is_paired_over_common_se
     assert "`ours:gp:2` on every task" in text and "## `ours:gp:2`" not in text  # a column, not a further table
     # the default searcher, auto, is GP itself on this table: the same proposals, the same regret
     assert _run(("nb201-cifar10", "ours:auto:2", 0, 50))["regret"] == _run(("nb201-cifar10", "ours:gp:2", 0, 50))["regret"]
+
+
+def test_paired_difference_is_the_mean_with_a_bootstrap_interval_around_it():
+    from bench.simulation import paired_difference
+
+    assert paired_difference(np.full(8, -0.5)) == (-0.5, -0.5, -0.5)  # no spread: the interval is the point
+    mean, lo, hi = paired_difference(np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]))
+    assert mean == 3.5 and 1.5 < lo < 3.5 < hi < 5.5
