@@ -97,3 +97,26 @@ def test_paired_difference_is_the_mean_with_a_bootstrap_interval_around_it():
     assert paired_difference(np.full(8, -0.5)) == (-0.5, -0.5, -0.5)  # no spread: the interval is the point
     mean, lo, hi = paired_difference(np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]))
     assert mean == 3.5 and 1.5 < lo < 3.5 < hi < 5.5
+
+
+def test_goals_without_optuna_alone_score_random_and_say_not_run(tmp_path):
+    """A run of the default and random only (Optuna alone not run) still scores the random goal, over
+    the seeds both ran, and says Optuna alone was not run instead of reporting the goal as missed."""
+    from bench.public_benchmarks import _report
+    from bench.simulation import paired_ratio
+
+    def run(label, seed, regret, trials=50):
+        return {"task": "nb201-cifar10", "label": label, "seed": seed, "seconds": 1.0, "trials": trials,
+                "regret": {"50": regret}, "anytime": [regret * 2] * 5 + [regret] * (trials // 5 - 5)}
+
+    runs = [run("ours:gp:2", s, 1.0) for s in range(3)] + [run("ours:random:2", s, 2.0) for s in range(3)]
+    runs += [run("ours:botorch:2", 0, 0.5), run("ours:botorch:2", 0, 0.25, trials=100)]  # one seed, two lengths
+    summary = _report({i: r for i, r in enumerate(runs)}, ["nb201-cifar10"], paired_ratio, tmp_path)
+    goals = summary["nb201-cifar10"]["goals"]
+    assert goals["random_ratio"][0] == pytest.approx(2.0) and goals["optuna_ratio"] is None and goals["seeds"] == 3
+    text = (tmp_path / "public.md").read_text()
+    assert "| nb201-cifar10 | 2.00 [2.00, 2.00] | met | not run | - | - |" in text
+    assert "1.5x better than random: 1 of 1 tasks run (met)" in text
+    assert "ahead of Optuna alone on 0 of 0 tasks where it ran" in text and "Optuna alone not run on 1 of 1" in text
+    # the further searcher counts its longest run of the seed (100 trials), as the tables do
+    assert summary["nb201-cifar10"]["ours:botorch:2"]["50"] == pytest.approx(0.25)
