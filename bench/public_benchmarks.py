@@ -176,8 +176,9 @@ def _run(job) -> dict:
             "distinct": len({table.param_id(c) for c in configs}), "hv_true": table.hv_true}
 
 
-def _figure(results: dict, tasks: list[str], labels, path: Path) -> None:
-    """Mean regret against trials, per task, for ``labels(task)`` (each label's runs, to the shortest)."""
+def _figure(by: dict, tasks: list[str], labels, path: Path) -> None:
+    """Mean regret against trials, per task, for ``labels(task)``: the runs ``by[(task, label)]`` holds
+    (one per seed, the longest, as the tables count them), each cut to the shortest."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -187,12 +188,8 @@ def _figure(results: dict, tasks: list[str], labels, path: Path) -> None:
     xs = list(range(5, max(CHECKPOINTS) + 1, 5))
     for ax, task in zip(axes[0], tasks):
         for label in labels(task):
-            longest: dict = {}  # per seed, its longest run (as the tables count it)
-            for r in results.values():
-                if r["task"] == task and r["label"] == label and len(r["anytime"]) > len(longest.get(r["seed"], ())):
-                    longest[r["seed"]] = r["anytime"]
-            runs = list(longest.values())
-            if runs:  # a 50-trial searcher is drawn to 50, every run cut to the shortest
+            runs = [r["anytime"] for r in by.get((task, label), {}).values()]
+            if runs:  # a 50-trial searcher is drawn to 50
                 n = min(len(r) for r in runs)
                 ax.plot(xs[:n], np.mean([r[:n] for r in runs], axis=0), label=label)
         ax.set_yscale("log")
@@ -260,6 +257,12 @@ def _report(results: dict, tasks: list[str], paired_ratio, out: Path, chosen: di
 
     seeds = sorted(by.get((tasks[0], default(tasks[0])), {}))
 
+    def goal_seeds(task: str) -> tuple[set, bool]:
+        """The seeds the goals pair over (the default's, random's and Optuna alone's where it ran),
+        and whether Optuna alone ran: without it random's goal is still scored and it is "not run"."""
+        has_alone = (task, alone(task)) in by
+        return _common(by, task, default(task), rnd, *([alone(task)] if has_alone else [])), has_alone
+
     def regrets(task, label, n, only=None):
         runs = by.get((task, label), {})
         return np.array([runs[s]["regret"][str(n)] for s in sorted(runs)
@@ -293,8 +296,7 @@ def _report(results: dict, tasks: list[str], paired_ratio, out: Path, chosen: di
               "| task | random / default | goal >= 1.5 | Optuna alone / default | ahead | behind |", "|---|---|---|---|---|---|"]
     met_random, ahead, behind, measured, compared = 0, 0, 0, 0, 0
     for task in tasks:
-        has_alone = (task, alone(task)) in by  # Optuna alone not run: random's goal still scored, its own "not run"
-        both = _common(by, task, default(task), rnd, *([alone(task)] if has_alone else []))
+        both, has_alone = goal_seeds(task)
         ours = regrets(task, default(task), 50, both)
         if not len(ours):
             continue
@@ -316,16 +318,18 @@ def _report(results: dict, tasks: list[str], paired_ratio, out: Path, chosen: di
     k = len(tasks)
     unmeasured = f"; {k - measured} of {k} not run" if measured < k else ""
     lines += ["", f"- 1.5x better than random: {met_random} of {measured} tasks run "
-                  f"({'met' if measured and met_random == measured else 'MISSED'}{unmeasured}).",
-              (f"- ahead of Optuna alone on {ahead} of {compared} tasks where it ran (goal: at least half: "
-               f"{'met' if 2 * ahead >= compared else 'MISSED'}); behind on {behind} (goal: none: "
-               f"{'met' if behind == 0 else 'MISSED'})" + (f"; not run on {k - compared} of {k}." if compared < k else ".")
-               if compared else f"- ahead of Optuna alone: not run (on any of the {k} tasks).")]
+                  f"({'met' if measured and met_random == measured else 'MISSED'}{unmeasured})."]
+    if compared:
+        uncompared = f"; not run on {k - compared} of {k}" if compared < k else ""
+        lines.append(f"- ahead of Optuna alone on {ahead} of {compared} tasks where it ran (goal: at least half: "
+                     f"{'met' if 2 * ahead >= compared else 'MISSED'}); behind on {behind} (goal: none: "
+                     f"{'met' if behind == 0 else 'MISSED'}){uncompared}.")
+    else:
+        lines.append(f"- ahead of Optuna alone: not run (on any of the {k} tasks).")
     lines += ["", "## The same ratios after 100 trials (no goal stated)", "",
               "| task | random / default | Optuna alone / default |", "|---|---|---|"]
     for task in tasks:
-        has_alone = (task, alone(task)) in by
-        both = _common(by, task, default(task), rnd, *([alone(task)] if has_alone else []))
+        both, has_alone = goal_seeds(task)
         ours = regrets(task, default(task), 100, both)
         if len(ours):
             vr = paired_ratio(regrets(task, rnd, 100, both), ours)
@@ -334,7 +338,7 @@ def _report(results: dict, tasks: list[str], paired_ratio, out: Path, chosen: di
             cell = f"{va[0]:.2f} [{va[1]:.2f}, {va[2]:.2f}]" if va else "not run"
             lines.append(f"| {task} | {vr[0]:.2f} [{vr[1]:.2f}, {vr[2]:.2f}] | {cell} |")
     lines += _further(by, tasks, further, default, rnd, regrets, paired_ratio, summary)
-    _figure(results, tasks, lambda task: [default(task), alone(task), rnd, *further], out / "public_anytime.png")
+    _figure(by, tasks, lambda task: [default(task), alone(task), rnd, *further], out / "public_anytime.png")
     (out / "public.md").write_text("\n".join(lines) + "\n")
     (out / "public.json").write_text(json.dumps({"seeds": len(seeds), "summary": summary}, indent=1))
     print("\n".join(lines))
