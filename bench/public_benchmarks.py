@@ -125,17 +125,22 @@ def _table(task: str) -> Table:
     return _TABLES[task]
 
 
-def _ours(table: Table, searcher: str, seed: int, trials: int, concurrency: int) -> list:
+def _ours(table: Table, searcher: str, seed: int, trials: int, concurrency: int) -> tuple[list, dict]:
+    """The configurations the shipped composition finished, and its asks: ``asks`` (every call of the
+    searcher's ask), ``answered`` (repeats deduplication answered from memory), ``unstuck`` (proposals
+    drawn at random to unstick GP or BoTorch), ``ask_seconds``."""
     from gatesearch.search.loop.simulated import simulate
 
     table.bench.reseed(seed)
     tr = simulate(lambda cfg: [table.noisy(cfg)], table.space(), searcher, seed=seed, trials=trials,
                   ref=table.ref.tolist(), epochs=1, concurrency=concurrency, metrics=("objective", "cost"))
-    return tr.configs
+    return tr.configs, {"asks": tr.asks, "answered": tr.answered, "unstuck": tr.unstuck,
+                        "ask_seconds": round(tr.ask_seconds, 3)}
 
 
-def _optuna_alone(table: Table, sampler: str, seed: int, trials: int, concurrency: int) -> list:
-    """Optuna with the registry's sampler (same factory, seed, settings) in a plain ask/tell loop."""
+def _optuna_alone(table: Table, sampler: str, seed: int, trials: int, concurrency: int) -> tuple[list, dict]:
+    """Optuna with the registry's sampler (same factory, seed, settings) in a plain ask/tell loop
+    (one ask per trial: ``asks`` = trials)."""
     import optuna
 
     from gatesearch.search.searchers import registry
@@ -152,7 +157,7 @@ def _optuna_alone(table: Table, sampler: str, seed: int, trials: int, concurrenc
         for trial, cfg in drawn:
             study.tell(trial, table.noisy(cfg))
             configs.append(cfg)
-    return configs
+    return configs, {"asks": len(configs)}
 
 
 def _run(job) -> dict:
@@ -168,8 +173,8 @@ def _run(job) -> dict:
     table = _table(task)
     t0 = time.time()
     run = _ours if kind == "ours" else _optuna_alone
-    configs = run(table, name, seed, trials, int(concurrency))
-    return {"task": task, "label": label, "seed": seed, "job": list(job), "seconds": time.time() - t0,
+    configs, asked = run(table, name, seed, trials, int(concurrency))
+    return {**asked, "task": task, "label": label, "seed": seed, "job": list(job), "seconds": time.time() - t0,
             "trials": trials, "objective": task,
             "regret": {str(n): table.regret(configs[:n]) for n in CHECKPOINTS if n <= trials},
             "anytime": [table.regret(configs[:n]) for n in range(5, trials + 1, 5)],
@@ -356,8 +361,8 @@ def _further(by, tasks, labels, default, rnd, regrets, paired_ratio, summary) ->
     lines = []
     for lab in labels:
         lines += ["", f"## `{lab}`", "",
-                  "| task | seeds | s per search | regret @50 | random / it @50 | >= 1.5 | default / it @50 | "
-                  "default / it @100 |", "|---|---|---|---|---|---|---|---|"]
+                  "| task | seeds | s per search | asks per trial (unstuck draws) | regret @50 | random / it @50 | "
+                  ">= 1.5 | default / it @50 | default / it @100 |", "|---|---|---|---|---|---|---|---|---|"]
         for task in tasks:
             runs = by.get((task, lab), {})
             if not runs:
@@ -368,10 +373,13 @@ def _further(by, tasks, labels, default, rnd, regrets, paired_ratio, summary) ->
             vd = paired_ratio(regrets(task, default(task), 50, mine), it50)
             vd100 = paired_ratio(regrets(task, default(task), 100, mine), it100) if len(it100) else None
             secs = np.mean([r["seconds"] for r in runs.values()])
+            counted = [r for r in runs.values() if "asks" in r]  # runs cached before asks were recorded: none
+            asks = (f"{np.mean([r['asks'] / r['trials'] for r in counted]):.1f} "
+                    f"({np.mean([r.get('unstuck', 0) for r in counted]):.1f})") if counted else "-"
             summary.setdefault(task, {})[lab] = {"seeds": len(mine), "50": float(it50.mean()),
                                                  "random_ratio": vr, "default_ratio": vd, "default_ratio_100": vd100}
             cell100 = f"{vd100[0]:.2f} [{vd100[1]:.2f}, {vd100[2]:.2f}]" if vd100 else "-"
-            lines.append(f"| {task} | {len(mine)} | {secs:.0f} | {it50.mean():.4g} | {vr[0]:.2f} [{vr[1]:.2f}, "
+            lines.append(f"| {task} | {len(mine)} | {secs:.0f} | {asks} | {it50.mean():.4g} | {vr[0]:.2f} [{vr[1]:.2f}, "
                          f"{vr[2]:.2f}] | {'met' if vr[0] >= 1.5 else 'missed'} | {vd[0]:.2f} [{vd[1]:.2f}, "
                          f"{vd[2]:.2f}] | {cell100} |")
     return lines

@@ -30,6 +30,8 @@ def test_regret_against_the_true_front_of_a_public_table():
         run = _run(("nb201-cifar10", label, 0))
         assert 0 <= run["regret"]["100"] <= run["regret"]["50"] <= table.hv_true
         assert run["anytime"] == sorted(run["anytime"], reverse=True) and 1 <= run["distinct"] <= 100
+        # every trial took an ask; ours also asked again for each repeat deduplication answered
+        assert run["asks"] == 100 + run.get("answered", 0) and run.get("unstuck", 0) == 0
 
 
 def test_a_shorter_search_is_scored_only_at_the_checkpoints_it_reached():
@@ -54,6 +56,8 @@ def test_report_pairs_a_further_searcher_with_the_default_over_its_own_seeds(tmp
     runs = [run("ours:tpe:2", s, 1.0 + s) for s in range(4)] + [run("ours:random:2", s, 3.0 + 3 * s) for s in range(4)]
     runs += [run("optuna:tpe:2", s, 1.0 + s) for s in range(4)]
     runs += [run("ours:botorch:2", s, 0.5 + 0.5 * s, trials=50) for s in range(2)]  # seeds 0, 1
+    runs[-2].update(asks=150, unstuck=10)  # 3 asks per trial; then 2: 2.5 on average, 7 random draws
+    runs[-1].update(asks=100, unstuck=4)
     summary = _report({i: r for i, r in enumerate(runs)}, ["nb201-cifar10"], paired_ratio, tmp_path,
                       chosen={"nb201-cifar10": "tpe"})
     goals = summary["nb201-cifar10"]["goals"]
@@ -64,7 +68,7 @@ def test_report_pairs_a_further_searcher_with_the_default_over_its_own_seeds(tmp
     assert bo["default_ratio"][0] == pytest.approx(1.5 / 0.75)
     assert bo["random_ratio"][0] == pytest.approx(4.5 / 0.75) and bo["default_ratio_100"] is None
     text = (tmp_path / "public.md").read_text()
-    assert "## `ours:botorch:2`" in text and "| nb201-cifar10 | 2 |" in text and (tmp_path / "public_anytime.png").exists()
+    assert "## `ours:botorch:2`" in text and "| nb201-cifar10 | 2 | 1 | 2.5 (7.0) |" in text and (tmp_path / "public_anytime.png").exists()
 
 
 def test_the_default_is_what_auto_runs_on_the_table_and_is_paired_over_common_seeds(tmp_path):

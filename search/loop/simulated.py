@@ -44,6 +44,7 @@ class Trace:
     answered: int = 0  # repeats answered from memory
     ask_seconds: float = 0.0  # time spent in the searcher's ask/tell
     asks: int = 0
+    unstuck: int = 0  # proposals drawn at random to unstick a GP or BoTorch sampler (OptunaCore.unstuck)
 
     def hv_at(self, trials: int) -> float:
         """Hypervolume after ``trials`` ended trials (the last value if the search ended sooner)."""
@@ -179,4 +180,5 @@ def simulate(evaluate: Callable[[Mapping], Sequence[Sequence[float]]], space, se
         cfg, curve, done = clock.paused.pop(key)
         end(key, cfg, [float(v) for v in curve[done - 1]], done)
     trace.answered = memory.answered
+    trace.unstuck = getattr(getattr(core, "inner", core), "unstuck", 0)
     return trace

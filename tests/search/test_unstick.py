@@ -154,3 +154,22 @@ def test_the_rung_model_path_is_unstuck_too():
         assert not core.proposed and json.dumps(unstuck, sort_keys=True) in core.known
     finally:
         SEARCHERS.unregister("stuck-test")
+
+
+def test_the_simulated_backend_counts_the_unstuck_draws_beside_its_asks():
+    """The trace a benchmark reads (``simulate``) says how many proposals were random draws to unstick
+    the sampler: here all but the first of 12 trials, each after UNSTICK_AFTER repeats answered from memory."""
+    from gatesearch.search.loop.simulated import simulate
+
+    SEARCHERS.register("stuck-test", optuna_searcher("stuck-test", "always one configuration", _stuck_sampler,
+                                                     unstick_after=UNSTICK_AFTER, rung_model=False))
+    try:
+        trace = simulate(lambda c: [[_evaluate(c)["acc"], _evaluate(c)["macs"]]], SPACE, "stuck-test", seed=0,
+                         trials=12, ref=[0.0, 10.0], epochs=1, concurrency=1, metrics=("acc", "macs"))
+    finally:
+        SEARCHERS.unregister("stuck-test")
+    assert len(trace.configs) == 12 and trace.configs[0] == STUCK
+    assert trace.unstuck == 11 and trace.answered == UNSTICK_AFTER * 11
+    assert trace.asks == 12 + trace.answered
+    assert simulate(lambda c: [[_evaluate(c)["acc"], _evaluate(c)["macs"]]], SPACE, "random", seed=0, trials=12,
+                    ref=[0.0, 10.0], epochs=1, concurrency=1, metrics=("acc", "macs")).unstuck == 0
