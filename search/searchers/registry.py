@@ -166,15 +166,17 @@ def _botorch(seed: int, num_samples: int):
     import warnings
 
     import optuna
-    from optuna_integration import BoTorchSampler
+
+    from gatesearch.search.searchers.botorch_sampler import NonRepeatBoTorchSampler
 
     # optuna-integration marks the sampler and its candidate functions experimental (a warning per suggestion)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning,
                             message=r".*(BoTorchSampler|optuna_integration\.botorch).*")
 
     # qLogNEHVI (noisy expected hypervolume improvement, log form, Ament et al. 2023) over a GP
-    # per objective; running trials enter as pending points, so parallel trials differ
-    return BoTorchSampler(candidates_func=qlognehvi_candidates, n_startup_trials=_startup(num_samples),
+    # per objective; running trials enter as pending points, so parallel trials differ; the
+    # candidate is the best restart that is not a repeat (botorch_qnehvi.py)
+    return NonRepeatBoTorchSampler(candidates_func=qlognehvi_candidates, n_startup_trials=_startup(num_samples),
                           consider_running_trials=True, seed=seed)
 
 
