@@ -74,6 +74,7 @@ def _grid():
     objectives in tension (accuracy up with x and y, cost up with both), maximised as BoTorch sees them."""
     import itertools
 
+    import numpy
     import torch
     from optuna._transform import _SearchSpaceTransform
     from optuna.distributions import CategoricalDistribution, IntDistribution
@@ -83,7 +84,7 @@ def _grid():
     configs = [dict(zip(space, v)) for v in itertools.product(range(4), "abc")]
 
     def encode(cs):
-        return torch.tensor([transform.transform(c) for c in cs], dtype=torch.float64)
+        return torch.from_numpy(numpy.array([transform.transform(c) for c in cs], dtype=numpy.float64))
 
     def objectives(cs):
         level = {"a": 0, "b": 1, "c": 2}
