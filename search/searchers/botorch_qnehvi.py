@@ -78,7 +78,11 @@ def _rows(train_x: Any, pending_x: Any | None) -> list[Any]:
 
 def _config_key(transform: Any, row: Any) -> str:
     """The configuration ``row`` (one point of the sampler's encoded space) rounds to, as a key."""
-    return repr(sorted(transform.untransform(row.detach().cpu().numpy()).items()))
+    return _params_key(transform.untransform(row.detach().cpu().numpy()))
+
+
+def _params_key(params: dict[str, Any]) -> str:
+    return repr(sorted(params.items()))
 
 
 def _unseen_configurations(transform: Any, bounds: Any, seen: set[str], draws: int) -> Any | None:
@@ -90,9 +94,9 @@ def _unseen_configurations(transform: Any, bounds: Any, seen: set[str], draws: i
     points = bounds[0] + (bounds[1] - bounds[0]) * torch.rand(draws, bounds.size(-1), dtype=bounds.dtype)
     pool: dict[str, Any] = {}
     for point in points:
-        key = _config_key(transform, point)
+        params = transform.untransform(point.cpu().numpy())
+        key = _params_key(params)
         if key not in seen and key not in pool:
-            params = transform.untransform(point.cpu().numpy())
             pool[key] = torch.as_tensor(transform.transform(params), dtype=bounds.dtype, device=bounds.device)
     return torch.stack(list(pool.values())) if pool else None
 
