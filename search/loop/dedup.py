@@ -18,11 +18,10 @@ its simulated searches.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from gatesearch.spaces import trial_configuration
+from gatesearch.spaces import config_key, trial_configuration
 
 #: consecutive repeats of finished configurations after which the space counts as exhausted
 EXHAUSTED_AFTER = 1000
@@ -48,7 +47,7 @@ class ConfigKey:
             merged = objective.active(objective.resolve(merged))
         except ValueError:
             pass
-        return json.dumps(merged, sort_keys=True, default=str)
+        return config_key(merged)
 
 
 @dataclass(frozen=True)

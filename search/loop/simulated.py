@@ -16,7 +16,6 @@ The benchmarks in ``bench/`` and the tests drive it.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
@@ -27,6 +26,7 @@ from gatesearch.objectives.metrics import EPOCH, EPOCHS_TOTAL
 from gatesearch.search.loop.composition import decide, ending, warm_start
 from gatesearch.search.loop.dedup import ProposalMemory
 from gatesearch.search.schedulers.moasha import MOASHA, PAUSE, STOP
+from gatesearch.spaces import config_key
 
 MODES = ("max", "min")
 
@@ -98,7 +98,7 @@ def simulate(evaluate: Callable[[Mapping], Sequence[Sequence[float]]], space, se
                                     fidelities=fidelities, **extra)
     # without dedup every proposal is new: a key that never repeats
     serial = iter(range(1 << 62))
-    memory = ProposalMemory((lambda c: json.dumps(c, sort_keys=True)) if dedup else (lambda c: str(next(serial))))
+    memory = ProposalMemory(config_key if dedup else (lambda c: str(next(serial))))
     trace, clock = Trace(), _Clock()
     warm_start(core, memory, warm)
     observe = getattr(core, "observe", None)

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gatesearch.spaces import config_key
+
 
 def qlognehvi_candidates(train_x: Any, train_obj: Any, train_con: Any | None, bounds: Any,
                          pending_x: Any | None, *, transform: Any = None) -> Any:
@@ -78,11 +80,7 @@ def _rows(train_x: Any, pending_x: Any | None) -> list[Any]:
 
 def _config_key(transform: Any, row: Any) -> str:
     """The configuration ``row`` (one point of the sampler's encoded space) rounds to, as a key."""
-    return _params_key(transform.untransform(row.detach().cpu().numpy()))
-
-
-def _params_key(params: dict[str, Any]) -> str:
-    return repr(sorted(params.items()))
+    return config_key(transform.untransform(row.detach().cpu().numpy()))
 
 
 def _unseen_configurations(transform: Any, bounds: Any, seen: set[str], draws: int) -> Any | None:
@@ -95,7 +93,7 @@ def _unseen_configurations(transform: Any, bounds: Any, seen: set[str], draws: i
     pool: dict[str, Any] = {}
     for point in points:
         params = transform.untransform(point.cpu().numpy())
-        key = _params_key(params)
+        key = config_key(params)
         if key not in seen and key not in pool:
             pool[key] = torch.as_tensor(transform.transform(params), dtype=bounds.dtype, device=bounds.device)
     return torch.stack(list(pool.values())) if pool else None

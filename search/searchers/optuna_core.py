@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from typing import Any, Mapping, Sequence
+
+from gatesearch.spaces import config_key
 
 #: proposals in a row that repeat a configuration with a result or running now, after which an unstuck
 #: searcher's next proposal is drawn at random among the others (``OptunaCore(unstick_after=)``)
@@ -71,7 +72,7 @@ class OptunaCore:
 
     def _count(self, key: str, config: Mapping[str, Any]) -> None:
         """Track repeats of configurations with a result or running now (for ``unstick_after``)."""
-        k = json.dumps(dict(config), sort_keys=True, default=str)
+        k = config_key(config)
         self.repeats = self.repeats + 1 if k in self.known or k in self.proposed.values() else 0
         self.proposed[key] = k
 
@@ -82,7 +83,7 @@ class OptunaCore:
         busy = self.known | set(self.proposed.values())
         for _ in range(UNSTICK_DRAWS):
             config = self.space.sample(rng)
-            if json.dumps(config, sort_keys=True, default=str) not in busy:
+            if config_key(config) not in busy:
                 study.enqueue_trial(config, skip_if_exists=False)
                 self.unstuck += 1
                 self.repeats = 0
