@@ -31,8 +31,9 @@ tasks, never behind (interval below 1).
     python bench/public_benchmarks.py --tasks nb201-cifar10 --searchers gp random botorch --optuna --concurrency 2 --trials 50
 
 Every searcher beyond the default and random gets its own table (against the default and random,
-paired over the seeds both ran), read from the same cache: a run with more searchers adds to it. A
-run without Optuna alone (``--optuna`` with no sampler) still scores the random goal and marks
+paired over the seeds both ran), read from the same cache: a run with more searchers adds to it; a
+searcher of ours also run as Optuna alone (``--optuna tpe nsga2 random gp botorch``) gets a column
+for it, paired over the seeds both ran. A run without Optuna alone (``--optuna`` with no sampler) still scores the random goal and marks
 Optuna alone "not run".
 
 Writes bench/results/public.{md,json} and public_anytime.png; finished runs are cached in
@@ -145,7 +146,8 @@ def _optuna_alone(table: Table, sampler: str, seed: int, trials: int, concurrenc
 
     from gatesearch.search.searchers import registry
 
-    factory = {"tpe": registry._tpe, "nsga2": registry._nsga2, "random": registry._random, "gp": registry._gp}[sampler]
+    factory = {"tpe": registry._tpe, "nsga2": registry._nsga2, "random": registry._random, "gp": registry._gp,
+               "botorch": registry._botorch}[sampler]
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=factory(seed, trials))
     table.bench.reseed(seed)
     configs = []
@@ -357,12 +359,15 @@ def _common(by: dict, task: str, *labels: str) -> set:
 
 def _further(by, tasks, labels, default, rnd, regrets, paired_ratio, summary) -> list[str]:
     """One table per further searcher: its regret, and random's and the default's regret over its,
-    paired over the seeds it ran (so the ratios compare like with like, whatever its seed count)."""
+    paired over the seeds it ran (so the ratios compare like with like, whatever its seed count); for
+    one of ours, Optuna alone with the same sampler over its regret where that ran (``-`` where not),
+    paired over the seeds both ran."""
     lines = []
     for lab in labels:
         lines += ["", f"## `{lab}`", "",
                   "| task | seeds | s per search | asks per trial (unstuck draws) | regret @50 | random / it @50 | "
-                  ">= 1.5 | default / it @50 | default / it @100 |", "|---|---|---|---|---|---|---|---|---|"]
+                  ">= 1.5 | default / it @50 | default / it @100 | Optuna alone (same sampler) / it @50 |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for task in tasks:
             runs = by.get((task, lab), {})
             if not runs:
@@ -379,9 +384,15 @@ def _further(by, tasks, labels, default, rnd, regrets, paired_ratio, summary) ->
             summary.setdefault(task, {})[lab] = {"seeds": len(mine), "50": float(it50.mean()),
                                                  "random_ratio": vr, "default_ratio": vd, "default_ratio_100": vd100}
             cell100 = f"{vd100[0]:.2f} [{vd100[1]:.2f}, {vd100[2]:.2f}]" if vd100 else "-"
+            twin = "optuna:" + lab.removeprefix("ours:")  # Optuna alone with the same sampler and concurrency
+            paired = _common(by, task, lab, twin) if lab.startswith("ours:") and (task, twin) in by else set()
+            va = paired_ratio(regrets(task, twin, 50, paired), regrets(task, lab, 50, paired)) if paired else None
+            summary[task][lab].update(optuna_ratio=va, optuna_seeds=len(paired))
+            n_paired = f"{len(paired)} seed{'' if len(paired) == 1 else 's'}"
+            cell_alone = f"{va[0]:.2f} [{va[1]:.2f}, {va[2]:.2f}] ({n_paired})" if va else "-"
             lines.append(f"| {task} | {len(mine)} | {secs:.0f} | {asks} | {it50.mean():.4g} | {vr[0]:.2f} [{vr[1]:.2f}, "
                          f"{vr[2]:.2f}] | {'met' if vr[0] >= 1.5 else 'missed'} | {vd[0]:.2f} [{vd[1]:.2f}, "
-                         f"{vd[2]:.2f}] | {cell100} |")
+                         f"{vd[2]:.2f}] | {cell100} | {cell_alone} |")
     return lines
 
 

@@ -58,6 +58,7 @@ def test_report_pairs_a_further_searcher_with_the_default_over_its_own_seeds(tmp
     runs += [run("ours:botorch:2", s, 0.5 + 0.5 * s, trials=50) for s in range(2)]  # seeds 0, 1
     runs[-2].update(asks=150, unstuck=10)  # 3 asks per trial; then 2: 2.5 on average, 7 random draws
     runs[-1].update(asks=100, unstuck=4)
+    runs += [run("optuna:botorch:2", 1, 2.0, trials=50)]  # Optuna alone with the same sampler: seed 1 only
     summary = _report({i: r for i, r in enumerate(runs)}, ["nb201-cifar10"], paired_ratio, tmp_path,
                       chosen={"nb201-cifar10": "tpe"})
     goals = summary["nb201-cifar10"]["goals"]
@@ -67,8 +68,12 @@ def test_report_pairs_a_further_searcher_with_the_default_over_its_own_seeds(tmp
     # the default on seeds 0 and 1 only: (1 + 2) / 2 = 1.5, not its mean over all four seeds (2.5)
     assert bo["default_ratio"][0] == pytest.approx(1.5 / 0.75)
     assert bo["random_ratio"][0] == pytest.approx(4.5 / 0.75) and bo["default_ratio_100"] is None
+    # Optuna alone's BoTorch paired with ours on the one seed both ran (seed 1: 2.0 / 1.0)
+    assert bo["optuna_seeds"] == 1 and bo["optuna_ratio"][0] == pytest.approx(2.0)
+    assert summary["nb201-cifar10"]["optuna:botorch:2"]["optuna_ratio"] is None  # it has no twin of its own
     text = (tmp_path / "public.md").read_text()
     assert "## `ours:botorch:2`" in text and "| nb201-cifar10 | 2 | 1 | 2.5 (7.0) |" in text and (tmp_path / "public_anytime.png").exists()
+    assert "| 2.00 [2.00, 2.00] (1 seed) |" in text
 
 
 def test_the_default_is_what_auto_runs_on_the_table_and_is_paired_over_common_seeds(tmp_path):
