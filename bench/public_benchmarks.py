@@ -27,7 +27,7 @@ tasks, never behind (interval below 1).
 
     python bench/public_benchmarks.py [--seeds 20] [--workers 2] [--searchers tpe nsga2 random nevergrad]
     python bench/public_benchmarks.py --searchers gp --optuna gp --concurrency 2     # more searchers
-    # BoTorch (8 min a 50-trial search on one core on CIFAR-10; CIFAR-100, before it skipped repeats, 20), one task:
+    # BoTorch (8 min a 50-trial search on one core on CIFAR-10, 7 on CIFAR-100), one task:
     python bench/public_benchmarks.py --tasks nb201-cifar10 --searchers gp random botorch --optuna --concurrency 2 --trials 50
 
 Every searcher beyond the default and random gets its own table (against the default and random,
