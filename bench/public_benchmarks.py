@@ -33,8 +33,8 @@ tasks, never behind (interval below 1).
 Every searcher beyond the default and random gets its own table (against the default and random,
 paired over the seeds both ran), read from the same cache: a run with more searchers adds to it; a
 searcher of ours also run as Optuna alone (``--optuna tpe nsga2 random gp botorch``) gets a column
-for it, paired over the seeds both ran. A run without Optuna alone (``--optuna`` with no sampler) still scores the random goal and marks
-Optuna alone "not run".
+for it, paired over the seeds both ran. A run without Optuna alone (``--optuna`` with no sampler)
+still scores the random goal and marks Optuna alone "not run".
 
 Writes bench/results/public.{md,json} and public_anytime.png; finished runs are cached in
 public_runs.jsonl (an interrupted benchmark continues).
@@ -320,8 +320,8 @@ def _report(results: dict, tasks: list[str], paired_ratio, out: Path, chosen: di
             behind += is_behind
             compared += 1
             summary[task]["goals"]["optuna_ratio"] = va
-            cells = f"{va[0]:.2f} [{va[1]:.2f}, {va[2]:.2f}] | {'yes' if is_ahead else 'no'} | {'YES' if is_behind else 'no'}"
-        lines.append(f"| {task} | {vr[0]:.2f} [{vr[1]:.2f}, {vr[2]:.2f}] | {'met' if ok_r else 'MISSED'} | {cells} |")
+            cells = f"{_interval(va)} | {'yes' if is_ahead else 'no'} | {'YES' if is_behind else 'no'}"
+        lines.append(f"| {task} | {_interval(vr)} | {'met' if ok_r else 'MISSED'} | {cells} |")
     k = len(tasks)
     unmeasured = f"; {k - measured} of {k} not run" if measured < k else ""
     lines += ["", f"- 1.5x better than random: {met_random} of {measured} tasks run "
@@ -342,14 +342,18 @@ def _report(results: dict, tasks: list[str], paired_ratio, out: Path, chosen: di
             vr = paired_ratio(regrets(task, rnd, 100, both), ours)
             va = paired_ratio(regrets(task, alone(task), 100, both), ours) if has_alone else None
             summary[task].setdefault("at_100", {"random_ratio": vr, "optuna_ratio": va})
-            cell = f"{va[0]:.2f} [{va[1]:.2f}, {va[2]:.2f}]" if va else "not run"
-            lines.append(f"| {task} | {vr[0]:.2f} [{vr[1]:.2f}, {vr[2]:.2f}] | {cell} |")
+            lines.append(f"| {task} | {_interval(vr)} | {_interval(va) if va else 'not run'} |")
     lines += _further(by, tasks, further, default, rnd, regrets, paired_ratio, summary)
     _figure(by, tasks, lambda task: [default(task), alone(task), rnd, *further], out / "public_anytime.png")
     (out / "public.md").write_text("\n".join(lines) + "\n")
     (out / "public.json").write_text(json.dumps({"seeds": len(seeds), "summary": summary}, indent=1))
     print("\n".join(lines))
     return summary
+
+
+def _interval(v) -> str:
+    """A paired ratio ``(point, low, high)`` as the tables print it."""
+    return f"{v[0]:.2f} [{v[1]:.2f}, {v[2]:.2f}]"
 
 
 def _common(by: dict, task: str, *labels: str) -> set:
@@ -383,16 +387,15 @@ def _further(by, tasks, labels, default, rnd, regrets, paired_ratio, summary) ->
                     f"({np.mean([r.get('unstuck', 0) for r in counted]):.1f})") if counted else "-"
             summary.setdefault(task, {})[lab] = {"seeds": len(mine), "50": float(it50.mean()),
                                                  "random_ratio": vr, "default_ratio": vd, "default_ratio_100": vd100}
-            cell100 = f"{vd100[0]:.2f} [{vd100[1]:.2f}, {vd100[2]:.2f}]" if vd100 else "-"
-            twin = "optuna:" + lab.removeprefix("ours:")  # Optuna alone with the same sampler and concurrency
-            paired = _common(by, task, lab, twin) if lab.startswith("ours:") and (task, twin) in by else set()
+            # Optuna alone with the same sampler and concurrency (none for a label that is not ours)
+            twin = "optuna:" + lab.removeprefix("ours:") if lab.startswith("ours:") else None
+            paired = _common(by, task, lab, twin) if twin else set()
             va = paired_ratio(regrets(task, twin, 50, paired), regrets(task, lab, 50, paired)) if paired else None
             summary[task][lab].update(optuna_ratio=va, optuna_seeds=len(paired))
             n_paired = f"{len(paired)} seed{'' if len(paired) == 1 else 's'}"
-            cell_alone = f"{va[0]:.2f} [{va[1]:.2f}, {va[2]:.2f}] ({n_paired})" if va else "-"
-            lines.append(f"| {task} | {len(mine)} | {secs:.0f} | {asks} | {it50.mean():.4g} | {vr[0]:.2f} [{vr[1]:.2f}, "
-                         f"{vr[2]:.2f}] | {'met' if vr[0] >= 1.5 else 'missed'} | {vd[0]:.2f} [{vd[1]:.2f}, "
-                         f"{vd[2]:.2f}] | {cell100} | {cell_alone} |")
+            lines.append(f"| {task} | {len(mine)} | {secs:.0f} | {asks} | {it50.mean():.4g} | {_interval(vr)} | "
+                         f"{'met' if vr[0] >= 1.5 else 'missed'} | {_interval(vd)} | "
+                         f"{_interval(vd100) if vd100 else '-'} | {f'{_interval(va)} ({n_paired})' if va else '-'} |")
     return lines
 
 
